@@ -1,0 +1,3 @@
+from fireflan.cli import main
+
+main()

@@ -1,0 +1,90 @@
+"""The command line: `python -m fireflan VERB ...` (python-fire). Heavy imports stay inside verbs.
+
+    python -m fireflan world --seed 0 --out runs/world
+    python -m fireflan search "Who directed The Last Nafern?" --corpus runs/world
+    python -m fireflan score runs/world/predictions.jsonl runs/world/test.jsonl --task world
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+class CLI:
+    """fireflan: make small language models into tool-using agents on one machine."""
+
+    def world(self, out: str = "runs/world", seed: int = 0, train: int = 3000, dev: int = 300,
+              test: int = 300, paragraphs: int = 10, notool_share: float = 0.10):
+        """Write the embedded world: OUT/{train,dev,test}.jsonl (HotpotQA schema) and OUT/corpus.jsonl.
+
+        Args:
+            out: folder to write.
+            seed: the same seed writes byte-identical files.
+            train: questions in the train split.
+            dev: questions in the dev split.
+            test: questions in the test split.
+            paragraphs: paragraphs in each question's context (gold + distractors).
+            notool_share: share of questions answerable without the tool.
+        """
+        from fireflan.world import WorldConfig, write_world
+
+        config = WorldConfig(seed=seed, train=train, dev=dev, test=test, paragraphs=paragraphs,
+                             notool_share=notool_share)
+        counts = write_world(config, out)
+        print(json.dumps({"out": str(out), **counts}))
+
+    def search(self, query, corpus: str = "runs/world", lookup: str | None = None):
+        """Print what the wiki tool returns for search[QUERY] (then lookup[LOOKUP], if given).
+
+        Args:
+            query: a page title or free words.
+            corpus: a corpus JSONL, a world folder, or an official HotpotQA JSON file.
+            lookup: a keyword to look up in the page found.
+        """
+        from fireflan.tools.wiki import Wiki
+
+        wiki = Wiki.from_file(corpus)
+        print(wiki.search(str(query)))
+        if lookup is not None:
+            print(wiki.lookup(str(lookup)))
+
+    def score(self, pred, gold, task: str = "hotpotqa"):
+        """Score answers; prints {"em": ..., "f1": ...} as JSON.
+
+        PRED and GOLD are either two answers ("Paris" "paris") or two files: predictions (JSONL of
+        {"_id" or "id", "answer" or "prediction"}, a JSON {id: answer}, or the official HotpotQA
+        {"answer": {id: answer}}) and the task's questions. A question with no prediction scores 0.
+
+        Args:
+            pred: an answer, or a predictions file.
+            gold: the gold answer, or the task's data file (a world folder for --task world).
+            task: world | hotpotqa | bamboogle | strategyqa | mmlu.
+        """
+        from fireflan.scoring import score_files, score_one
+
+        result = score_files(pred, gold, task) if _is_path(pred) else score_one(str(pred), str(gold), task)
+        print(json.dumps(result))
+
+
+def _is_path(value) -> bool:
+    from pathlib import Path
+
+    return isinstance(value, str) and Path(value).exists()
+
+
+def main(argv=None):
+    """Run a verb. Bad input (DataError, ValueError) ends with its message and exit status 2."""
+    import fire
+
+    from fireflan.io import DataError
+
+    try:
+        fire.Fire(CLI(), command=argv, name="fireflan")
+    except (DataError, ValueError) as e:
+        print(f"fireflan: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,108 @@
+"""Reading and writing the kit's files, with errors that name the file, the line and the field.
+
+Every artifact is JSONL (one JSON object a line) that `datasets.load_dataset("json", ...)` reads.
+Readers never skip a bad line silently: they raise `DataError` saying where it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+
+class DataError(ValueError):
+    """Bad input: the message names the file, the line (or record) and the field."""
+
+    def __init__(self, path, message: str, line: int | None = None, field: str | None = None):
+        where = str(path) + (f":{line}" if line is not None else "")
+        what = f"field '{field}': " if field is not None else ""
+        super().__init__(f"{where}: {what}{message}")
+        self.path, self.line, self.field = str(path), line, field
+
+
+def _existing(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "no such file")
+    return path
+
+
+def iter_jsonl(path) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-blank line of a JSONL file."""
+    path = _existing(path)
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(path, f"not valid JSON ({e.msg}, column {e.colno})", line=n) from None
+            if not isinstance(obj, dict):
+                raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", line=n)
+            yield n, obj
+
+
+def read_json(path):
+    """Read a whole JSON file (e.g. an official HotpotQA split)."""
+    path = _existing(path)
+    with path.open(encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise DataError(path, f"not valid JSON ({e.msg}, column {e.colno})", line=e.lineno) from None
+
+
+def read_records(path) -> Iterator[tuple[str, dict]]:
+    """Yield (n, object) for a .jsonl file (n: line number) or a .json list (n: record number)."""
+    path = _existing(path)
+    if path.suffix == ".jsonl":
+        for n, obj in iter_jsonl(path):
+            yield n, obj
+        return
+    data = read_json(path)
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        raise DataError(path, "expected a JSON list of records (or a .jsonl file)")
+    for i, obj in enumerate(data, start=1):
+        if not isinstance(obj, dict):
+            raise DataError(path, f"record {i} is not a JSON object")
+        yield i, obj
+
+
+def require(obj: dict, field: str, types, path, line) -> object:
+    """obj[field], checked for presence and type; a DataError naming file, line and field if not."""
+    if field not in obj:
+        raise DataError(path, "missing", line=line, field=field)
+    value = obj[field]
+    if not isinstance(value, types):
+        names = types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
+        raise DataError(path, f"expected {names}, got {type(value).__name__}", line=line, field=field)
+    return value
+
+
+def write_jsonl(path, records: Iterable[dict]) -> int:
+    """Write records atomically (to a temporary file, then renamed); returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    with tmp.open("w", encoding="utf-8") as f:
+        for rec in records:
+            f.write(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n")
+            n += 1
+    os.replace(tmp, path)
+    return n
+
+
+def append_jsonl(path, record: dict) -> None:
+    """Append one record and flush it to disk: the unit of resumable work."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,0 +1,198 @@
+"""The wiki tool: `search[...]`, `lookup[...]` and `finish[...]` over a corpus of paragraphs.
+
+A corpus is any list of pages (title + sentences): the embedded world's articles, the union of the
+`context` paragraphs of a HotpotQA split, or a user's JSONL of `{"title", "text"}`.
+
+- search[X]: if X is a title (case-insensitive), that page; otherwise the best BM25 passage
+  and a line `Similar: [t1, t2, t3, t4, t5]` of the top titles.
+- lookup[K]: the next sentence of the last page found that contains K: `(Result i / n) ...`.
+- finish[A]: ends the episode with the answer A.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from fireflan.io import DataError, read_records, require
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+@dataclass(frozen=True)
+class Page:
+    title: str
+    sentences: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+    @classmethod
+    def from_text(cls, title: str, text: str) -> Page:
+        """Split plain text into sentences. ('T', 'One. Two!') -> Page('T', ('One.', 'Two!'))"""
+        return cls(title, tuple(s for s in _SENTENCE_END.split(text.strip()) if s))
+
+
+@dataclass(frozen=True)
+class Observation:
+    text: str
+    done: bool = False  # True after finish[...]
+    answer: str | None = None  # the finish argument
+
+
+def normalize_title(title: str) -> str:
+    """'  the_Beatles. ' -> 'the beatles'"""
+    return " ".join(title.replace("_", " ").lower().split()).strip("\"'`. ")
+
+
+def _pages_from_hotpot(path, records) -> list[Page]:
+    pages = []
+    for n, rec in records:
+        for i, item in enumerate(require(rec, "context", list, path, n)):
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], list)):
+                raise DataError(path, f"context[{i}] must be [title, [sentences]]", line=n, field="context")
+            pages.append(Page(str(item[0]), tuple(s.strip() for s in item[1] if s.strip())))
+    return pages
+
+
+def load_corpus(path) -> list[Page]:
+    """Pages from a corpus JSONL, a world folder (its corpus.jsonl) or an official HotpotQA JSON.
+
+    Titles repeat in a HotpotQA split (two questions share a paragraph): the first one is kept.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "corpus.jsonl"
+    if path.suffix == ".json":
+        pages = _pages_from_hotpot(path, read_records(path))
+    else:
+        pages = []
+        for n, rec in read_records(path):
+            title = require(rec, "title", str, path, n)
+            if "sentences" in rec:
+                pages.append(Page(title, tuple(require(rec, "sentences", list, path, n))))
+            else:
+                pages.append(Page.from_text(title, require(rec, "text", str, path, n)))
+    if not pages:
+        raise DataError(path, "the corpus has no pages")
+    unique = {}
+    for page in pages:
+        unique.setdefault(normalize_title(page.title), page)
+    return list(unique.values())
+
+
+class Wiki:
+    """The tool an agent calls. One instance per episode stream; `reset()` between episodes."""
+
+    actions = ("search", "lookup", "finish")
+
+    def __init__(self, pages: list[Page], similar: int = 5):
+        self.pages = list(pages)
+        self.similar = similar
+        self._by_title = {normalize_title(p.title): p for p in self.pages}
+        self._retriever = None
+        self.reset()
+
+    @classmethod
+    def from_file(cls, path, **kwargs) -> Wiki:
+        return cls(load_corpus(path), **kwargs)
+
+    def reset(self) -> None:
+        self.page: Page | None = None
+        self._keyword, self._results, self._next = None, [], 0
+
+    # -- retrieval
+    def _index(self):
+        import bm25s
+
+        docs = [f"{p.title}. {p.text}" for p in self.pages]
+        retriever = bm25s.BM25()
+        retriever.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
+        return retriever
+
+    def rank(self, query: str, k: int) -> list[Page]:
+        """The k pages that match `query` best by BM25 (fewer if fewer share a word with it)."""
+        import bm25s
+
+        if self._retriever is None:
+            self._retriever = self._index()
+        tokens = bm25s.tokenize([query], stopwords="en", return_ids=False, show_progress=False)
+        if not tokens[0]:
+            return []
+        k = min(k, len(self.pages))
+        docs, scores = self._retriever.retrieve(tokens, k=k, show_progress=False)
+        return [self.pages[int(d)] for d, s in zip(docs[0], scores[0]) if s > 0]
+
+    # -- actions
+    def search(self, query: str) -> str:
+        self._keyword, self._results, self._next = None, [], 0
+        if not query.strip():
+            return "search needs a title or some words: search[...]."
+        page = self._by_title.get(normalize_title(query))
+        if page is not None:
+            self.page = page
+            return page.text
+        ranked = self.rank(query, self.similar)
+        if not ranked:
+            self.page = None
+            return f'Could not find "{query}". Try other words.'
+        self.page = ranked[0]
+        titles = ", ".join(p.title for p in ranked)
+        return f'No page is titled "{query}". Best match, {ranked[0].title}: {ranked[0].text}\nSimilar: [{titles}]'
+
+    def lookup(self, keyword: str) -> str:
+        if self.page is None:
+            return "No page is open: search[...] a page before lookup[...]."
+        if not keyword.strip():
+            return "lookup needs a keyword: lookup[...]."
+        if keyword != self._keyword:
+            needle = keyword.lower()
+            self._keyword, self._next = keyword, 0
+            self._results = [s for s in self.page.sentences if needle in s.lower()]
+        if self._next >= len(self._results):
+            return "No more results."
+        self._next += 1
+        return f"(Result {self._next} / {len(self._results)}) {self._results[self._next - 1]}"
+
+    def step(self, action: str, argument: str) -> Observation:
+        """Run one parsed action. Unknown actions are answered, not raised: the model erred."""
+        if action == "search":
+            return Observation(self.search(argument))
+        if action == "lookup":
+            return Observation(self.lookup(argument))
+        if action == "finish":
+            return Observation(f"Episode finished with the answer: {argument}", done=True, answer=argument)
+        return Observation(f"Unknown action '{action}'. Valid actions: search[...], lookup[...], finish[...].")
+
+
+def gold_walk(example, wiki: Wiki) -> str | None:
+    """Walk an example's supporting facts through the tool, as an expert would; None when the
+    gold answer is reachable, else why not. A "notool" question has no facts and needs no tool.
+
+    Reachable: search[title] returns a page holding each supporting sentence, and a span answer
+    (not yes/no) is written in those sentences, in the question, or is one of the titles.
+    """
+    from fireflan.scoring import normalize_answer
+
+    if not example.supporting_facts:
+        return None if example.type == "notool" else "no supporting facts"
+    context = {title: sentences for title, sentences in example.context}
+    found = []
+    for title, index in example.supporting_facts:
+        observation = wiki.search(title)
+        sentences = context.get(title)
+        if sentences is None or not 0 <= index < len(sentences):
+            return f"supporting fact [{title!r}, {index}] is not in the context"
+        sentence = sentences[index].strip()
+        if sentence not in observation:
+            return f"search[{title}] does not return sentence {index}: {sentence!r}"
+        found += [title, sentence]
+    answer = normalize_answer(example.answer)
+    if answer in ("yes", "no"):
+        return None
+    haystack = " ".join(normalize_answer(t) for t in [*found, example.question])
+    if answer not in haystack:
+        return f"the answer {example.answer!r} is not in the supporting sentences"
+    return None
