@@ -35,6 +35,15 @@ class WorldConfig:
     paragraphs: int = 10  # paragraphs in each question's `context` (gold + distractors), as HotpotQA
     notool_share: float = 0.10  # questions answerable without the tool (arithmetic, definitions)
 
+    def __post_init__(self):
+        for name in ("train", "dev", "test"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"world option {name} must be a positive integer, got {getattr(self, name)!r}")
+        if not 4 <= self.paragraphs <= 50:
+            raise ValueError(f"world option paragraphs must be within 4..50, got {self.paragraphs}")
+        if not 0.0 <= self.notool_share <= 0.5:
+            raise ValueError(f"world option notool_share must be within 0..0.5, got {self.notool_share}")
+
 
 # --------------------------------------------------------------------------- invented words
 
@@ -70,10 +79,11 @@ def _pick(rng, options):
     return options[rng.randrange(len(options))]
 
 
-_FILM_NOUNS = "Letters Harbor Affair Winter Crossing Garden Inheritance Archive Lantern Orchard Signal Tide Verdict Voyage".split()  # noqa: E501
+_FILM_NOUNS = ("Letters Harbor Affair Winter Crossing Garden Inheritance Archive Lantern Orchard Signal Tide "
+               "Verdict Voyage").split()
 _ALBUM_WORDS = "Blue Quiet Paper Golden Hollow Electric Northern Slow Wild Silver".split()
 _BAND_NOUNS = "Collective Orchestra Parade Machine Echo Brothers Society Engine".split()
-_GENRES_FILM = ["drama", "comedy", "thriller", "science fiction", "documentary", "horror", "musical", "western"]  # noqa: E501
+_GENRES_FILM = ["drama", "comedy", "thriller", "science fiction", "documentary", "horror", "musical", "western"]
 _GENRES_MUSIC = ["rock", "jazz", "folk", "electronic", "punk", "soul", "indie pop", "metal"]
 _INDUSTRIES = [("Industries", "manufacturing"), ("Systems", "software"), ("Motors", "automotive"),
                ("Foods", "food processing"), ("Shipping", "shipping"), ("Holdings", "investment")]
@@ -120,12 +130,13 @@ def _build_entities(rng: random.Random, names: _Names, n_questions: dict) -> dic
         cities = []
         for _ in range(max(8, round(4 * scale))):
             country = _pick(rng, countries)
-            name = names.make(lambda r: _pick(r, ["{w}", "{w}", "{w}", "Port {w}", "New {w}", "{w} Falls"]).format(w=_word(r, r.randint(2, 3))))  # noqa: E501
+            name = names.make(lambda r: _pick(r, ["{w}", "{w}", "{w}", "Port {w}", "New {w}", "{w} Falls"]).format(
+                w=_word(r, r.randint(2, 3))))
             cities.append(Entity("city", name, group, {
                 "country": country.name, "founded": _year(rng, 800, 1900),
                 "population": rng.randrange(20_000, 2_500_000, 500)}))
 
-        def person(occupation, born_lo, born_hi):
+        def person(occupation, born_lo, born_hi, cities=cities, group=group):
             city = _pick(rng, cities)
             gender = _pick(rng, ["he", "she"])
             name = names.make(lambda r: f"{_word(r, 2)} {_word(r, r.randint(2, 3))}")
@@ -142,7 +153,7 @@ def _build_entities(rng: random.Random, names: _Names, n_questions: dict) -> dic
                 founded = _year(rng, 1850, 2015)
                 founder = person("entrepreneur", founded - 60, founded - 22)
                 if suffixes:
-                    suffix, industry = _pick(rng, suffixes), {"studio": "film production", "label": "music"}[kind]  # noqa: E501
+                    suffix, industry = _pick(rng, suffixes), {"studio": "film production", "label": "music"}[kind]
                 else:
                     suffix, industry = _pick(rng, _INDUSTRIES)
                 name = names.make(lambda r, s=suffix: f"{_word(r, r.randint(2, 3))} {s}")
@@ -186,6 +197,8 @@ def _build_entities(rng: random.Random, names: _Names, n_questions: dict) -> dic
             bands.append(band)
             year = formed
             for i in range(rng.randint(1, 3)):
+                if year >= 2023:
+                    break
                 year = _year(rng, year + 1, year + 6)
                 title = names.make(lambda r: _pick(r, [
                     "{w}", "Songs for {w}", "{a} {w}", "The {w} Sessions", "Nights in {w}"
@@ -211,7 +224,7 @@ _TEMPLATES = {
                                      "{name} is a {genre} picture made by the filmmaker {director}."]),
             (("genre",), ["{name} is a {genre} film.", "{name} is a feature-length {genre}."]),
         ],
-        "year": ["{S} was released in {year}.", "{S} premiered in {year}.", "{S} first reached cinemas in {year}."],  # noqa: E501
+        "year": ["{S} was released in {year}.", "{S} premiered in {year}.", "{S} first reached cinemas in {year}."],
         "genre": ["{S} is usually described as a {genre}.", "Critics filed {S_obj} under {genre}."],
         "director": ["{S} was directed by {director}.", "{director} directed {S_obj}.",
                      "The director of {S_obj} was {director}."],
@@ -258,7 +271,8 @@ _TEMPLATES = {
     "country": {
         "intro": [
             (("continent",), ["{name} is a country on the {continent} continent."]),
-            (("continent", "capital"), ["{name} is a country on the {continent} continent whose capital is {capital}."]),  # noqa: E501
+            (("continent", "capital"),
+             ["{name} is a country on the {continent} continent whose capital is {capital}."]),
         ],
         "capital": ["Its capital is {capital}.", "The capital of {name} is {capital}."],
         "demonym": ["People from {name} are called {demonym}s.", "Its citizens are known as {demonym}s."],
@@ -270,7 +284,7 @@ _TEMPLATES = {
     },
     "company": {
         "intro": [
-            (("industry",), ["{name} is a {industry} company.", "{name} is a company in the {industry} business."]),  # noqa: E501
+            (("industry",), ["{name} is a {industry} company.", "{name} is a company in the {industry} business."]),
             (("industry", "founded"), ["{name} is a {industry} company founded in {founded}."]),
             (("industry", "founder"), ["{name} is a {industry} company founded by {founder}."]),
         ],
@@ -403,7 +417,7 @@ def _bridge(g: dict, rng) -> list[_Q]:
         band = g["by_name"][x.facts["band"]]
         city = g["by_name"][band.facts["city"]]
         out.append(_Q(f"In which country was the band behind the album {x.name} formed?", city.facts["country"],
-                      "bridge", "hard", [(x, "band"), (band, "city"), (city, "country")], "bridge/album-band-country"))  # noqa: E501
+                      "bridge", "hard", [(x, "band"), (band, "city"), (city, "country")], "bridge/album-band-country"))
     return out
 
 
@@ -483,7 +497,7 @@ def _single(g: dict, rng) -> list[_Q]:
 
 _DEFINED = [("fish", "lives in cold rivers"), ("bird", "nests in cliffs"), ("tree", "grows on hillsides"),
             ("boat", "carries nets for fishing"), ("drum", "is played at weddings"),
-            ("pastry", "is filled with plums"), ("dance", "is performed in pairs"), ("tool", "is used to split logs")]  # noqa: E501
+            ("pastry", "is filled with plums"), ("dance", "is performed in pairs"), ("tool", "is used to split logs")]
 
 
 def _notool(rng, n: int) -> list[_Q]:

@@ -28,7 +28,7 @@ def load(source=None, split: str = "test", n: int | None = None) -> list[Example
             reader = csv.DictReader(f)
             for col in ("Question", "Answer"):
                 if col not in (reader.fieldnames or []):
-                    raise DataError(path, "missing column (the header must name Question,Answer)", line=1, field=col)  # noqa: E501
+                    raise DataError(path, "missing column (the header must name Question,Answer)", line=1, field=col)
             rows = [(i, r) for i, r in enumerate(reader, start=2)]  # line 1 is the header
     out = []
     for line, r in rows:

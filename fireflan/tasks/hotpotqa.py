@@ -28,8 +28,8 @@ def from_hub_record(rec: dict) -> dict:
     return {
         "_id": rec["id"], "question": rec["question"], "answer": rec["answer"],
         "type": rec.get("type", ""), "level": rec.get("level", ""),
-        "supporting_facts": [[t, i] for t, i in zip(sf.get("title", []), sf.get("sent_id", []))],
-        "context": [[t, list(s)] for t, s in zip(ctx.get("title", []), ctx.get("sentences", []))],
+        "supporting_facts": [[t, i] for t, i in zip(sf.get("title", []), sf.get("sent_id", []), strict=True)],
+        "context": [[t, list(s)] for t, s in zip(ctx.get("title", []), ctx.get("sentences", []), strict=True)],
     }
 
 

@@ -20,7 +20,7 @@ LETTERS = "ABCD"
 
 def with_options(question: str, choices: list[str]) -> str:
     """('2+2?', ['3', '4', '5', '6']) -> '2+2?\\nA. 3\\nB. 4\\nC. 5\\nD. 6'"""
-    return question.strip() + "".join(f"\n{letter}. {c}" for letter, c in zip(LETTERS, choices))
+    return question.strip() + "".join(f"\n{letter}. {c}" for letter, c in zip(LETTERS, choices, strict=False))
 
 
 def _example(i, question, choices, answer, subject="") -> Example:
@@ -43,9 +43,10 @@ def load(source=None, split: str = "test", n: int | None = None, subject: str = 
         with file.open(newline="", encoding="utf-8") as f:
             for line, row in enumerate(csv.reader(f), start=1):
                 if len(row) != 6:
-                    raise DataError(file, f"expected 6 columns (question, A, B, C, D, answer), got {len(row)}", line=line)  # noqa: E501
+                    raise DataError(file, f"expected 6 columns (question, A, B, C, D, answer), got {len(row)}",
+                                    line=line)
                 if row[5].strip().upper() not in LETTERS:
-                    raise DataError(file, f"answer must be one of A-D, got {row[5]!r}", line=line, field="answer")  # noqa: E501
+                    raise DataError(file, f"answer must be one of A-D, got {row[5]!r}", line=line, field="answer")
                 out.append(_example(f"{file.stem}-{line}", row[0], row[1:5], row[5].strip().upper(), file.stem))
     return limit(out, n)
 

@@ -60,7 +60,8 @@ def parse_action(text: str, names: tuple[str, ...] = ACTION_NAMES) -> Parsed:
     if m is None:
         thought = _THOUGHT.sub("", text.strip()).strip()
         names_list = ", ".join(f"{n}[...]" for n in names)
-        return Parsed(thought, None, None, "", f"Invalid action: no 'Action: name[argument]' found. Use one of {names_list}.")  # noqa: E501
+        error = f"Invalid action: no 'Action: name[argument]' found. Use one of {names_list}."
+        return Parsed(thought, None, None, "", error)
     close = _closing(text, m.end())
     thought = _THOUGHT.sub("", text[: m.start()].strip()).strip()
     name = m.group(1).lower()

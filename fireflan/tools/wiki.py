@@ -123,7 +123,7 @@ class Wiki:
             return []
         k = min(k, len(self.pages))
         docs, scores = self._retriever.retrieve(tokens, k=k, show_progress=False)
-        return [self.pages[int(d)] for d, s in zip(docs[0], scores[0]) if s > 0]
+        return [self.pages[int(d)] for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
 
     # -- actions
     def search(self, query: str) -> str:

@@ -1,0 +1,42 @@
+# fireflan — the whole set-up is in these targets; a fresh machine needs only `make all` or `make test`.
+#   make all    the main job on the embedded default, end to end (writes runs/)
+#   make test   the default test tier (pytest -m "not slow")
+#   make lint   ruff
+#   make bench  the benchmarks in bench/ (each prints one JSON object on its last line)
+#   make clean  remove the virtual environment, runs and caches
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+RUNS   ?= runs
+
+.PHONY: all test test-slow lint bench clean
+
+# One stamp per set of extras: re-installs when pyproject.toml or the constraints change.
+# torch goes in first, from the CPU wheel pinned in constraints.txt, so that no later package
+# pulls a CUDA build of several GB.
+$(VENV)/.ready-%: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[$*]"
+	touch $@
+
+all: $(VENV)/.ready-dev
+	$(PY) -m fireflan.recipes.world --config recipes/world.toml --out $(RUNS)/world
+
+test: $(VENV)/.ready-dev
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: $(VENV)/.ready-dev
+	$(PY) -m pytest -m slow -q
+
+lint: $(VENV)/.ready-dev
+	$(PY) -m ruff check fireflan tests bench
+
+bench: $(VENV)/.ready-dev
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(RUNS) build *.egg-info .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,115 @@
+"""The embedded world end to end with the stages built so far: world -> tool -> scoring.
+
+    python -m fireflan.recipes.world --out runs/world     # what `make all` runs for now
+    python -m fireflan.recipes.world --config recipes/world.toml   # the same, from a recipe file
+
+1. write the world (train/dev/test questions in HotpotQA's schema, and the article corpus);
+2. open the wiki tool over the corpus;
+3. walk every test question's supporting facts through the tool, as an expert teacher will:
+   every gold answer must be reachable;
+4. search each raw question: how often is a gold page among the `Similar` titles?
+5. a baseline that uses no tool (the commonest training answer of the question's kind, or the
+   first option of a comparison), scored with the task's scorer: the world cannot be guessed;
+6. write predictions and metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+
+def no_tool_guess(question: str, kind: str, common: dict[str, str]) -> str:
+    """What a model that cannot search would say. 'Which is older, A or B?' -> 'A'"""
+    if kind.startswith("comparison/") and ", " in question and " or " in question:
+        return question.rsplit(", ", 1)[1].split(" or ")[0]
+    return common.get(kind, "")
+
+
+def load_config(path) -> dict:
+    """Options from a recipe TOML file; flags given on the command line win over it."""
+    import tomllib
+
+    from fireflan.io import DataError
+
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise DataError(path, "no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise DataError(path, f"not valid TOML ({e})") from None
+
+
+def main(out: str = "runs/world", seed: int = 0):
+    from tqdm import tqdm
+
+    from fireflan.io import read_records, write_jsonl
+    from fireflan.scoring import score_files
+    from fireflan.tasks import get_task
+    from fireflan.tools.wiki import Wiki, gold_walk
+    from fireflan.world import WorldConfig, write_world
+
+    out = Path(out)
+    started = time.time()
+
+    # 1. the world
+    counts = write_world(WorldConfig(seed=seed), out)
+    print(f"world: {json.dumps(counts)} -> {out}")
+
+    # 2. the tool
+    wiki = Wiki.from_file(out)
+    task = get_task("world")
+    test = task.load(out, split="test")
+
+    # 3. + 4. reachability and retrieval
+    unreachable, similar_hits, tool_questions = [], 0, 0
+    for ex in tqdm(test, desc="walk + search", unit="q"):
+        why = gold_walk(ex, wiki)
+        if why:
+            unreachable.append({"_id": ex.id, "why": why})
+        if ex.supporting_facts:
+            tool_questions += 1
+            gold = {t for t, _ in ex.supporting_facts}
+            similar_hits += bool(gold & {p.title for p in wiki.rank(ex.question, 5)})
+
+    # 5. the no-tool baseline
+    kinds = {r["_id"]: r["kind"] for _, r in read_records(out / "test.jsonl")}
+    common = {}
+    by_kind = Counter((r["kind"], r["answer"]) for _, r in read_records(out / "train.jsonl"))
+    for (kind, answer), _ in by_kind.most_common():
+        common.setdefault(kind, answer)
+    predictions = [{"_id": ex.id, "answer": no_tool_guess(ex.question, kinds[ex.id], common)} for ex in test]
+    write_jsonl(out / "predictions_no_tool.jsonl", predictions)
+    baseline = score_files(out / "predictions_no_tool.jsonl", out, task="world")
+
+    # 6. metrics
+    metrics = {
+        "questions": counts, "test_reachable": 1 - len(unreachable) / len(test),
+        "unreachable": unreachable[:20],
+        "similar_recall_at_5": similar_hits / max(tool_questions, 1),
+        "no_tool_baseline": baseline, "seconds": round(time.time() - started, 1),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"gold answers reachable with the tool: {metrics['test_reachable']:.1%}")
+    print(f"a gold page among the top-5 for the raw question: {metrics['similar_recall_at_5']:.1%}")
+    print(f"no-tool baseline: EM {baseline['em']:.3f}  F1 {baseline['f1']:.3f}")
+    print(f"metrics -> {out / 'metrics.json'}")
+
+
+def cli(config: str | None = None, **flags):
+    """`--config FILE` and/or `--out DIR --seed N`."""
+    options = load_config(config) if config else {}
+    unknown = set(options) | set(flags)
+    unknown -= {"out", "seed"}
+    if unknown:
+        raise SystemExit(f"fireflan.recipes.world: unknown option(s) {sorted(unknown)}; the options are out, seed")
+    main(**{**options, **flags})
+
+
+if __name__ == "__main__":
+    import fire
+
+    fire.Fire(cli)

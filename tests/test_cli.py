@@ -1,0 +1,73 @@
+import json
+import subprocess
+import sys
+import time
+
+from conftest import HOTPOT_SAMPLE, ROOT, run_cli, shared
+
+
+def test_help_is_fast_and_imports_no_heavy_library():
+    code = ("import sys, time; t = time.time(); from fireflan.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'transformers', 'trl', 'datasets', 'bm25s', 'llama_cpp')\n"
+            "         if m in sys.modules]\n"
+            "print('HEAVY', heavy, time.time() - t)")
+    started = time.time()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert time.time() - started < 5  # generous: the point is no multi-second torch import
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("HEAVY"))
+    assert line.startswith("HEAVY []"), line
+    shown = proc.stdout + proc.stderr  # fire writes help to stderr when not on a terminal
+    assert "world" in shown and "search" in shown and "score" in shown
+
+
+def test_world_command_writes_the_files(tmp_path):
+    out = tmp_path / "w"
+    proc = run_cli("world", "--seed", 1, "--train", 40, "--dev", 10, "--test", 12, "--out", out)
+    counts = json.loads(proc.stdout)
+    assert counts == {"out": str(out), "train": 40, "dev": 10, "test": 12, "corpus": counts["corpus"]}
+    assert len((out / "test.jsonl").read_text().splitlines()) == 12
+    assert all(set(json.loads(x)) >= {"title", "text"} for x in (out / "corpus.jsonl").read_text().splitlines())
+
+
+def test_search_command(small_world):
+    title = json.loads((small_world / "corpus.jsonl").read_text().splitlines()[5])["title"]
+    proc = run_cli("search", title.lower(), "--corpus", small_world)
+    assert title in proc.stdout
+    proc = run_cli("search", "born in the city", "--corpus", small_world)
+    assert "\nSimilar: [" in proc.stdout
+
+
+def test_search_command_on_official_hotpotqa_json():
+    path = shared(HOTPOT_SAMPLE.name)
+    proc = run_cli("search", "VIVA Media", "--corpus", path, "--lookup", "founded")
+    assert proc.stdout.startswith("VIVA Media GmbH") and "(Result 1 / 1)" in proc.stdout
+
+
+def test_score_command_with_strings():
+    assert json.loads(run_cli("score", "The Beatles", "beatles").stdout) == {"em": 1.0, "f1": 1.0}
+    assert json.loads(run_cli("score", "Yes.", "true", "--task", "strategyqa").stdout)["em"] == 1.0
+    assert json.loads(run_cli("score", "(C)", "C", "--task", "mmlu").stdout)["em"] == 1.0
+
+
+def test_score_command_with_files(small_world, tmp_path):
+    records = [json.loads(x) for x in (small_world / "test.jsonl").read_text().splitlines()]
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps({"_id": r["_id"], "answer": r["answer"]}) + "\n" for r in records[:30]))
+    result = json.loads(run_cli("score", pred, small_world, "--task", "world").stdout)
+    assert result == {"n": 60, "em": 0.5, "f1": 0.5, "missing": 30}
+    official = tmp_path / "pred.json"  # HotpotQA's own prediction format
+    data = json.loads(HOTPOT_SAMPLE.read_text()) if HOTPOT_SAMPLE.exists() else None
+    if data:
+        official.write_text(json.dumps({"answer": {r["_id"]: r["answer"] for r in data}, "sp": {}}))
+        assert json.loads(run_cli("score", official, HOTPOT_SAMPLE).stdout)["em"] == 1.0
+
+
+def test_bad_input_ends_with_a_message_naming_the_file(small_world, tmp_path):
+    proc = run_cli("search", "x", "--corpus", tmp_path / "missing.jsonl", check=False)
+    assert proc.returncode == 2
+    assert "missing.jsonl: no such file" in proc.stderr and "Traceback" not in proc.stderr
+    bad = tmp_path / "pred.jsonl"
+    bad.write_text('{"_id": "a", "answer": "x"}\n{"answer": "y"}\n')
+    proc = run_cli("score", bad, small_world, "--task", "world", check=False)
+    assert proc.returncode == 2 and "pred.jsonl:2: field '_id': missing" in proc.stderr
