@@ -3,6 +3,7 @@
     python -m fireflan world --seed 0 --out runs/world
     python -m fireflan search "Who directed The Last Nafern?" --corpus runs/world
     python -m fireflan score runs/world/predictions.jsonl runs/world/test.jsonl --task world
+    python -m fireflan teach --task world --teacher scripted --methods react,cot,reflexion --out runs/teach
 """
 
 from __future__ import annotations
@@ -67,6 +68,38 @@ class CLI:
         print(json.dumps(result))
 
 
+def _run_teach(config):
+    from fireflan.teach import teach
+
+    summary = teach(config)
+    print(json.dumps(summary))
+    if summary["stopped"]:
+        print(f"fireflan: stopped: {summary['stopped']}; finished work is kept, re-run to continue",
+              file=sys.stderr)
+
+
+def _run_corpus(config):
+    from fireflan.corpus.build import build_corpus
+
+    stats = build_corpus(config)
+    keys = ("records", "train", "val", "duplicates_removed", "too_long_dropped", "capability_mix",
+            "negative_shares", "tokens")
+    print(json.dumps({k: stats[k] for k in keys}))
+
+
+def _add_commands():
+    """Verbs whose flags are a stage's config dataclass (one source for CLI, recipes and --help)."""
+    from fireflan.corpus.build import CorpusConfig
+    from fireflan.options import command
+    from fireflan.teach import TeachConfig
+
+    CLI.teach = staticmethod(command(TeachConfig, _run_teach,
+                                     "Run a teacher over a task's questions; keep every trajectory (resumable)."))
+    CLI.corpus = staticmethod(command(CorpusConfig, _run_corpus,
+                                      "Turn trajectories (or FireAct / AgentInstruct files) into SFT chat records.",
+                                      positional=("inputs",)))
+
+
 def _is_path(value) -> bool:
     from pathlib import Path
 
@@ -79,6 +112,7 @@ def main(argv=None):
 
     from fireflan.io import DataError
 
+    _add_commands()
     try:
         fire.Fire(CLI(), command=argv, name="fireflan")
     except (DataError, ValueError) as e:

@@ -20,6 +20,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fireflan.options import opt
+
 SCHEMA_QUESTION = "fireflan.question/1"
 SCHEMA_PAGE = "fireflan.page/1"
 
@@ -28,12 +30,12 @@ SCHEMA_PAGE = "fireflan.page/1"
 class WorldConfig:
     """Options of the world generator (`python -m fireflan world --help`)."""
 
-    seed: int = 0  # the same seed writes byte-identical files
-    train: int = 3000  # questions in the train split
-    dev: int = 300  # questions in the dev split
-    test: int = 300  # questions in the test split
-    paragraphs: int = 10  # paragraphs in each question's `context` (gold + distractors), as HotpotQA
-    notool_share: float = 0.10  # questions answerable without the tool (arithmetic, definitions)
+    seed: int = opt(0, "the same seed writes byte-identical files")
+    train: int = opt(3000, "questions in the train split")
+    dev: int = opt(300, "questions in the dev split")
+    test: int = opt(300, "questions in the test split")
+    paragraphs: int = opt(10, "paragraphs in each question's context (gold + distractors), as HotpotQA")
+    notool_share: float = opt(0.10, "share of questions answerable without the tool (arithmetic, definitions)")
 
     def __post_init__(self):
         for name in ("train", "dev", "test"):
@@ -275,7 +277,8 @@ _TEMPLATES = {
              ["{name} is a country on the {continent} continent whose capital is {capital}."]),
         ],
         "capital": ["Its capital is {capital}.", "The capital of {name} is {capital}."],
-        "demonym": ["People from {name} are called {demonym}s.", "Its citizens are known as {demonym}s."],
+        "demonym": ["{demonym} is the word for people and things from {name}.",
+                    "The adjective for {name} is {demonym}."],
         "independence": ["{S} became independent in {independence}.",
                          "{S} declared independence in {independence}."],
         "region": ["Most of its people live in the {region}."],

@@ -22,4 +22,44 @@ def get_task(name: str):
     return importlib.import_module(f"fireflan.tasks.{name}")
 
 
-__all__ = ["TASKS", "Example", "get_task"]
+
+
+def load_examples(task: str, data=None, split: str | None = None, n: int | None = None) -> list[Example]:
+    """A task's questions: `data` is a local file or folder (None: the world's default or the hub)."""
+    t = get_task(task)
+    kwargs = {"n": n}
+    if split is not None:
+        kwargs["split"] = split
+    return t.load(data, **kwargs)
+
+
+def make_tool(task: str, examples: list[Example], data=None, corpus=None):
+    """The wiki tool for a task's questions.
+
+    `corpus` (a corpus file or world folder) wins; a world folder given as `data` brings its own
+    corpus.jsonl; with no data the default world's articles are used; otherwise the union of the
+    questions' `context` paragraphs (HotpotQA's distractor setting).
+    """
+    from pathlib import Path
+
+    from fireflan.tools.wiki import Page, Wiki, load_corpus
+
+    if corpus is not None:
+        return Wiki(load_corpus(corpus))
+    if task == "world" and data is not None and (Path(data) / "corpus.jsonl").exists():
+        return Wiki(load_corpus(data))
+    if task == "world" and data is None:
+        from fireflan.world import WorldConfig, generate_world
+
+        _, pages = generate_world(WorldConfig())
+        return Wiki([Page(p["title"], tuple(p["sentences"])) for p in pages])
+    pages = {}
+    for ex in examples:
+        for title, sentences in ex.context:
+            pages.setdefault(title, Page(title, tuple(s.strip() for s in sentences if s.strip())))
+    if not pages:
+        raise ValueError(f"the {task} questions carry no paragraphs to search: pass a corpus file (--corpus)")
+    return Wiki(list(pages.values()))
+
+
+__all__ = ["TASKS", "Example", "get_task", "load_examples", "make_tool"]

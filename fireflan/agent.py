@@ -1,0 +1,177 @@
+"""The agent loop: ReAct (Thought / Action / Observation) and the methods around it.
+
+    traj = run_episode(model, wiki, example, method="react", prefix=few_shot_prefix("react"))
+
+A plain `for` over steps, each building a `Step` record (smolagents' shape). What the model got
+wrong becomes an observation it can read (a parse error, an unknown action, an answer judged
+wrong under Reflexion); nothing is invented on its behalf. Text the model writes after its action
+(an "Observation:" it made up) is cut from the conversation and counted as a hallucination.
+
+Methods (FireAct's three):
+- react: the loop, up to `max_steps`;
+- cot: one step with no tool: a thought, then finish[answer];
+- reflexion: the loop; when `judge` says a finished answer is wrong, the model is told so, asked
+  to reflect, and goes on (at most `trials` attempts in all).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from fireflan.tools.actions import parse_action
+
+SCHEMA_TRAJECTORY = "fireflan.trajectory/1"
+METHODS = ("react", "cot", "reflexion")
+STOP = ["\nObservation", "Observation:"]
+REFLECT = ("Observation: Answer is INCORRECT. In one or two sentences, reflect on what went wrong and how "
+           "to do better, then continue.")
+
+
+@dataclass
+class Step:
+    thought: str
+    action: str | None  # None when the output could not be parsed
+    argument: str | None
+    observation: str
+    raw: str  # the model's text as generated (after the server's stop strings)
+    format_error: bool = False
+    hallucinated: bool = False  # the model wrote on after its action (e.g. its own "Observation:")
+    feedback: bool = False  # a wrong answer told to the model (Reflexion)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def content(self) -> str:
+        """The assistant turn as it stays in the conversation: the thought and action, nothing after."""
+        if self.action is None:
+            return self.raw.strip()
+        thought = f"Thought: {self.thought}\n" if self.thought else ""
+        return f"{thought}Action: {self.action}[{self.argument}]"
+
+
+@dataclass
+class Trajectory:
+    id: str
+    task: str
+    method: str
+    model: str
+    seed: int
+    question: str
+    gold: str
+    steps: list[Step] = field(default_factory=list)
+    answer: str | None = None  # the last finish[...] argument; None if the episode never finished
+    score: dict = field(default_factory=dict)
+    success: bool = False
+    prompt: str = ""  # which prompt prefix the model saw ("" = none: a fine-tuned model)
+
+    def to_record(self) -> dict:
+        return {"schema": SCHEMA_TRAJECTORY, **asdict(self)}
+
+    @classmethod
+    def from_record(cls, rec: dict) -> Trajectory:
+        fields = {k: v for k, v in rec.items() if k != "schema"}
+        fields["steps"] = [Step(**s) for s in fields.get("steps", [])]
+        return cls(**fields)
+
+    def messages(self) -> list[dict]:
+        """FireAct's unified format: the question, then assistant / "Observation: ..." turns.
+
+        The observation after the final finish is left out: nothing follows it.
+        """
+        out = [{"role": "user", "content": self.question}]
+        for i, step in enumerate(self.steps):
+            out.append({"role": "assistant", "content": step.content})
+            last_finish = step.action == "finish" and not step.feedback and i == len(self.steps) - 1
+            if not last_finish:
+                out.append({"role": "user", "content": f"Observation: {step.observation}"})
+        if out[-1]["role"] == "user":
+            out.pop()
+        return out
+
+
+@dataclass
+class AgentConfig:
+    """Options of one episode."""
+
+    max_steps: int = 8  # model calls per episode (all attempts together)
+    trials: int = 2  # Reflexion: attempts in all
+    temperature: float = 0.0
+    max_tokens: int = 256  # per model call
+    stop: list[str] = field(default_factory=lambda: list(STOP))
+
+
+class NoTool:
+    """The environment of CoT: only finish[...] exists."""
+
+    pages: list = []
+
+    def reset(self) -> None:
+        pass
+
+    def step(self, action: str, argument: str):
+        from fireflan.tools.wiki import Observation
+
+        if action == "finish":
+            return Observation(f"Episode finished with the answer: {argument}", done=True, answer=argument)
+        return Observation(f"No tools are available here: answer with finish[...] instead of {action}[...].")
+
+
+def run_episode(model, tool, example, *, method: str = "react", prefix: list[dict] | None = None,
+                config: AgentConfig | None = None, seed: int = 0, judge=None, score=None,
+                prompt_name: str = "") -> Trajectory:
+    """Run one question to the end and return its whole trajectory.
+
+    `prefix`: messages before the question (a system prompt, few-shot examples); `judge(answer) ->
+    bool` decides Reflexion's retries (a teacher knows the gold answer); `score(answer) -> dict` fills
+    the trajectory's score (EM/F1); success is EM == 1.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; the methods are {', '.join(METHODS)}")
+    config = config or AgentConfig()
+    if method == "cot":
+        tool, max_steps = NoTool(), 1
+    else:
+        max_steps = config.max_steps
+    trials_left = config.trials if method == "reflexion" else 1
+    tool.reset()
+    messages = [*(prefix or []), {"role": "user", "content": example.question}]
+    traj = Trajectory(id=example.id, task=example.task, method=method, model=getattr(model, "name", "?"),
+                      seed=seed, question=example.question, gold=example.answer, prompt=prompt_name)
+
+    for _ in range(max_steps):
+        started = time.perf_counter()
+        text = model.generate(messages, stop=config.stop, temperature=config.temperature, seed=seed,
+                              max_tokens=config.max_tokens)
+        usage = getattr(model, "last_usage", None)
+        parsed = parse_action(text)
+        if parsed.ok:
+            obs = tool.step(parsed.action, parsed.argument)
+            observation = obs.text
+        else:
+            obs, observation = None, parsed.error
+        step = Step(thought=parsed.thought, action=parsed.action, argument=parsed.argument, observation=observation,
+                    raw=text, format_error=not parsed.ok, hallucinated=bool(parsed.trailing),
+                    prompt_tokens=getattr(usage, "prompt_tokens", 0),
+                    completion_tokens=getattr(usage, "completion_tokens", 0))
+        traj.steps.append(step)
+        messages.append({"role": "assistant", "content": step.content})
+        if obs is not None and obs.done:
+            traj.answer = obs.answer
+            trials_left -= 1
+            if judge is not None and trials_left > 0 and not judge(obs.answer):
+                step.feedback = True
+                step.observation = REFLECT.removeprefix("Observation: ")
+                messages.append({"role": "user", "content": REFLECT})
+                step.seconds = round(time.perf_counter() - started, 4)
+                continue
+            step.seconds = round(time.perf_counter() - started, 4)
+            break
+        messages.append({"role": "user", "content": f"Observation: {observation}"})
+        step.seconds = round(time.perf_counter() - started, 4)
+
+    if score is not None:
+        traj.score = score(traj.answer or "")
+        traj.success = traj.answer is not None and traj.score.get("em", 0.0) == 1.0
+    return traj

@@ -1,0 +1,120 @@
+"""Chat records for SFT, and the masks that say which turns are trained on.
+
+A record (`fireflan.chat/1`) is OpenAI-shaped messages with a `loss` flag on each turn, and meta:
+
+    {"schema": "fireflan.chat/1",
+     "messages": [{"role": "user", "content": "Q?", "loss": false},
+                  {"role": "assistant", "content": "Thought: ...\\nAction: search[X]", "loss": true},
+                  {"role": "user", "content": "Observation: ...", "loss": false}, ...],
+     "meta": {"id", "source", "task", "method", "capability", "negative", "tools", "question_id"}}
+
+Loss masking is declared here, per turn, so a trainer cannot train on observations by accident:
+only assistant turns may carry loss, and which of them do is the record's *capability*
+(Agent-FLAN splits agent data by capability; the mask is what makes the split real):
+
+- format: every assistant turn (FireAct: the whole trajectory);
+- retrieval: the turns that call search/lookup (choosing the tool and its argument);
+- reasoning: the turns that conclude with finish[...] (composing the answer);
+- understanding: the turns that follow an observation (reading what the tool returned).
+"""
+
+from __future__ import annotations
+
+from fireflan.tools.actions import parse_action
+
+SCHEMA_CHAT = "fireflan.chat/1"
+CAPABILITIES = ("format", "reasoning", "retrieval", "understanding")
+STYLES = ("fireact", "agentflan")
+
+SYSTEM_TOOLS = (
+    "You are a helpful assistant that answers questions and can use tools to look things up. When you need "
+    "information, say briefly what you need, then call one tool on its own line as Action: tool[argument], "
+    "and wait for the Observation. The tools are:\n"
+    "- search[title or words]: returns the page with that title, or the best-matching passage and similar "
+    "titles.\n"
+    "- lookup[keyword]: returns the next sentence containing the keyword on the last page found.\n"
+    "- finish[answer]: gives your final answer.\n"
+    "Never write an Observation yourself; use only the tools listed.")
+SYSTEM_NO_TOOLS = ("You are a helpful assistant. No tools are available in this conversation: answer in plain "
+                   "words from the question and what you know, and say so when you cannot know the answer.")
+
+
+def turn_actions(messages: list[dict]) -> list[str | None]:
+    """The action of each assistant turn (None for a turn with no readable action), in order."""
+    return [parse_action(m["content"]).action for m in messages if m["role"] == "assistant"]
+
+
+def capability_mask(messages: list[dict], capability: str) -> list[bool]:
+    """Which assistant turns carry loss for `capability` (one flag per assistant turn).
+
+    For [Q, A1 search, Obs, A2 search, Obs, A3 finish]:
+    format -> [T, T, T]; retrieval -> [T, T, F]; reasoning -> [F, F, T]; understanding -> [F, T, T]
+    """
+    actions = turn_actions(messages)
+    if capability == "format":
+        return [True] * len(actions)
+    if capability == "retrieval":
+        return [a in ("search", "lookup") for a in actions]
+    if capability == "reasoning":
+        return [a == "finish" for a in actions]
+    if capability == "understanding":
+        return [i > 0 for i in range(len(actions))]
+    raise ValueError(f"unknown capability {capability!r}; the capabilities are {', '.join(CAPABILITIES)}")
+
+
+def supported(messages: list[dict]) -> list[str]:
+    """The capabilities a conversation can train (those whose mask selects some turn)."""
+    return [c for c in CAPABILITIES if any(capability_mask(messages, c))]
+
+
+def apply_mask(messages: list[dict], flags: list[bool], frozen: int = 0) -> list[dict]:
+    """Copies of the messages with `loss` set: assistant turns from `flags`, the first `frozen`
+    assistant turns never (a failed first attempt), every other turn never."""
+    out, k = [], 0
+    for m in messages:
+        loss = False
+        if m["role"] == "assistant":
+            loss = flags[k] and k >= frozen
+            k += 1
+        out.append({"role": m["role"], "content": m["content"], "loss": loss})
+    return out
+
+
+def record(messages: list[dict], meta: dict) -> dict:
+    return {"schema": SCHEMA_CHAT, "messages": messages, "meta": meta}
+
+
+def trajectory_record(traj, capability: str = "format") -> dict:
+    """A successful trajectory as a FireAct-format record (no system turn, no few-shot examples).
+
+    Turns of a Reflexion attempt that the judge found wrong (up to and including its finish) are
+    kept as context but carry no loss: the model learns the recovery, not the mistake.
+    """
+    messages = traj.messages()
+    wrong = [i for i, s in enumerate(traj.steps) if s.feedback]
+    frozen = wrong[-1] + 1 if wrong else 0
+    meta = {"id": f"{traj.id}/{traj.method}/{traj.seed}", "source": "teach", "task": traj.task,
+            "method": traj.method, "capability": capability, "negative": None, "tools": True,
+            "question_id": traj.id}
+    return record(apply_mask(messages, capability_mask(messages, capability), frozen), meta)
+
+
+def restyle(rec: dict, style: str) -> dict:
+    """The record in a training style.
+
+    fireact: as is (the question as the user turn, "Thought: ...\\nAction: ..." replies).
+    agentflan: Agent-FLAN's chat alignment: a system turn describes the tools in plain words and the
+    replies read as natural text ("I need X.\\nAction: search[X]", no "Thought:" label).
+    Records that already have a system turn (negatives) keep it.
+    """
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; the styles are {', '.join(STYLES)}")
+    if style == "fireact" or rec["messages"][0]["role"] == "system":
+        return rec
+    messages = [{"role": "system", "content": SYSTEM_TOOLS, "loss": False}]
+    for m in rec["messages"]:
+        content = m["content"]
+        if m["role"] == "assistant" and content.startswith("Thought: "):
+            content = content.removeprefix("Thought: ")
+        messages.append({**m, "content": content})
+    return {**rec, "messages": messages}

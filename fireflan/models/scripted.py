@@ -1,0 +1,225 @@
+"""The scripted expert: an offline teacher that answers as an expert would, through the real tool.
+
+Given questions with supporting facts (the embedded world, or HotpotQA records), it searches the
+right titles, looks a keyword up where a page is long, and finishes with the gold answer. It is a
+`Model` like any other: each call reads the conversation so far and writes the next
+"Thought: ...\\nAction: ...", so the loop executes every action against the tool, and each thought
+quotes what the tool actually returned. If an observation lacks what was expected (noise, a bad
+page) it searches again, and gives up honestly after two tries.
+
+Methods: `react`; `cot` (one thought, then finish: for questions that need no tool); `reflexion`
+(a vague first search that brings the wrong page, then a reflection and the corrected attempt).
+Wording varies with the seed; the same seed gives the same text.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from fireflan.models import Usage
+from fireflan.scoring import normalize_answer
+from fireflan.tools.actions import parse_action
+
+_FIRST = [
+    "I need to find out about {t} first.",
+    "To answer this, I should look up {t}.",
+    "The question is about {t}, so let me search for it.",
+    "First I need the page on {t}.",
+    "Let me start by searching {t}.",
+]
+_COMPARE_FIRST = [
+    "I need to compare {t} and {u}. I will search {t} first.",
+    "To compare them I need both pages. First, {t}.",
+    "Let me look up {t}, then {u}.",
+]
+_READ = [
+    'The page on {t} says: "{s}"',
+    'From the {t} article: "{s}"',
+    '{t}: "{s}"',
+    'According to its page, "{s}"',
+]
+_NEXT = [
+    "Next I need to search {n}.",
+    "Now I should look up {n}.",
+    "So I need the page on {n} next.",
+    "Let me search {n} now.",
+]
+_ANSWER = ["So the answer is {a}.", "That means the answer is {a}.", "Therefore, the answer is {a}.",
+           "So it is {a}."]
+_LOOKUP = [
+    'The page is long; let me look up "{k}" in it.',
+    'I will look for "{k}" on this page.',
+    'Let me find the sentence that mentions "{k}".',
+]
+_RETRY = [
+    "The result does not say what I need about {t}. I will search {t} again.",
+    "That observation is not the {t} page I expected. Let me search {t} once more.",
+]
+_VAGUE_FAILED = [
+    'Reflection: searching "{q}" brought up {got}, which is not the page I need. A vague query finds the '
+    "wrong page; I should search the exact name {t} instead.",
+    'Reflection: my search "{q}" was too vague and returned {got}. Next time I should search the entity '
+    "named in the question. Let me search {t}.",
+]
+_VAGUE_LUCKY = ['Searching "{q}" already found the page I need.']
+_VAGUE_FIRST = [
+    "Let me try a quick search with the key words of the question.",
+    "Maybe a search for the main words of the question will find it.",
+]
+
+
+def notool_reasoning(question: str, answer: str) -> str:
+    """The reasoning of a question that needs no tool (the embedded world's arithmetic and definitions).
+
+    'What is 17 plus 25?' -> '17 plus 25 is 42.'
+    """
+    if m := re.match(r"What is (\d+) plus (\d+)\?", question):
+        return f"{m[1]} plus {m[2]} is {int(m[1]) + int(m[2])}."
+    if m := re.match(r"What is (\d+) times (\d+)\?", question):
+        return f"{m[1]} times {m[2]} is {int(m[1]) * int(m[2])}."
+    if m := re.match(r"How many years passed between (\d+) and (\d+)\?", question):
+        return f"From {m[1]} to {m[2]} is {m[2]} - {m[1]} = {int(m[2]) - int(m[1])} years."
+    if m := re.match(r"A (\w+) has (\d+) legs\. How many legs do (\d+) ", question):
+        return f"Each {m[1]} has {m[2]} legs, so {m[3]} of them have {m[3]} x {m[2]} = {int(m[2]) * int(m[3])} legs."
+    if m := re.match(r"A (\w+) is a kind of ([\w ]+?) that ", question):
+        return f"The question itself says that a {m[1]} is a kind of {m[2]}."
+    return f"The question itself gives what I need: {answer}."
+
+
+class ScriptedExpert:
+    """The offline teacher. `examples`: the questions it may be asked (matched by text).
+
+        expert = ScriptedExpert(examples, method="react", seed=0)
+        traj = run_episode(expert, wiki, examples[0], method="react")
+    """
+
+    def __init__(self, examples, method: str = "react", seed: int = 0, lookup_share: float = 0.3,
+                 name: str = "scripted-expert"):
+        self.by_question = {ex.question.strip(): ex for ex in examples}
+        self.method, self.seed, self.lookup_share, self.name = method, seed, lookup_share, name
+        self.usage, self.last_usage = Usage(), Usage()
+
+    # -- the Model interface
+    def generate(self, messages, *, stop=None, temperature=0.0, seed=None, max_tokens=256) -> str:
+        example, history = self._read(messages)
+        text = self._next(example, history)
+        self.last_usage = Usage(calls=1)
+        self.usage.add(self.last_usage)
+        return text
+
+    def _read(self, messages):
+        """The question's example and the (action, argument, observation) steps taken so far."""
+        start = max(i for i, m in enumerate(messages)
+                    if m["role"] == "user" and not m["content"].startswith("Observation:"))
+        question = messages[start]["content"].strip()
+        if question not in self.by_question:
+            raise KeyError(f"the scripted expert was not given this question: {question[:80]!r}")
+        history, turns = [], messages[start + 1:]
+        for i in range(0, len(turns), 2):
+            parsed = parse_action(turns[i]["content"])
+            obs = turns[i + 1]["content"].removeprefix("Observation: ") if i + 1 < len(turns) else ""
+            history.append((parsed.action, parsed.argument, obs))
+        return self.by_question[question], history
+
+    # -- planning
+    @staticmethod
+    def hops(example) -> list[tuple[str, list[str]]]:
+        """[(title, [supporting sentences]), ...] in the order an expert reads them: pages named in
+        the question first (the bridge's start, both sides of a comparison)."""
+        context = {t: s for t, s in example.context}
+        titles = list(dict.fromkeys(t for t, _ in example.supporting_facts))
+        facts = {t: [context[t][i].strip() for tt, i in example.supporting_facts if tt == t] for t in titles}
+        q = normalize_answer(example.question)
+        titles.sort(key=lambda t: normalize_answer(t) not in q)  # stable: mentioned ones first
+        return [(t, facts[t]) for t in titles]
+
+    def _rng(self, example, step: int) -> random.Random:
+        return random.Random(f"{self.seed}-{example.id}-{self.method}-{step}")
+
+    def _lookup_keyword(self, example, title: str, sentence: str, rng) -> str | None:
+        """A keyword whose first match on the page is `sentence`, if the page is long enough to need it."""
+        sentences = next((s for t, s in example.context if t == title), [])
+        if len(sentences) < 4 or rng.random() >= self.lookup_share:
+            return None
+        words = [w.strip(".,;:\"'()") for w in sentence.split()]
+        candidates = [w for w in words if len(w) > 4 and w[0].isupper() or w.isdigit() and len(w) == 4]
+        for word in candidates:
+            first = next((s.strip() for s in sentences if word.lower() in s.lower()), None)
+            if first == sentence:
+                return word
+        return None
+
+    # -- one step
+    def _next(self, example, history) -> str:
+        rng = self._rng(example, len(history))
+        answer = example.answer
+        if not example.supporting_facts:  # a question that needs no tool
+            reasoning = notool_reasoning(example.question, answer)
+            lead = "" if self.method == "cot" else "This needs no search. "
+            return f"Thought: {lead}{reasoning} {rng.choice(_ANSWER).format(a=answer)}\nAction: finish[{answer}]"
+        hops = self.hops(example)
+
+        pending, i = [], 0  # thoughts to say before the next action; position in the history
+        if self.method == "reflexion":
+            vague = self._vague_query(example)
+            if not history:
+                return f"Thought: {rng.choice(_VAGUE_FIRST)}\nAction: search[{vague}]"
+            obs = history[0][2]
+            lucky = all(s in obs for s in hops[0][1])
+            i = 0 if lucky else 1
+            if len(history) == 1:  # the reflection comes right after the failed search, once
+                got = obs.split("Best match, ", 1)[1].split(":", 1)[0] if "Best match, " in obs else "nothing useful"
+                thought = _VAGUE_LUCKY if lucky else _VAGUE_FAILED
+                pending.append(rng.choice(thought).format(q=vague, got=got, t=hops[0][0]))
+
+        read = []  # hops whose sentences an observation has shown
+        for n, (title, sentences) in enumerate(hops):
+            tries, found = 0, False
+            while i < len(history) and not found:
+                action, _, obs = history[i]
+                i += 1
+                found = action == "search" and all(s in obs for s in sentences)
+                tries += not found
+            if not found:
+                if tries >= 3:
+                    pending.append(f"The tool keeps failing to return {title}, so I cannot find the answer.")
+                    return self._say(pending, "finish[unknown]")
+                if tries:
+                    pending.append(rng.choice(_RETRY).format(t=title))
+                elif read:
+                    pending.append(rng.choice(_READ).format(t=read[-1][0], s=" ".join(read[-1][1])))
+                    pending.append(rng.choice(_NEXT).format(n=title))
+                elif pending:  # the reflection already says what to search
+                    pass
+                elif n == 0 and example.type == "comparison" and len(hops) > 1:
+                    pending.append(rng.choice(_COMPARE_FIRST).format(t=title, u=hops[1][0]))
+                else:
+                    pending.append(rng.choice(_FIRST).format(t=title))
+                return self._say(pending, f"search[{title}]")
+            # found by the search at history[i-1]: a long page may be narrowed down with lookup
+            keyword = self._lookup_keyword(example, title, sentences[0], self._rng(example, 1000 + n))
+            if keyword and len(sentences) == 1:
+                if i == len(history):
+                    return self._say([rng.choice(_LOOKUP).format(k=keyword)], f"lookup[{keyword}]")
+                if history[i][0] == "lookup":
+                    i += 1
+            read.append((title, sentences))
+
+        # every hop read: conclude, citing what the pages said
+        cited = [rng.choice(_READ).format(t=t, s=" ".join(s)) for t, s in read[-2:]]
+        pending += cited if example.type == "comparison" else cited[-1:]
+        pending.append(rng.choice(_ANSWER).format(a=answer))
+        return self._say(pending, f"finish[{answer}]")
+
+    @staticmethod
+    def _say(thoughts: list[str], action: str) -> str:
+        return f"Thought: {' '.join(thoughts)}\nAction: {action}"
+
+    @staticmethod
+    def _vague_query(example) -> str:
+        """The question's common words, without the names in it: a search that rarely finds the page."""
+        names = " ".join(t for t, _ in example.supporting_facts)
+        words = [w.strip("?,.'\"") for w in example.question.split()]
+        plain = [w for w in words if w and w.lower() == w and w not in names]
+        return " ".join(plain[:6]) or "information"

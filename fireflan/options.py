@@ -1,0 +1,51 @@
+"""One dataclass of options per stage; the same fields on the command line (fire) and in recipes.
+
+    @dataclass
+    class TeachConfig:
+        out: str = opt("runs/teach", "folder for trajectories.jsonl")
+
+    CLI.teach = command(TeachConfig, run_teach, "Run a teacher over a task.")
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import MISSING, field, fields
+
+
+def opt(default, help: str):
+    """A dataclass field with a help string (shown by `--help`)."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def help_text(cls) -> str:
+    """The Google-style "Args:" block of a config class, for fire's --help."""
+    lines = [f"    {f.name}: {f.metadata.get('help', '')}" for f in fields(cls)]
+    return "Args:\n" + "\n".join(lines)
+
+
+def command(cls, run, summary: str, positional: tuple[str, ...] = ()):
+    """A function whose signature is the config's fields, that builds the config and calls `run`.
+
+    `positional` names fields that may also be given without their flag (e.g. an input file).
+    """
+
+    def cmd(*args, **kwargs):
+        if len(args) > len(positional):
+            raise ValueError(f"too many positional arguments: {args}; flags are --{' --'.join(f.name for f in fields(cls))}")  # noqa: E501
+        kwargs.update(zip(positional, args, strict=False))
+        return run(cls(**kwargs))
+
+    params = []
+    for f in fields(cls):
+        default = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else inspect.Parameter.empty)
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD if f.name in positional else inspect.Parameter.KEYWORD_ONLY
+        params.append(inspect.Parameter(f.name, kind, default=default))
+    params.sort(key=lambda p: p.kind)
+    cmd.__signature__ = inspect.Signature(params)
+    cmd.__doc__ = f"{summary}\n\n{help_text(cls)}"
+    cmd.__name__ = run.__name__
+    return cmd

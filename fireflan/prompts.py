@@ -1,0 +1,83 @@
+"""Prompts for teachers and prompted baselines: instructions and few-shot examples.
+
+The few-shot examples are generated, not copied from a paper: the scripted expert solves questions
+of a world generated with its own seed (FEW_SHOT_SEED), whose names no run's data shares.
+
+    prefix = few_shot_prefix("react", shots=3)   # [{"role": "system", "content": ...}]
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+FEW_SHOT_SEED = 9173
+
+TOOLS = ("(1) search[title or words]: the page with that title, or else the best-matching passage and a "
+         "list of similar titles.\n"
+         "(2) lookup[keyword]: the next sentence of the last page found that contains the keyword.\n"
+         "(3) finish[answer]: gives the final answer and ends the task.")
+
+INSTRUCTIONS = {
+    "react": ("Answer the question by alternating Thought, Action and Observation steps. A Thought reasons "
+              "about what you know and what you still need; an Action is one of:\n" + TOOLS +
+              "\nWrite one Thought and one Action, then wait for the Observation."),
+    "cot": ("Answer the question. Think it through step by step in one Thought, then give the answer as "
+            "Action: finish[answer]."),
+    "reflexion": ("Answer the question by alternating Thought, Action and Observation steps. A Thought reasons "
+                  "about what you know and what you still need; an Action is one of:\n" + TOOLS +
+                  "\nWrite one Thought and one Action, then wait for the Observation. When a step goes wrong "
+                  "(a search finds the wrong page, an answer is judged incorrect), start the next Thought with "
+                  "'Reflection:', say what went wrong and how to do better, and go on."),
+}
+
+
+def render(messages: list[dict]) -> str:
+    """A conversation as the plain text of a few-shot example.
+
+    [{'role': 'user', 'content': 'Q?'}, {'role': 'assistant', 'content': 'Thought: t\\nAction: finish[a]'}]
+    -> 'Question: Q?\\nThought: t\\nAction: finish[a]'
+    """
+    lines = []
+    for m in messages:
+        if m["role"] == "user" and not m["content"].startswith("Observation:"):
+            lines.append(f"Question: {m['content']}")
+        else:
+            lines.append(m["content"])
+    return "\n".join(lines)
+
+
+@lru_cache(maxsize=8)
+def few_shot_examples(method: str, shots: int = 3) -> tuple[str, ...]:
+    """`shots` solved questions of the few-shot world, as text, in the shape of `method`."""
+    from fireflan.agent import run_episode
+    from fireflan.models.scripted import ScriptedExpert
+    from fireflan.tasks.base import example_from_hotpot
+    from fireflan.tools.wiki import Page, Wiki
+    from fireflan.world import WorldConfig, generate_world
+
+    splits, corpus = generate_world(WorldConfig(seed=FEW_SHOT_SEED, train=60, dev=10, test=10))
+    examples = [example_from_hotpot(r, "world", "few-shot", i, str(i)) for i, r in enumerate(splits["train"])]
+    wiki = Wiki([Page(p["title"], tuple(p["sentences"])) for p in corpus])
+    if method == "cot":
+        wanted = ["notool"] * shots
+    else:  # a bridge, a comparison, a yes/no question, then more bridges
+        wanted = (["bridge", "comparison", "yesno"] + ["bridge"] * shots)[:shots]
+    chosen, used = [], set()
+    for kind in wanted:
+        ex = next(e for e in examples if e.id not in used and (
+            (kind == "yesno" and e.answer in ("yes", "no")) or (kind != "yesno" and e.type == kind
+                                                               and e.answer not in ("yes", "no"))))
+        used.add(ex.id)
+        chosen.append(ex)
+    expert = ScriptedExpert(chosen, method=method, seed=FEW_SHOT_SEED, lookup_share=0.5)
+    return tuple(render(run_episode(expert, wiki, ex, method=method).messages()) for ex in chosen)
+
+
+def few_shot_prefix(method: str, shots: int = 3) -> list[dict]:
+    """The system turn of a prompted model: the instructions, then `shots` worked examples."""
+    if method not in INSTRUCTIONS:
+        raise ValueError(f"no prompt for method {method!r}; the methods are {', '.join(INSTRUCTIONS)}")
+    text = INSTRUCTIONS[method]
+    if shots:
+        text += "\n\nHere are some examples.\n\n" + "\n\n".join(few_shot_examples(method, shots))
+    return [{"role": "system", "content": text}]

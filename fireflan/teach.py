@@ -1,0 +1,194 @@
+"""Teach: run a teacher over a task's questions with each method, and keep every trajectory.
+
+    python -m fireflan teach --task world --teacher scripted --methods react,cot,reflexion --out runs/teach
+    python -m fireflan teach --task hotpotqa --data hotpot_train.json --teacher openai --model gpt-4o \\
+        --max-usd 5 --out runs/teach-gpt4o
+
+Every trajectory (successful or not) is appended to OUT/trajectories.jsonl as soon as it ends,
+flushed to disk. Killed and re-run, teach skips every (question, method, seed) already in the file
+and never pays for it twice; a half-written last line from a kill is cut off. A spend cap stops the
+run cleanly between two questions.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fireflan.agent import METHODS, AgentConfig, Trajectory, run_episode
+from fireflan.io import DataError, append_jsonl
+from fireflan.options import opt
+
+
+@dataclass
+class TeachConfig:
+    """Options of `fireflan teach`."""
+
+    out: str = opt("runs/teach", "folder for trajectories.jsonl and summary.json")
+    task: str = opt("world", "world | hotpotqa | bamboogle | strategyqa | mmlu")
+    data: str | None = opt(None, "a world folder or a task's file (None: the default world, or the hub)")
+    split: str = opt("train", "the split to teach on (world: train | dev | test; hotpotqa: hub split names)")
+    limit: int | None = opt(None, "the first N questions")
+    corpus: str | None = opt(None, "the tool's corpus, when the questions carry no paragraphs")
+    teacher: str = opt("scripted", "scripted | openai")
+    model: str = opt("gpt-4o", "the teacher model's id (openai)")
+    base_url: str | None = opt(None, "any OpenAI-compatible server (llama.cpp, vLLM, Ollama)")
+    max_usd: float | None = opt(None, "spend cap (openai)")
+    prices: str | None = opt(None, "USD per million tokens: 'model=in,out;model2=in,out' or a JSON file")
+    methods: str = opt("react,cot,reflexion", "comma-separated methods: react, cot, reflexion")
+    shares: str = opt("react=1,cot=1,reflexion=0.3", "the share of eligible questions run with each method")
+    seed: int = opt(0, "the seed of the teacher's sampling and wording; part of each trajectory's key")
+    max_steps: int = opt(8, "model calls per episode")
+    shots: int = opt(3, "few-shot examples in an LLM teacher's prompt")
+    lookup_share: float = opt(0.3, "scripted teacher: how often a long page is narrowed with lookup[...]")
+
+    def method_list(self) -> list[str]:
+        methods = [m.strip() for m in self.methods.split(",") if m.strip()]
+        bad = [m for m in methods if m not in METHODS]
+        if bad or not methods:
+            raise ValueError(f"--methods must name some of {', '.join(METHODS)}; got {self.methods!r}")
+        return methods
+
+    def share_map(self) -> dict[str, float]:
+        """'react=1,cot=0.5' -> {'react': 1.0, 'cot': 0.5}; methods not named get 1."""
+        out = {}
+        for part in filter(None, (p.strip() for p in self.shares.split(","))):
+            name, _, value = part.partition("=")
+            try:
+                out[name.strip()] = float(value)
+            except ValueError:
+                raise ValueError(f"--shares expects method=number pairs, got {part!r}") from None
+            if not 0 <= out[name.strip()] <= 1:
+                raise ValueError(f"--shares: {name} must be within 0..1")
+        return out
+
+
+def eligible(method: str, example, teacher: str) -> bool:
+    """Which questions a method applies to. The scripted expert cannot answer a tool question with
+    CoT (it knows nothing but what the tool shows), and a question that needs no tool gets CoT and
+    ReAct but no Reflexion (there is no search to get wrong)."""
+    needs_tool = bool(example.supporting_facts) or example.type != "notool"
+    if method == "cot":
+        return not needs_tool or teacher != "scripted"
+    if method == "reflexion":
+        return needs_tool
+    return True
+
+
+def plan(examples, methods: list[str], shares: dict[str, float], teacher: str, seed: int):
+    """[(example, method), ...] in a fixed order: each eligible pair kept with its method's share,
+    decided by a seeded coin per (question, method), so a re-run plans the same work."""
+    out = []
+    for ex in examples:
+        for method in methods:
+            coin = random.Random(f"{seed}-{ex.id}-{method}").random()
+            if eligible(method, ex, teacher) and coin < shares.get(method, 1.0):
+                out.append((ex, method))
+    return out
+
+
+def done_keys(path: Path) -> set[tuple[str, str, int]]:
+    """(question id, method, seed) of every trajectory in the file; a torn last line is cut off."""
+    if not path.exists():
+        return set()
+    keys, good = set(), 0
+    with path.open("rb") as f:
+        for raw in f:
+            try:
+                rec = json.loads(raw)
+            except json.JSONDecodeError:
+                if not raw.endswith(b"\n"):  # the last line, torn by a kill
+                    break
+                raise DataError(path, "not valid JSON", line=len(keys) + 1) from None
+            keys.add((rec["id"], rec["method"], rec["seed"]))
+            good += len(raw)
+    if good < path.stat().st_size:
+        with path.open("r+b") as f:
+            f.truncate(good)
+    return keys
+
+
+def make_teacher(config: TeachConfig, examples, method: str):
+    if config.teacher == "scripted":
+        from fireflan.models.scripted import ScriptedExpert
+
+        return ScriptedExpert(examples, method=method, seed=config.seed, lookup_share=config.lookup_share)
+    if config.teacher == "openai":
+        from fireflan.models.openai_compat import OpenAIModel
+
+        return OpenAIModel(config.model, base_url=config.base_url, max_usd=config.max_usd, prices=config.prices)
+    raise ValueError(f"--teacher must be scripted or openai, got {config.teacher!r}")
+
+
+def teach(config: TeachConfig) -> dict:
+    """Run the plan, appending each trajectory as it ends; returns (and writes) the summary."""
+    from tqdm import tqdm
+
+    from fireflan.models import BudgetExceeded, Usage
+    from fireflan.prompts import few_shot_prefix
+    from fireflan.tasks import get_task, load_examples, make_tool
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    task = get_task(config.task)
+    split = config.split if config.task in ("world", "hotpotqa") or config.data is None else None
+    examples = load_examples(config.task, config.data, split, config.limit)
+    tool = make_tool(config.task, examples, config.data, config.corpus)
+    methods = config.method_list()
+    todo = plan(examples, methods, config.share_map(), config.teacher, config.seed)
+    path = out / "trajectories.jsonl"
+    done = done_keys(path)
+    remaining = [(ex, m) for ex, m in todo if (ex.id, m, config.seed) not in done]
+
+    teachers = {m: make_teacher(config, examples, m) for m in methods}
+    prefixes = {m: ([] if config.teacher == "scripted" else few_shot_prefix(m, config.shots)) for m in methods}
+    agent = AgentConfig(max_steps=config.max_steps)
+    spent, kept, ok, stopped = Usage(), 0, 0, None
+    bar = tqdm(remaining, desc=f"teach {config.task}", unit="q", initial=0)
+    for ex, method in bar:
+        teacher = teachers[method]
+        try:
+            traj = run_episode(teacher, tool, ex, method=method, prefix=prefixes[method], config=agent,
+                               seed=config.seed, judge=lambda a, ex=ex: task.score(a, ex)["em"] == 1.0,
+                               score=lambda a, ex=ex: task.score(a, ex),
+                               prompt_name="" if config.teacher == "scripted" else f"few-shot-{method}-{config.shots}")
+        except BudgetExceeded as e:
+            stopped = str(e)
+            break
+        append_jsonl(path, traj.to_record())
+        kept += 1
+        ok += traj.success
+        bar.set_postfix(success=f"{ok / kept:.0%}", usd=f"{sum(t.usage.usd for t in teachers.values()):.2f}",
+                        refresh=False)
+    bar.close()
+    for t in teachers.values():
+        spent.add(t.usage)
+
+    summary = summarize(path)
+    summary.update({"planned": len(todo), "skipped_done": len(todo) - len(remaining), "ran": kept,
+                    "usd_this_run": round(spent.usd, 4), "calls_this_run": spent.calls,
+                    "stopped": stopped})
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def summarize(path: Path) -> dict:
+    """Counts and success rates per method over the whole trajectory file."""
+    from fireflan.io import iter_jsonl
+
+    per = {}
+    for _, rec in iter_jsonl(path) if path.exists() else []:
+        traj = Trajectory.from_record(rec)
+        m = per.setdefault(traj.method, {"n": 0, "success": 0, "steps": 0})
+        m["n"] += 1
+        m["success"] += traj.success
+        m["steps"] += len(traj.steps)
+    for m in per.values():
+        m["success_rate"] = round(m["success"] / m["n"], 4)
+        m["mean_steps"] = round(m.pop("steps") / m["n"], 2)
+    total = sum(m["n"] for m in per.values())
+    return {"trajectories": total, "success": sum(m["success"] for m in per.values()), "methods": per,
+            "file": str(path)}

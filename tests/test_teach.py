@@ -1,0 +1,144 @@
+"""teach: resumable, never repeating paid work, stopping cleanly at a spend cap."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT
+from fake_openai import FakeServer, reply
+
+from fireflan import teach as teach_module
+from fireflan.tasks.base import Example
+from fireflan.teach import TeachConfig, done_keys, eligible, plan, teach
+
+
+def _records(path):
+    """The trajectory records without their timings (the only thing that differs between runs)."""
+    out = []
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        for step in rec["steps"]:
+            step.pop("seconds")
+        out.append(rec)
+    return out
+
+
+def _keys(path):
+    return [(r["id"], r["method"], r["seed"]) for r in _records(path)]
+
+
+def test_scripted_teach_on_the_world(small_world, tmp_path):
+    summary = teach(TeachConfig(out=str(tmp_path), data=str(small_world), split="train"))
+    assert summary["success"] == summary["trajectories"] == summary["ran"] > 200
+    assert set(summary["methods"]) == {"react", "cot", "reflexion"}
+    assert all(m["success_rate"] == 1.0 for m in summary["methods"].values())
+    keys = _keys(tmp_path / "trajectories.jsonl")
+    assert len(keys) == len(set(keys))
+    again = teach(TeachConfig(out=str(tmp_path), data=str(small_world), split="train"))
+    assert again["ran"] == 0 and again["skipped_done"] == summary["planned"]
+
+
+def test_interrupted_teach_resumes_to_the_same_file(small_world, tmp_path, monkeypatch):
+    config = dict(data=str(small_world), split="train", limit=80)
+    teach(TeachConfig(out=str(tmp_path / "whole"), **config))
+
+    calls = {"n": 0}
+    real = teach_module.run_episode
+
+    def dies_after_40(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 40:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(teach_module, "run_episode", dies_after_40)
+    with pytest.raises(KeyboardInterrupt):
+        teach(TeachConfig(out=str(tmp_path / "cut"), **config))
+    path = tmp_path / "cut" / "trajectories.jsonl"
+    assert len(path.read_text().splitlines()) == 40
+    with path.open("a") as f:  # and the kill tore the next line in half
+        f.write('{"schema": "fireflan.trajectory/1", "id": "world-7-tr')
+    monkeypatch.setattr(teach_module, "run_episode", real)
+    seen = []
+    monkeypatch.setattr(teach_module, "run_episode",
+                        lambda model, tool, ex, **kw: seen.append((ex.id, kw["method"])) or real(model, tool, ex, **kw))
+    resumed = teach(TeachConfig(out=str(tmp_path / "cut"), **config))
+    assert resumed["skipped_done"] == 40
+    assert _records(path) == _records(tmp_path / "whole" / "trajectories.jsonl")
+    assert len(seen) == len(set(seen)) == resumed["ran"]
+
+
+def test_killed_process_resumes_without_repeating_work(tmp_path):
+    """A real SIGKILL of `python -m fireflan teach`, then a re-run: no key twice, same records."""
+    out = tmp_path / "t"
+    cmd = [sys.executable, "-m", "fireflan", "teach", "--out", str(out), "--limit", "1500"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    path = out / "trajectories.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if path.exists() and path.stat().st_size > 200_000:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    keys = _keys(path)
+    assert len(keys) == len(set(keys))
+    whole = tmp_path / "whole"
+    subprocess.run([*cmd[:4], "--out", str(whole), "--limit", "1500"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=120)
+    assert _records(path) == _records(whole / "trajectories.jsonl")
+
+
+def test_spend_cap_stops_cleanly_and_a_rerun_continues(small_world, tmp_path, monkeypatch):
+    server = FakeServer()
+    try:
+        server.default = reply("Thought: I know this.\nAction: finish[Velmora]", prompt=100_000, completion=20_000)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        config = dict(out=str(tmp_path), data=str(small_world), split="train", limit=6, teacher="openai",
+                      model="gpt-test", base_url=server.base_url, prices="gpt-test=5,5", methods="cot")
+        # each call: 0.12M tokens x $5/M = $0.60; with a $1 cap the third call is refused
+        summary = teach(TeachConfig(**config, max_usd=1.0))
+        assert summary["stopped"] and "1.0" in summary["stopped"] and summary["ran"] == 2
+        assert len(server.requests) == 2
+        assert summary["usd_this_run"] == pytest.approx(1.2)
+        summary = teach(TeachConfig(**config, max_usd=100.0))
+        assert summary["skipped_done"] == 2 and summary["ran"] == summary["planned"] - 2
+        assert len(server.requests) == summary["planned"]  # nothing asked twice
+        sent = server.requests[0]["json"]["messages"]
+        assert sent[0]["role"] == "system" and "Here are some examples." in sent[0]["content"]
+    finally:
+        server.stop()
+
+
+def test_plan_and_eligibility():
+    tool_q = Example(id="a", question="Who?", answer="x", task="world", type="bridge", supporting_facts=[["T", 0]])
+    no_tool = Example(id="b", question="What is 2 plus 2?", answer="4", task="world", type="notool")
+    assert eligible("cot", no_tool, "scripted") and not eligible("cot", tool_q, "scripted")
+    assert eligible("cot", tool_q, "openai") and not eligible("reflexion", no_tool, "scripted")
+    p = plan([tool_q, no_tool], ["react", "cot", "reflexion"], {"reflexion": 0.0}, "scripted", 0)
+    assert [(e.id, m) for e, m in p] == [("a", "react"), ("b", "react"), ("b", "cot")]
+    assert plan([tool_q] * 1, ["react"], {}, "scripted", 0) == plan([tool_q], ["react"], {}, "scripted", 0)
+
+
+def test_bad_options_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="--methods"):
+        TeachConfig(methods="react,tot").method_list()
+    with pytest.raises(ValueError, match="--shares"):
+        TeachConfig(shares="react=lots").share_map()
+    with pytest.raises(ValueError, match="--teacher"):
+        teach(TeachConfig(out=str(tmp_path), teacher="oracle", limit=2))
+
+
+def test_a_corrupt_line_in_the_middle_is_an_error(tmp_path):
+    from fireflan.io import DataError
+
+    path = tmp_path / "trajectories.jsonl"
+    path.write_text('{"id": "a", "method": "react", "seed": 0}\nnot json\n{"id": "b", "method": "react", "seed": 0}\n')
+    with pytest.raises(DataError, match=r"trajectories\.jsonl:2"):
+        done_keys(path)
