@@ -190,3 +190,22 @@ def test_no_successes_is_an_error(tmp_path):
     path.write_text(json.dumps(failed) + "\n")
     with pytest.raises(ValueError, match="no successful"):
         build_corpus(CorpusConfig(inputs=str(path), out=str(tmp_path / "c")))
+
+
+def test_fireact_import_becomes_a_corpus_whose_turns_all_parse(tmp_path):
+    """Must show: FireAct's gpt_format_hotpotqa.jsonl yields 500 valid records, and every assistant turn
+    of every corpus record parses with the agent's own action parser."""
+    from conftest import shared
+
+    path = shared("fireact/gpt_format_hotpotqa.jsonl")
+    stats = build_corpus(CorpusConfig(inputs=str(path), out=str(tmp_path), negatives="", val_share=0.0))
+    assert stats["read"] == {"imported:gpt_format_hotpotqa.jsonl": 500} and stats["records"] == 500
+    for rec in _read(tmp_path / "train.jsonl"):
+        assert rec["meta"]["source"] == "fireact" and rec["messages"][0]["role"] == "user"
+        for m in rec["messages"]:
+            if m["role"] == "assistant":
+                assert parse_action(m["content"]).ok, m["content"]
+    multi = build_corpus(CorpusConfig(inputs=str(shared("fireact/gpt_format_multitask_multimethod.jsonl")),
+                                      out=str(tmp_path / "m"), negatives=""))
+    assert multi["read"]["failed_skipped"] == 49
+    assert set(multi["task_mix"]) == {"hotpotqa", "mmlu", "strategyqa"}

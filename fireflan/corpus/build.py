@@ -100,11 +100,13 @@ def read_inputs(paths: list[str]) -> tuple[list, list[dict], dict]:
         else:
             from fireflan.corpus.importers import import_file
 
-            records = import_file(path)
-            counts[f"imported:{path.name}"] += len(records)
-            for rec in records:
+            for rec in import_file(path):
+                if str(rec["meta"].get("reward")).lower() in ("false", "0"):  # a failed episode: not a lesson
+                    counts["failed_skipped"] += 1
+                    continue
                 rec["meta"].setdefault("question_id", rec["meta"]["id"])
-            imported += records
+                counts[f"imported:{path.name}"] += 1
+                imported.append(rec)
     return trajectories, imported, dict(counts)
 
 
