@@ -3,6 +3,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import shared
 
 from fireflan.corpus.importers import (
     CUT_TEXT_AFTER_ACTION,
@@ -31,16 +32,12 @@ from fireflan.io import DataError
 from fireflan.scoring import parse_letter
 from fireflan.tools.actions import parse_action
 
-FIREACT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fireact"
 ACTIONS = ("search", "lookup", "finish")
 
 
 def fireact(name: str) -> Path:
-    """A file of FireAct's published fine-tuning data, or skip the test saying why."""
-    path = FIREACT / name
-    if not path.exists():
-        pytest.skip(f"{path} is absent: FireAct's data sits in ../shared/data/fireact beside the repository")
-    return path
+    """A file of FireAct's published fine-tuning data (../shared/data/fireact), or skip saying why."""
+    return shared(f"fireact/{name}")
 
 
 @pytest.fixture(scope="module")

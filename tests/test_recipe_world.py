@@ -19,6 +19,8 @@ def test_world_recipe_end_to_end(tmp_path):
     # without the tool the world cannot be answered: only yes/no and arithmetic-free luck remain
     assert metrics["no_tool_baseline"]["n"] == 300 and metrics["no_tool_baseline"]["em"] < 0.3
     assert len((tmp_path / "predictions_no_tool.jsonl").read_text().splitlines()) == 300
+    assert metrics["teach"]["success"] == metrics["teach"]["trajectories"] > 3000
+    assert metrics["corpus"]["records"] > 3000 and (tmp_path / "corpus" / "train.jsonl").exists()
 
 
 def test_recipe_file_is_valid_and_names_its_command():

@@ -1,4 +1,4 @@
-"""The embedded world end to end with the stages built so far: world -> tool -> scoring.
+"""The embedded world end to end with the stages built so far: world -> tool -> teach -> corpus.
 
     python -m fireflan.recipes.world --out runs/world     # what `make all` runs for now
     python -m fireflan.recipes.world --config recipes/world.toml   # the same, from a recipe file
@@ -10,7 +10,9 @@
 4. search each raw question: how often is a gold page among the `Similar` titles?
 5. a baseline that uses no tool (the commonest training answer of the question's kind, or the
    first option of a comparison), scored with the task's scorer: the world cannot be guessed;
-6. write predictions and metrics.json.
+6. teach: the scripted expert solves the train split with ReAct, CoT and Reflexion (OUT/teach);
+7. corpus: its trajectories become chat records with negatives (OUT/corpus), FireAct's format;
+8. write predictions and metrics.json.
 """
 
 from __future__ import annotations
@@ -85,17 +87,32 @@ def main(out: str = "runs/world", seed: int = 0):
     write_jsonl(out / "predictions_no_tool.jsonl", predictions)
     baseline = score_files(out / "predictions_no_tool.jsonl", out, task="world")
 
-    # 6. metrics
+    # 6. teach (resumable: a re-run skips finished trajectories)
+    from fireflan.corpus.build import CorpusConfig, build_corpus
+    from fireflan.teach import TeachConfig, teach
+
+    taught = teach(TeachConfig(out=str(out / "teach"), task="world", data=str(out), split="train", seed=seed))
+
+    # 7. corpus
+    corpus = build_corpus(CorpusConfig(inputs=str(out / "teach" / "trajectories.jsonl"), out=str(out / "corpus"),
+                                       seed=seed))
+
+    # 8. metrics
     metrics = {
         "questions": counts, "test_reachable": 1 - len(unreachable) / len(test),
         "unreachable": unreachable[:20],
         "similar_recall_at_5": similar_hits / max(tool_questions, 1),
-        "no_tool_baseline": baseline, "seconds": round(time.time() - started, 1),
+        "no_tool_baseline": baseline,
+        "teach": {k: taught[k] for k in ("trajectories", "success", "methods")},
+        "corpus": {k: corpus[k] for k in ("records", "train", "val", "negative_shares", "tokens")},
+        "seconds": round(time.time() - started, 1),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"gold answers reachable with the tool: {metrics['test_reachable']:.1%}")
     print(f"a gold page among the top-5 for the raw question: {metrics['similar_recall_at_5']:.1%}")
     print(f"no-tool baseline: EM {baseline['em']:.3f}  F1 {baseline['f1']:.3f}")
+    print(f"teach: {taught['success']} of {taught['trajectories']} trajectories succeeded -> {out / 'teach'}")
+    print(f"corpus: {corpus['train']} train + {corpus['val']} validation records -> {out / 'corpus'}")
     print(f"metrics -> {out / 'metrics.json'}")
 
 
