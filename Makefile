@@ -22,19 +22,19 @@ $(VENV)/.ready-%: pyproject.toml constraints.txt
 	$(PIP) -e ".[$*]"
 	touch $@
 
-all: $(VENV)/.ready-dev
+all: $(VENV)/.ready-train,infer,dev
 	$(PY) -m fireflan.recipes.world --config recipes/world.toml --out $(RUNS)/world
 
-test: $(VENV)/.ready-dev
+test: $(VENV)/.ready-train,infer,dev
 	$(PY) -m pytest -m "not slow" -q
 
-test-slow: $(VENV)/.ready-dev
+test-slow: $(VENV)/.ready-train,infer,dev
 	$(PY) -m pytest -m slow -q
 
-lint: $(VENV)/.ready-dev
+lint: $(VENV)/.ready-train,infer,dev
 	$(PY) -m ruff check fireflan tests bench
 
-bench: $(VENV)/.ready-dev
+bench: $(VENV)/.ready-train,infer,dev
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:

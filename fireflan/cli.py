@@ -87,17 +87,27 @@ def _run_corpus(config):
     print(json.dumps({k: stats[k] for k in keys}))
 
 
+def _run_train(config):
+    from fireflan.train.trainer import train
+
+    summary = train(config)
+    print(json.dumps({k: summary[k] for k in ("saved", "steps", "train_loss", "val_loss", "seconds")}))
+
+
 def _add_commands():
     """Verbs whose flags are a stage's config dataclass (one source for CLI, recipes and --help)."""
     from fireflan.corpus.build import CorpusConfig
     from fireflan.options import command
     from fireflan.teach import TeachConfig
+    from fireflan.train.trainer import TrainConfig
 
     CLI.teach = staticmethod(command(TeachConfig, _run_teach,
                                      "Run a teacher over a task's questions; keep every trajectory (resumable)."))
     CLI.corpus = staticmethod(command(CorpusConfig, _run_corpus,
                                       "Turn trajectories (or FireAct / AgentInstruct files) into SFT chat records.",
                                       positional=("inputs",)))
+    CLI.train = staticmethod(command(TrainConfig, _run_train,
+                                     "Fine-tune a base model on a corpus (LoRA or full; TRL on CPU, Unsloth on CUDA)."))
 
 
 def _is_path(value) -> bool:

@@ -1,0 +1,310 @@
+"""Train: supervised fine-tuning on a corpus, LoRA (or full), on CPU with TRL + PEFT or on a CUDA GPU
+with Unsloth's 4-bit QLoRA. The same data path and options for both.
+
+    python -m fireflan train --corpus runs/corpus --base embedded --out runs/model
+    python -m fireflan train --corpus runs/corpus --base tiny --out runs/tiny --max-steps 20
+
+Where a CPU step spends its time is the 262k-word output layer, so fireflan's trainer
+(`fast=True`, the default) computes it only at the positions that carry loss, groups records of
+similar length into a batch (little padding), and uses every core. Checkpoints go to
+OUT/checkpoints; a killed run resumes from the last one. The loss curve is OUT/loss.csv and
+OUT/loss.png; the adapter OUT/adapter (or the weights OUT/full); OUT/train.json says what was done.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fireflan.options import opt
+
+SCHEMA_TRAIN = "fireflan.train/1"
+BACKENDS = ("auto", "trl", "unsloth")
+
+
+@dataclass
+class TrainConfig:
+    """Options of `fireflan train`."""
+
+    corpus: str = opt("runs/corpus", "a corpus folder (train.jsonl, val.jsonl) or one JSONL file")
+    base: str = opt("embedded", "embedded | tiny | a Hugging Face model id or folder")
+    out: str = opt("runs/model", "the model folder to write")
+    backend: str = opt("auto", "auto (unsloth on a CUDA GPU, else trl) | trl | unsloth")
+    lora: bool = opt(True, "LoRA adapters (False: full fine-tuning)")
+    rank: int = opt(16, "LoRA rank")
+    alpha: int = opt(32, "LoRA alpha")
+    dropout: float = opt(0.0, "LoRA dropout")
+    target_modules: str = opt("q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "LoRA target modules")
+    lr: float = opt(2e-4, "peak learning rate (cosine schedule after warm-up)")
+    warmup_ratio: float = opt(0.03, "share of steps spent warming up")
+    epochs: float = opt(1.0, "passes over the corpus (ignored when max_steps > 0)")
+    max_steps: int = opt(-1, "optimizer steps; -1 to go by epochs")
+    batch_size: int = opt(4, "records per step (per device)")
+    grad_accum: int = opt(1, "gradient accumulation steps")
+    max_length: int = opt(1024, "records longer than this many tokens are left out and reported")
+    save_steps: int = opt(25, "checkpoint every N steps")
+    seed: int = opt(0, "seed of initialisation and data order")
+    threads: int = opt(0, "CPU threads (0: all cores)")
+    fast: bool = opt(True, "output layer only where the loss is, length-grouped batches (False: plain SFTTrainer)")
+    gradient_checkpointing: bool = opt(False, "trade compute for memory")
+    limit: int = opt(0, "train on the first N records only (0: all)")
+
+
+# --------------------------------------------------------------------------- choices (pure)
+
+def choose_backend(requested: str, cuda: bool, unsloth_installed: bool) -> str:
+    """'auto' -> 'unsloth' on a CUDA machine with unsloth installed, else 'trl'. Asking for unsloth
+    without CUDA is an error (Unsloth needs a GPU), as is asking for it when it is not installed."""
+    if requested not in BACKENDS:
+        raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {requested!r}")
+    if requested == "auto":
+        return "unsloth" if cuda and unsloth_installed else "trl"
+    if requested == "unsloth" and not cuda:
+        raise ValueError("the unsloth backend needs a CUDA GPU; use --backend trl on this machine")
+    if requested == "unsloth" and not unsloth_installed:
+        raise ValueError("unsloth is not installed: pip install 'fireflan[gpu]' on the GPU machine")
+    return requested
+
+
+def corpus_files(corpus) -> tuple[Path, Path | None]:
+    """(train file, validation file or None) of a corpus folder or a single JSONL file."""
+    from fireflan.io import DataError
+
+    path = Path(corpus)
+    if path.is_dir():
+        train, val = path / "train.jsonl", path / "val.jsonl"
+        if not train.exists():
+            raise DataError(train, "no such file (a corpus folder holds train.jsonl)")
+        return train, (val if val.exists() and val.stat().st_size else None)
+    if not path.exists():
+        raise DataError(path, "no such file")
+    return path, None
+
+
+# --------------------------------------------------------------------------- loading
+
+def load_model(config: TrainConfig, base: str, backend: str):
+    """(model ready to train, tokenizer) for the backend."""
+    from fireflan.train.base import CHAT_TEMPLATE, END
+
+    if backend == "unsloth":  # GPU only: imported nowhere else
+        from unsloth import FastLanguageModel
+
+        model, tokenizer = FastLanguageModel.from_pretrained(base, max_seq_length=config.max_length,
+                                                             load_in_4bit=config.lora, dtype=None)
+        if config.lora:
+            model = FastLanguageModel.get_peft_model(
+                model, r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                target_modules=config.target_modules.split(","), random_state=config.seed,
+                use_gradient_checkpointing="unsloth" if config.gradient_checkpointing else False)
+    else:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        if config.lora:
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(
+                r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout, task_type="CAUSAL_LM",
+                target_modules=config.target_modules.split(",")))
+    if tokenizer.chat_template is None:
+        if END not in tokenizer.get_vocab():
+            raise ValueError(f"{base} has no chat template and no {END} token: give it a chat template first")
+        tokenizer.chat_template = CHAT_TEMPLATE
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------- the trainer
+
+def make_trainer_class():
+    """SFTTrainer with the loss computed at loss-bearing positions only (built lazily: TRL is heavy)."""
+    import torch
+    import torch.nn.functional as F
+    from trl import SFTTrainer
+
+    class FireflanTrainer(SFTTrainer):
+        """`fast`: run the backbone, then the output layer only where labels are set.
+
+        Same loss as the full forward (mean over loss tokens), a fraction of the output-layer work:
+        on ReAct chats about half the positions are question and observations.
+        """
+
+        fast = True
+        supervised_tokens = 0
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            labels = inputs["labels"][:, 1:]
+            mask = labels != -100
+            if model.training:
+                self.supervised_tokens += int(mask.sum())
+            if not self.fast:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+            backbone = getattr(causal, causal.base_model_prefix)
+            hidden = backbone(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+                              use_cache=False).last_hidden_state[:, :-1]
+            logits = causal.get_output_embeddings()(hidden[mask]).float()
+            softcap = getattr(causal.config.get_text_config(), "final_logit_softcapping", None)
+            if softcap:
+                logits = torch.tanh(logits / softcap) * softcap
+            total = F.cross_entropy(logits, labels[mask], reduction="sum")
+            count = num_items_in_batch if num_items_in_batch is not None else mask.sum().clamp(min=1)
+            loss = total / torch.as_tensor(count, device=total.device)
+            return (loss, None) if return_outputs else loss
+
+    return FireflanTrainer
+
+
+def _callbacks(out: Path, trainer_ref: dict):
+    from transformers import TrainerCallback
+
+    class LossLog(TrainerCallback):
+        """Appends (step, loss, lr, supervised tokens/s, seconds) to OUT/loss.csv at each log."""
+
+        def __init__(self):
+            self.started = time.time()
+            self.path = out / "loss.csv"
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "loss" not in logs:
+                return
+            trainer = trainer_ref["trainer"]
+            elapsed = time.time() - self.started
+            tok_s = trainer.supervised_tokens / max(elapsed, 1e-9)
+            logs["supervised_tok_s"] = round(tok_s, 1)
+            new = not self.path.exists()
+            with self.path.open("a", newline="") as f:
+                w = csv.writer(f)
+                if new:
+                    w.writerow(["step", "loss", "learning_rate", "supervised_tok_s", "seconds"])
+                w.writerow([state.global_step, logs["loss"], logs.get("learning_rate", ""), round(tok_s, 1),
+                            round(elapsed, 1)])
+
+    return [LossLog()]
+
+
+def plot_loss(out: Path) -> Path | None:
+    """OUT/loss.png from OUT/loss.csv (training loss per step)."""
+    path = out / "loss.csv"
+    if not path.exists():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(path.open()))
+    steps, losses = [int(r["step"]) for r in rows], [float(r["loss"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, losses, marker="." if len(steps) < 50 else None)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title(f"fireflan train: {out.name}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=120)
+    plt.close(fig)
+    return out / "loss.png"
+
+
+def sft_args(config: TrainConfig, out: Path, backend: str, **overrides):
+    """The SFTConfig of a run: fp32 on CPU, no activation checkpointing unless asked, our own data
+    preparation (the dataset arrives tokenized, with labels), length-grouped batches when fast."""
+    import torch
+    from trl import SFTConfig
+
+    options = dict(
+        output_dir=str(out / "checkpoints"), per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.lr, lr_scheduler_type="cosine", warmup_steps=config.warmup_ratio,
+        num_train_epochs=config.epochs, max_steps=config.max_steps, logging_steps=1,
+        save_steps=config.save_steps, save_total_limit=2, seed=config.seed, data_seed=config.seed,
+        bf16=backend == "unsloth" and torch.cuda.is_bf16_supported(), fp16=False,
+        activation_checkpointing=config.gradient_checkpointing, report_to="none", max_length=None,
+        train_sampling_strategy="group_by_length" if config.fast else "random",
+        dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
+        use_cpu=backend == "trl" and not torch.cuda.is_available())
+    options.update(overrides)
+    return SFTConfig(**options)
+
+
+def train(config: TrainConfig) -> dict:
+    """Run (or resume) training; returns and writes OUT/train.json."""
+    import datasets
+    import torch
+
+    from fireflan.train.base import resolve_base
+    from fireflan.train.data import read_corpus, tokenize_corpus
+
+    started = time.time()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(config.threads or os.cpu_count() or 1)
+    unsloth_installed = _installed("unsloth")
+    backend = choose_backend(config.backend, torch.cuda.is_available(), unsloth_installed)
+    base = resolve_base(config.base)
+    model, tokenizer = load_model(config, base, backend)
+
+    train_file, val_file = corpus_files(config.corpus)
+    records = read_corpus(train_file)
+    if config.limit:
+        records = records[: config.limit]
+    examples, too_long = tokenize_corpus(records, tokenizer, config.max_length)
+    if too_long:
+        print(f"fireflan train: {len(too_long)} record(s) longer than {config.max_length} tokens left out "
+              f"(not truncated), e.g. {too_long[:3]}")
+    if not examples:
+        raise ValueError(f"no record of {train_file} fits in {config.max_length} tokens")
+    val_examples = tokenize_corpus(read_corpus(val_file), tokenizer, config.max_length)[0] if val_file else []
+
+    args = sft_args(config, out, backend)
+    trainer_ref = {}
+    Trainer = make_trainer_class()
+    Trainer.fast = config.fast
+    trainer = Trainer(model=model, args=args, processing_class=tokenizer,
+                      train_dataset=datasets.Dataset.from_list(examples),
+                      eval_dataset=datasets.Dataset.from_list(val_examples) if val_examples else None,
+                      callbacks=_callbacks(out, trainer_ref))
+    trainer_ref["trainer"] = trainer
+    resume = _last_checkpoint(out / "checkpoints")
+    result = trainer.train(resume_from_checkpoint=resume)
+    metrics = trainer.evaluate() if val_examples else {}
+
+    saved = out / ("adapter" if config.lora else "full")
+    trainer.model.save_pretrained(saved)
+    tokenizer.save_pretrained(saved)
+    plot_loss(out)
+    summary = {
+        "schema": SCHEMA_TRAIN, "base": base, "base_name": config.base, "lora": config.lora, "backend": backend,
+        "saved": str(saved), "resumed_from": resume, "steps": trainer.state.global_step,
+        "train_loss": round(result.training_loss, 4), "val_loss": round(metrics.get("eval_loss", float("nan")), 4)
+        if val_examples else None,
+        "records": len(examples), "too_long": too_long, "supervised_tokens": trainer.supervised_tokens,
+        "seconds": round(time.time() - started, 1),
+        "train_seconds": round(result.metrics.get("train_runtime", 0.0), 1),
+        "config": asdict(config),
+    }
+    (out / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    """The newest complete checkpoint (one that has its trainer state), or None."""
+    if not folder.exists():
+        return None
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None

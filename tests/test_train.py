@@ -1,0 +1,174 @@
+"""Training on the tiny model: which tokens carry loss, the fast loss, resume, reports."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT
+
+pytest.importorskip("trl", reason="the train extra is not installed (pip install -e '.[train]')")
+
+from fireflan.train.data import IGNORE, encode, tokenize_corpus  # noqa: E402
+from fireflan.train.trainer import TrainConfig, choose_backend, corpus_files, train  # noqa: E402
+
+CHAT = [{"role": "system", "content": "Use the tools.", "loss": False},
+        {"role": "user", "content": "Where was Aldo Brenik born?", "loss": False},
+        {"role": "assistant", "content": "Thought: I need his page.\nAction: search[Aldo Brenik]", "loss": True},
+        {"role": "user", "content": "Observation: Aldo Brenik was born in Velmora.", "loss": False},
+        {"role": "assistant", "content": "Thought: Found it.\nAction: finish[Velmora]", "loss": True}]
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    from fireflan.train.base import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("base") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny)
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """A small real corpus: scripted trajectories on a small world, FireAct format."""
+    from fireflan.corpus.build import CorpusConfig, build_corpus
+    from fireflan.teach import TeachConfig, teach
+    from fireflan.world import WorldConfig, write_world
+
+    root = tmp_path_factory.mktemp("corpus")
+    write_world(WorldConfig(seed=5, train=120, dev=10, test=10), root / "world")
+    teach(TeachConfig(out=str(root / "teach"), data=str(root / "world"), methods="react,cot"))
+    build_corpus(CorpusConfig(inputs=str(root / "teach" / "trajectories.jsonl"), out=str(root / "corpus"),
+                              negatives="no_tools=0.1"))
+    return root / "corpus"
+
+
+def test_only_assistant_turns_with_loss_carry_labels(tokenizer):
+    """The unit test of loss masking: exactly the marked assistant turns (and their end-of-turn) train."""
+    ids, labels = encode(tokenizer, CHAT)
+    trained = tokenizer.decode([i for i, lab in zip(ids, labels, strict=True) if lab != IGNORE])
+    assert trained == ("Thought: I need his page.\nAction: search[Aldo Brenik]<end_of_turn>\n"
+                       "Thought: Found it.\nAction: finish[Velmora]<end_of_turn>\n")
+    assert all(lab in (IGNORE, i) for i, lab in zip(ids, labels, strict=True))
+    # the observation, the question and the system text never carry loss
+    masked = tokenizer.decode([i for i, lab in zip(ids, labels, strict=True) if lab == IGNORE])
+    assert "Velmora." in masked and "Where was Aldo Brenik born?" in masked and "Use the tools." in masked
+    # a turn marked loss: false is context only
+    frozen = [dict(m) for m in CHAT]
+    frozen[2]["loss"] = False
+    ids2, labels2 = encode(tokenizer, frozen)
+    assert ids2 == ids
+    assert tokenizer.decode([i for i, lab in zip(ids2, labels2, strict=True) if lab != IGNORE]) == \
+        "Thought: Found it.\nAction: finish[Velmora]<end_of_turn>\n"
+
+
+def test_user_turn_with_loss_is_refused(tokenizer):
+    from fireflan.io import DataError
+
+    bad = [dict(m) for m in CHAT]
+    bad[3]["loss"] = True
+    with pytest.raises(DataError, match="turn 3 is a user turn"):
+        encode(tokenizer, bad)
+
+
+def test_records_over_the_cap_are_reported_not_truncated(tokenizer):
+    long = [dict(m) for m in CHAT]
+    long[3] = {**long[3], "content": "Observation: " + "word " * 400}
+    examples, too_long = tokenize_corpus([{"messages": CHAT, "meta": {"id": "short"}},
+                                          {"messages": long, "meta": {"id": "long"}}], tokenizer, 200)
+    assert [e["length"] for e in examples] == [len(encode(tokenizer, CHAT)[0])]
+    assert too_long[0]["id"] == "long" and too_long[0]["tokens"] > 200
+
+
+def test_fast_loss_equals_the_full_forward_loss(tiny, tokenizer):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from fireflan.train.trainer import make_trainer_class
+
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    ids, labels = encode(tokenizer, CHAT)
+    other_ids, other_labels = encode(tokenizer, CHAT[:3])
+    pad = len(ids) - len(other_ids)
+    batch = {"input_ids": torch.tensor([ids, other_ids + [0] * pad]),
+             "attention_mask": torch.tensor([[1] * len(ids), [1] * len(other_ids) + [0] * pad]),
+             "labels": torch.tensor([labels, other_labels + [IGNORE] * pad])}
+    Trainer = make_trainer_class()
+    trainer = Trainer.__new__(Trainer)  # compute_loss needs no trainer state
+    trainer.supervised_tokens = 0
+    with torch.no_grad():
+        fast = trainer.compute_loss(model, dict(batch))
+        full = model(**batch).loss
+    assert fast.item() == pytest.approx(full.item(), abs=1e-5)
+
+
+def test_backend_selection():
+    assert choose_backend("auto", cuda=False, unsloth_installed=False) == "trl"
+    assert choose_backend("auto", cuda=False, unsloth_installed=True) == "trl"
+    assert choose_backend("auto", cuda=True, unsloth_installed=True) == "unsloth"
+    assert choose_backend("auto", cuda=True, unsloth_installed=False) == "trl"
+    assert choose_backend("trl", cuda=True, unsloth_installed=True) == "trl"
+    with pytest.raises(ValueError, match="CUDA"):
+        choose_backend("unsloth", cuda=False, unsloth_installed=True)
+    with pytest.raises(ValueError, match="not installed"):
+        choose_backend("unsloth", cuda=True, unsloth_installed=False)
+    with pytest.raises(ValueError, match="--backend"):
+        choose_backend("mlx", cuda=False, unsloth_installed=False)
+
+
+def test_corpus_files(tmp_path):
+    from fireflan.io import DataError
+
+    with pytest.raises(DataError, match="train.jsonl"):
+        corpus_files(tmp_path)
+    (tmp_path / "train.jsonl").write_text("{}\n")
+    assert corpus_files(tmp_path) == (tmp_path / "train.jsonl", None)
+
+
+def test_train_lora_on_the_tiny_model(tiny, corpus, tmp_path):
+    out = tmp_path / "model"
+    summary = train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(out), max_steps=6, save_steps=3,
+                                batch_size=4, lr=3e-3))
+    assert summary["steps"] == 6 and summary["lora"] and summary["backend"] == "trl"
+    assert (out / "adapter" / "adapter_config.json").exists() and (out / "loss.png").exists()
+    rows = (out / "loss.csv").read_text().splitlines()
+    assert len(rows) == 7 and rows[0].startswith("step,loss")
+    losses = [float(r.split(",")[1]) for r in rows[1:]]
+    assert losses[-1] < losses[0]  # it learns
+    assert summary["val_loss"] is not None and summary["supervised_tokens"] > 0
+    assert json.loads((out / "train.json").read_text())["steps"] == 6
+
+
+def test_killed_training_resumes_from_its_last_checkpoint(tiny, corpus, tmp_path):
+    out = tmp_path / "model"
+    code = ("from fireflan.train.trainer import TrainConfig, train\n"
+            f"train(TrainConfig(corpus={str(corpus)!r}, base={str(tiny)!r}, out={str(out)!r}, max_steps=40,"
+            " save_steps=2, batch_size=2))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "checkpoints" / "checkpoint-4" / "trainer_state.json").exists():
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    summary = train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(out), max_steps=40, save_steps=2,
+                                batch_size=2))
+    assert summary["resumed_from"] is not None and int(summary["resumed_from"].rsplit("-", 1)[1]) >= 4
+    assert summary["steps"] == 40
+
+
+def test_full_fine_tuning(tiny, corpus, tmp_path):
+    summary = train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(tmp_path), lora=False, max_steps=2))
+    assert not summary["lora"] and (tmp_path / "full" / "model.safetensors").exists()
