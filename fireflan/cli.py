@@ -94,9 +94,18 @@ def _run_train(config):
     print(json.dumps({k: summary[k] for k in ("saved", "steps", "train_loss", "val_loss", "seconds")}))
 
 
+def _run_export(config):
+    from fireflan.export import describe, export
+
+    summary = export(config)
+    print(describe(summary))
+    print(f"export: {config.model}/export.json")
+
+
 def _add_commands():
     """Verbs whose flags are a stage's config dataclass (one source for CLI, recipes and --help)."""
     from fireflan.corpus.build import CorpusConfig
+    from fireflan.export import ExportConfig
     from fireflan.options import command
     from fireflan.teach import TeachConfig
     from fireflan.train.trainer import TrainConfig
@@ -108,6 +117,9 @@ def _add_commands():
                                       positional=("inputs",)))
     CLI.train = staticmethod(command(TrainConfig, _run_train,
                                      "Fine-tune a base model on a corpus (LoRA or full; TRL on CPU, Unsloth on CUDA)."))
+    CLI.export = staticmethod(command(ExportConfig, _run_export,
+                                      "Merge, convert to GGUF, quantize, verify, write an Ollama Modelfile.",
+                                      positional=("model",)))
 
 
 def _is_path(value) -> bool:

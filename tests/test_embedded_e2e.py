@@ -1,0 +1,67 @@
+"""The embedded path end to end (slow tier): Gemma 3 270M trained on a small world corpus for a few
+dozen steps, exported q8_0, and the GGUF, prompted through the template stored in the file, answers
+a world question in the trained ReAct format through llama-cpp-python.
+
+    .venv/bin/python -m pytest -m slow tests/test_embedded_e2e.py -s
+"""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+pytest.importorskip("llama_cpp", reason="the infer extra is not installed")
+pytest.importorskip("trl", reason="the train extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from fireflan.corpus.build import CorpusConfig, build_corpus
+    from fireflan.export import ExportConfig, export
+    from fireflan.teach import TeachConfig, teach
+    from fireflan.train.trainer import TrainConfig, train
+    from fireflan.world import WorldConfig, write_world
+
+    root = tmp_path_factory.mktemp("e2e")
+    write_world(WorldConfig(seed=21, train=200, dev=20, test=20), root / "world")
+    teach(TeachConfig(out=str(root / "teach"), data=str(root / "world"), methods="react,cot"))
+    build_corpus(CorpusConfig(inputs=str(root / "teach" / "trajectories.jsonl"), out=str(root / "corpus"),
+                              negatives="", max_tokens=600))
+    trained = train(TrainConfig(corpus=str(root / "corpus"), base="embedded", out=str(root / "model"),
+                                max_steps=30, batch_size=4, lr=5e-4, save_steps=15, max_length=600))
+    exported = export(ExportConfig(model=str(root / "model"), quant="q8_0", verify_prompts=2))
+    return root, trained, exported
+
+
+def test_training_lowered_the_loss(run):
+    root, trained, _ = run
+    rows = (root / "model" / "loss.csv").read_text().splitlines()[1:]
+    losses = [float(r.split(",")[1]) for r in rows]
+    print(f"loss {losses[0]:.3f} -> {losses[-1]:.3f} in {trained['steps']} steps, {trained['train_seconds']} s")
+    assert trained["steps"] == 30 and sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
+
+
+def test_the_gguf_answers_in_the_trained_react_format(run):
+    from fireflan.agent import AgentConfig, run_episode
+    from fireflan.models.llama import LlamaModel
+    from fireflan.tasks import get_task, make_tool
+
+    root, _, exported = run
+    gguf = root / "model" / "gguf" / "model-q8_0.gguf"
+    assert gguf.exists() and exported["ok"]
+    model = LlamaModel(gguf)  # the chat template comes from the file
+    assert "<start_of_turn>" in model.template
+    task = get_task("world")
+    examples = [e for e in task.load(root / "world", split="test") if e.type == "bridge"][:3]
+    wiki = make_tool("world", examples, root / "world")
+    results = []
+    for ex in examples:
+        traj = run_episode(model, wiki, ex, config=AgentConfig(max_steps=6, max_tokens=96),
+                           score=lambda a, ex=ex: task.score(a, ex))
+        results.append(traj)
+        print(json.dumps({"question": ex.question, "gold": ex.answer, "answer": traj.answer,
+                          "steps": [s.raw for s in traj.steps]}, indent=1))
+    first = [t.steps[0] for t in results]
+    assert all(s.action in ("search", "lookup", "finish") and not s.format_error for s in first)
+    assert all(s.raw.startswith("Thought:") for s in first)

@@ -1,0 +1,596 @@
+"""export: merge -> llama.cpp's converter -> quantize -> verify -> Modelfile, end to end on a tiny Gemma 3.
+
+The tiny base is first trained to answer every prompt with a search, then a LoRA adapter teaches it
+`Action: finish[yes]`: so the merged model differs from its base, and both are confident enough that
+f16/q8_0 rounding cannot flip a greedy token (a random 2-layer model's logits are near-ties).
+llama.cpp's converter comes from the llama-cpp-python sdist, downloaded once into the fireflan cache
+(~77 MB); without a package index the end-to-end tests skip.
+"""
+
+import json
+import re
+import shutil
+
+import pytest
+
+from fireflan.export import (
+    OLLAMA_TEMPLATE,
+    ExportConfig,
+    ExportError,
+    agreement,
+    llama_swa_layers,
+    metadata_fixes,
+    metadata_problems,
+    modelfile,
+    parse_modelfile,
+    read_train,
+    source_stamp,
+    verify_messages,
+    write_added_tokens,
+    write_plain_template,
+)
+from fireflan.train.base import CHAT_TEMPLATE, END, plain_template
+
+QUANTS = "f16,q8_0,q4_k_m"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def tools():
+    """llama.cpp's converter scripts (fetched once into the fireflan cache), or skip saying why."""
+    for module in ("torch", "transformers", "peft", "gguf", "llama_cpp", "sentencepiece"):
+        pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[train,infer]')")
+    from fireflan.train.fetch_llama_cpp import ConverterUnavailable, converter_dir
+
+    try:
+        return converter_dir()
+    except ConverterUnavailable as e:
+        pytest.skip(f"llama.cpp's converter could not be fetched (no package index?): {str(e).splitlines()[0]}")
+
+
+def _examples(tokenizer, prompts, answer):
+    """(input ids, labels) with loss on the answer and its <end_of_turn> only."""
+    rows = []
+    for messages in prompts:
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
+        reply = tokenizer(answer + END, add_special_tokens=False)["input_ids"]
+        rows.append((prompt + reply, [-100] * len(prompt) + reply))
+    return rows
+
+
+def _fit(model, rows, steps, lr=1e-2):
+    import torch
+
+    n = max(len(ids) for ids, _ in rows)
+    batch = {"input_ids": torch.tensor([ids + [0] * (n - len(ids)) for ids, _ in rows]),
+             "attention_mask": torch.tensor([[1] * len(ids) + [0] * (n - len(ids)) for ids, _ in rows]),
+             "labels": torch.tensor([labels + [-100] * (n - len(labels)) for _, labels in rows])}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    for _ in range(steps):
+        loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    return loss.item()
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, tools):
+    """MODEL/{train.json, adapter/} as the trainer writes it, over a tiny base in BASE/. ~7 s."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from fireflan.train.base import build_tiny
+    from fireflan.world import WorldConfig, generate_world
+
+    root = tmp_path_factory.mktemp("export")
+    tiny = build_tiny(root / "tiny")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 2 threads on a busy 2-core machine make these small steps 100x slower
+    try:
+        torch.manual_seed(0)
+        tokenizer = AutoTokenizer.from_pretrained(tiny)
+        tokenizer.chat_template = CHAT_TEMPLATE
+        prompts = verify_messages(4)
+        others = [[{"role": "user", "content": r["question"]}]
+                  for r in generate_world(WorldConfig(seed=1, train=6, dev=1, test=1))[0]["train"]]
+        model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+        # the base: a search on the export's prompts, finish[yes] elsewhere (so those tokens are learnt too)
+        rows = _examples(tokenizer, prompts, "Thought: I need to search it.\nAction: search[it]")
+        assert _fit(model, rows + _examples(tokenizer, others, "Action: finish[yes]"), steps=50) < 0.05
+        base = root / "base"
+        model.save_pretrained(base)
+        tokenizer.save_pretrained(base)
+        shutil.copyfile(tiny / "tokenizer.model", base / "tokenizer.model")
+        # the fine-tune: finish[yes] on the export's prompts
+        lora = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=[
+            "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+        assert _fit(lora, _examples(tokenizer, prompts, "Action: finish[yes]"), steps=25) < 0.05
+    finally:
+        torch.set_num_threads(threads)
+    out = root / "model"
+    lora.save_pretrained(out / "adapter")
+    tokenizer.save_pretrained(out / "adapter")  # with CHAT_TEMPLATE and its {% generation %} marks, as TRL leaves it
+    (out / "train.json").write_text(json.dumps({"schema": "fireflan.train/1", "base": str(base), "lora": True}))
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported(trained):
+    from fireflan.export import export
+
+    summary = export(ExportConfig(model=str(trained), quant=QUANTS, lora_gguf=True, threads=1))
+    return trained, summary
+
+
+def _greedy_hf(folder, messages, n=16):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    x = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    stop = [tokenizer.convert_tokens_to_ids(t) for t in ("<eos>", END)]
+    y = model.generate(x, max_new_tokens=n, do_sample=False, eos_token_id=stop, pad_token_id=0)
+    return tokenizer.decode(y[0, x.shape[1]:], skip_special_tokens=True).removesuffix(END)
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_export_writes_every_file(exported):
+    model, summary = exported
+    gguf = model / "gguf"
+    for name in ("model-f16.gguf", "model-q8_0.gguf", "model-q4_k_m.gguf", "adapter-f16.gguf", "base-f16.gguf",
+                 "Modelfile"):
+        assert (gguf / name).stat().st_size == summary["files"][name]["bytes"] > 0
+    assert not list(gguf.glob("*.partial")) and not (gguf / ".base-src").exists()
+    assert summary["ok"] and not summary["problems"] and summary["work_done"]
+    assert json.loads((model / "export.json").read_text()) == summary
+    merged = model / "merged"
+    assert (merged / "tokenizer.model").is_file() and (merged / "model.safetensors").is_file()
+    assert (merged / "chat_template.jinja").read_text() == plain_template()
+    assert summary["files"]["model-q8_0.gguf"]["bytes"] < summary["files"]["model-f16.gguf"]["bytes"]
+    steps = summary["steps"]
+    assert {"merge", "converter", "convert", "quantize", "verify", "modelfile"} <= set(steps)
+    assert steps["convert"]["model-f16.gguf"] > 0 and steps["quantize"]["model-q4_k_m.gguf"] >= 0
+    # the tiny model's 64-wide rows do not split into 256-wide k-quant blocks: llama.cpp falls back per tensor
+    q4 = summary["verify"]["model-q4_k_m.gguf"]
+    assert "problems" in q4 and steps["quantize"]["fallback_messages"] >= 1
+
+
+def test_gguf_metadata_has_the_plain_template_and_stops_on_end_of_turn(exported):
+    from gguf import GGUFReader
+
+    model, summary = exported
+    for quant in QUANTS.split(","):
+        fields = GGUFReader(model / "gguf" / f"model-{quant}.gguf").fields
+
+        def field(key, fields=fields):
+            return fields[key].contents()
+
+        tokens = field("tokenizer.ggml.tokens")
+        assert field("tokenizer.chat_template") == plain_template()
+        assert field("tokenizer.ggml.eot_token_id") == tokens.index(END)
+        assert field("tokenizer.ggml.eos_token_id") == tokens.index("<eos>")
+        # the tiny model's layers are [sliding, global]; llama.cpp's gemma3 default would make both sliding
+        assert list(field("gemma3.attention.sliding_window_pattern")) == [True, False]
+        verify = summary["verify"][f"model-{quant}.gguf"]
+        assert verify["eog"] == {END: True, "<eos>": True}
+        assert verify["tokenizer_match"] == verify["template_renders"] == verify["prompts"] == 4
+
+
+def test_llama_cpp_greedy_tokens_equal_transformers(exported):
+    model, summary = exported
+    for quant in ("f16", "q8_0"):
+        v = summary["verify"][f"model-{quant}.gguf"]
+        assert v["prompts_identical"] == v["tokens_matching"] == 1.0, (quant, v)
+    assert 0.0 <= summary["verify"]["model-q4_k_m.gguf"]["tokens_matching"] <= 1.0
+    # and through the API the agent uses: the GGUF's own template, the stop on <end_of_turn>
+    import llama_cpp
+
+    messages = verify_messages(2)[1]
+    llm = llama_cpp.Llama(str(model / "gguf" / "model-q8_0.gguf"), n_ctx=1024, verbose=False, seed=0, n_threads=1)
+    reply = llm.create_chat_completion(messages=messages, temperature=0, max_tokens=16)["choices"][0]
+    llm.close()
+    assert reply["finish_reason"] == "stop"
+    assert reply["message"]["content"] == _greedy_hf(model / "merged", messages) == "Action: finish[yes]"
+
+
+def test_the_adapter_changed_the_model(exported, trained):
+    model, summary = exported
+    base = json.loads((trained / "train.json").read_text())["base"]
+    messages = verify_messages(1)[0]
+    assert _greedy_hf(base, messages).startswith("Thought: I need to search")
+    assert _greedy_hf(model / "merged", messages) == "Action: finish[yes]"
+    assert summary["verify"]["fine_tune"]["prompts_changed_vs_base"] == 1.0
+
+
+def test_lora_gguf_on_the_base_gguf_matches_the_merged_gguf(exported):
+    _, summary = exported
+    lora = summary["verify"]["adapter-f16.gguf"]
+    assert not lora["problems"]
+    assert lora["adapter"]["type"] == "adapter" and lora["adapter"]["tensors"] > 0
+    assert lora["vs_model-f16.gguf"]["prompts_identical"] == 1.0
+    assert lora["vs_hf"]["prompts_identical"] == 1.0
+    assert lora["base_alone_differs"] == 1.0
+
+
+def test_a_second_export_does_no_work(exported):
+    from fireflan.export import export
+
+    model, summary = exported
+    before = {f.name: f.stat().st_mtime_ns for f in [*(model / "gguf").iterdir(), *(model / "merged").iterdir()]}
+    again = export(ExportConfig(model=str(model), quant=QUANTS, lora_gguf=True, threads=1))
+    after = {f.name: f.stat().st_mtime_ns for f in [*(model / "gguf").iterdir(), *(model / "merged").iterdir()]}
+    assert again["work_done"] is False and before == after
+    assert again["verify"] == summary["verify"]
+
+
+def test_a_retrained_adapter_is_exported_again(exported, tmp_path):
+    import os
+
+    from fireflan.export import export
+
+    model = tmp_path / "model"
+    shutil.copytree(exported[0], model, symlinks=True)
+    old = model / "gguf" / "model-q8_0.gguf"
+    before = old.stat().st_mtime_ns
+    os.utime(model / "adapter" / "adapter_model.safetensors")  # as a new training run would leave it
+    summary = export(ExportConfig(model=str(model), quant="q8_0", verify_prompts=0, threads=1))
+    assert summary["work_done"] and summary["steps"]["merge"]["ran"]
+    assert sorted(summary["files"]) == ["Modelfile", "model-q8_0.gguf"]  # the old export's other files are gone
+    assert old.stat().st_mtime_ns != before and not summary["problems"]
+
+
+def test_modelfile_parses_and_its_template_renders_like_the_jinja_one(exported):
+    model, _ = exported
+    commands = parse_modelfile((model / "gguf" / "Modelfile").read_text())
+    (source,) = [v for c, v in commands if c == "FROM"]
+    assert source == "./model-f16.gguf" and (model / "gguf" / source).is_file()
+    params = [v for c, v in commands if c == "PARAMETER"]
+    assert f"stop {END}" in params and "stop Observation:" in params and "temperature 0" in params
+    (template,) = [v for c, v in commands if c == "TEMPLATE"]
+    assert template == OLLAMA_TEMPLATE
+    for messages in _conversations():
+        assert go_render(template, {"Messages": messages}) == jinja_render(messages), messages
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_converter_errors_surface_with_their_output(tools, tmp_path):
+    from fireflan.export import convert_hf
+    from fireflan.train.fetch_llama_cpp import ConverterError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConverterError) as err:
+        convert_hf(tools, tmp_path / "empty", tmp_path / "model-f16.gguf", "f16")
+    message = str(err.value)
+    assert "convert_hf_to_gguf.py" in message and "failed" in message and "config.json" in message
+    assert not list(tmp_path.glob("*.gguf*"))
+
+
+def test_export_of_a_broken_full_fine_tune_says_what_failed(tools, tmp_path, trained):
+    from fireflan.export import export
+    from fireflan.train.fetch_llama_cpp import ConverterError
+
+    full = tmp_path / "model" / "full"
+    full.mkdir(parents=True)
+    for name in ("tokenizer.json", "tokenizer_config.json"):  # a tokenizer but no config.json nor weights
+        shutil.copyfile(trained / "adapter" / name, full / name)
+    base = json.loads((trained / "train.json").read_text())["base"]
+    (tmp_path / "model" / "train.json").write_text(json.dumps({"base": base, "lora": False}))
+    with pytest.raises(ConverterError, match="config.json"):
+        export(ExportConfig(model=str(tmp_path / "model"), quant="q8_0", threads=1))
+    assert (full / "tokenizer.model").is_file() and (full / "chat_template.jinja").read_text() == plain_template()
+
+
+def test_missing_inputs_are_named(tmp_path):
+    with pytest.raises(ExportError, match="train.json"):
+        read_train(tmp_path)
+    (tmp_path / "train.json").write_text(json.dumps({"base": "x", "lora": True}))
+    with pytest.raises(ExportError, match="adapter"):
+        read_train(tmp_path)
+    with pytest.raises(ValueError, match="--quant"):
+        ExportConfig(quant="q4_0").quant_list()
+    assert ExportConfig(quant=" Q8_0, f16,q8_0").quant_list() == ["q8_0", "f16"]
+
+
+# --------------------------------------------------------------------------- fetching the converter
+
+
+def _fake_sdist(path, files):
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"llama_cpp_python-9.9.9/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_converter_is_extracted_once_and_only_what_it_needs(tmp_path, monkeypatch):
+    from fireflan.train.fetch_llama_cpp import MARKER, ConverterUnavailable, converter_dir
+
+    v = "vendor/llama.cpp/"
+    sdist = _fake_sdist(tmp_path / "s.tar.gz", {
+        f"{v}convert_hf_to_gguf.py": "print(1)", f"{v}convert_lora_to_gguf.py": "", f"{v}conversion/__init__.py": "",
+        f"{v}gguf-py/gguf/__init__.py": "", f"{v}gguf-py/LICENSE": "MIT", f"{v}gguf-py/tests/t.py": "",
+        f"{v}src/llama.cpp": "int main;", "llama_cpp/llama.py": ""})
+    monkeypatch.setenv("FIREFLAN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FIREFLAN_LLAMA_CPP_SDIST", str(sdist))
+    stale = tmp_path / "cache" / "llama.cpp-9.9.9"
+    (stale / "conversion").mkdir(parents=True)  # a killed extraction: no marker
+    tools = converter_dir("9.9.9")
+    assert tools == stale and (tools / MARKER).is_file()
+    files = sorted(str(f.relative_to(tools)) for f in tools.rglob("*") if f.is_file())
+    assert files == ["conversion/__init__.py", "convert_hf_to_gguf.py", "convert_lora_to_gguf.py",
+                     "fireflan-llama-cpp.json", "gguf-py/LICENSE", "gguf-py/gguf/__init__.py"]
+    monkeypatch.setenv("FIREFLAN_LLAMA_CPP_SDIST", str(tmp_path / "gone.tar.gz"))
+    assert converter_dir("9.9.9") == tools  # complete: not fetched again
+    _fake_sdist(tmp_path / "old.tar.gz", {f"{v}convert.py": ""})
+    monkeypatch.setenv("FIREFLAN_LLAMA_CPP_SDIST", str(tmp_path / "old.tar.gz"))
+    with pytest.raises(ConverterUnavailable, match="convert_hf_to_gguf.py"):
+        converter_dir("1.0.0")
+    assert not (tmp_path / "cache" / "llama.cpp-1.0.0").exists()
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_source_stamp_changes_with_the_weights(tmp_path):
+    (tmp_path / "adapter").mkdir()
+    weights = tmp_path / "adapter" / "adapter_model.safetensors"
+    weights.write_bytes(b"a")
+    train = {"base": "b", "lora": True}
+    first = source_stamp(tmp_path, train)
+    assert source_stamp(tmp_path, train) == first
+    (tmp_path / "adapter" / "tokenizer_config.json").write_text("{}")  # tokenizer edits do not count
+    assert source_stamp(tmp_path, train) == first
+    weights.write_bytes(b"ab")
+    assert source_stamp(tmp_path, train) != first
+
+
+def test_plain_template_and_added_tokens_are_written_for_the_converter(tmp_path):
+    (tmp_path / "chat_template.jinja").write_text(CHAT_TEMPLATE)
+    tokens = [{"id": 4, "content": "<start_of_turn>", "special": False, "lstrip": False, "rstrip": False,
+               "normalized": False, "single_word": False}]
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"added_tokens": tokens}))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": CHAT_TEMPLATE}))
+    assert write_plain_template(tmp_path) == plain_template()
+    assert (tmp_path / "chat_template.jinja").read_text() == plain_template()
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert config["chat_template"] == plain_template() and "{% generation %}" not in config["chat_template"]
+    assert write_added_tokens(tmp_path)
+    decoder = json.loads((tmp_path / "tokenizer_config.json").read_text())["added_tokens_decoder"]
+    assert decoder == {"4": {k: v for k, v in tokens[0].items() if k != "id"}}
+    assert not write_added_tokens(tmp_path)  # already there
+
+
+def test_metadata_fixes():
+    meta = {"architecture": "gemma3", "block_count": 2, "sliding_window": 64, "swa_pattern": None,
+            "end_of_turn_id": 5, "eot_token_id": None}
+    assert llama_swa_layers(meta) == [True, True]  # llama.cpp's default: each 6th layer global
+    config = {"layer_types": ["sliding_attention", "full_attention"]}
+    assert metadata_fixes(meta, config) == {"tokenizer.ggml.eot_token_id": 5,
+                                            "gemma3.attention.sliding_window_pattern": [True, False]}
+    # the real Gemma 3 270M: 18 layers, each 6th global, eot already set -> nothing to change
+    real = {**meta, "block_count": 18, "eot_token_id": 5}
+    layers = ["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(18)]
+    assert llama_swa_layers(real) == [t == "sliding_attention" for t in layers]
+    assert metadata_fixes(real, {"layer_types": layers}) == {}
+    assert metadata_fixes({**real, "architecture": "llama"}, {"layer_types": layers}) == {}
+
+
+def test_metadata_problems():
+    good = {"chat_template": plain_template(), "end_of_turn_id": 106, "eot_token_id": 106, "eos_token_id": 1,
+            "architecture": "gemma3", "block_count": 2, "sliding_window": 512, "swa_pattern": [True, False]}
+    config = {"layer_types": ["sliding_attention", "full_attention"]}
+    assert metadata_problems(good, plain_template(), config) == []
+    assert metadata_problems({**good, "eot_token_id": None, "eos_token_id": 106}, plain_template()) == []
+    cases = [({"chat_template": None}, "no tokenizer.chat_template"),
+             ({"chat_template": CHAT_TEMPLATE}, "generation"),
+             ({"chat_template": "{{ x }}"}, "differs"),
+             ({"end_of_turn_id": None}, "is not a token"),
+             ({"eot_token_id": None}, "neither the eot nor the eos"),
+             ({"swa_pattern": None}, "sliding-window attention on layers [True, True]")]
+    for change, why in cases:
+        (problem,) = metadata_problems({**good, **change}, plain_template(), config)
+        assert why in problem, (change, problem)
+
+
+def test_agreement():
+    ref = [[1, 2, 3, 4], [5, 6]]
+    assert agreement(ref, ref) == {"prompts": 2, "prompts_identical": 1.0, "tokens_matching": 1.0,
+                                   "divergent_prompts": []}
+    free = agreement(ref, [[1, 2, 9, 9], [5, 6]])
+    assert free["prompts_identical"] == 0.5 and free["tokens_matching"] == round(4 / 6, 4)
+    forced = agreement(ref, [[1, 2, 9, 9], [5, 6]], forced=[[1, 2, 9, 4], [5, 6]])
+    assert forced["tokens_matching"] == round(5 / 6, 4) and forced["divergent_prompts"] == [0]
+
+
+def test_parse_modelfile():
+    text = modelfile("model-q8_0.gguf")
+    commands = parse_modelfile(text)
+    assert commands[0] == ("FROM", "./model-q8_0.gguf")
+    assert [c for c, _ in commands] == ["FROM", "TEMPLATE", "PARAMETER", "PARAMETER", "PARAMETER"]
+    assert parse_modelfile('# c\n\nfrom x.gguf\nSYSTEM """a\nb"""\nPARAMETER num_ctx 4096\n') == [
+        ("FROM", "x.gguf"), ("SYSTEM", "a\nb"), ("PARAMETER", "num_ctx 4096")]
+    for bad, why in [("PARAMETER stop x\n", "FROM"), ("FROM x\nTEMPLATE \"\"\"open\n", "unterminated"),
+                     ("FROM x\nBOGUS y\n", "unknown command"), ("FROM x\nPARAMETER stop\n", "name and a value")]:
+        with pytest.raises(ValueError, match=why):
+            parse_modelfile(bad)
+
+
+def test_ollama_template_renders_like_the_jinja_one():
+    for messages in _conversations():
+        assert go_render(OLLAMA_TEMPLATE, {"Messages": messages}) == jinja_render(messages), messages
+    # as in Ollama's own templates, a trailing assistant message is left open (prefill)
+    prefill = [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "Thought:"}]
+    assert go_render(OLLAMA_TEMPLATE, {"Messages": prefill}).endswith("<start_of_turn>model\nThought:")
+
+
+# --------------------------------------------------------------------------- helpers: the two template engines
+
+
+def _conversations():
+    sys_, q, a, obs = "You are an agent.", "Who?", "Thought: t\nAction: search[X]", "Observation: X is Y."
+    return [
+        [{"role": "user", "content": q}],
+        [{"role": "system", "content": sys_}, {"role": "user", "content": q}],
+        [{"role": "system", "content": sys_}, {"role": "user", "content": q}, {"role": "assistant", "content": a},
+         {"role": "user", "content": obs}],
+        [{"role": "user", "content": q}, {"role": "assistant", "content": a}, {"role": "user", "content": obs},
+         {"role": "assistant", "content": "Action: finish[Y]"}, {"role": "user", "content": "And?"}],
+        [{"role": "system", "content": ""}, {"role": "user", "content": q}],
+        [{"role": "system", "content": "old"}, {"role": "system", "content": sys_}, {"role": "user", "content": q}],
+        *verify_messages(3),
+    ]
+
+
+def jinja_render(messages):
+    """The plain chat template as transformers renders it, without the BOS text (Ollama adds BOS as a token)."""
+    import jinja2
+
+    env = jinja2.Environment()
+    return env.from_string(plain_template()).render(messages=messages, bos_token="", add_generation_prompt=True)
+
+
+_ACTION = re.compile(r"\{\{(- )?(.*?)( -)?\}\}", re.S)
+_TOKEN = re.compile(r'\s*("(?:[^"\\]|\\.)*"|\(|\)|[^\s()]+)')
+
+
+def go_render(template: str, data: dict) -> str:
+    """A small interpreter of Go's text/template, enough for Ollama chat templates: trim markers, range over
+    a slice with index and element, if / else if / else, := and =, eq ne and or not len slice, fields."""
+    parts, pos, trim_next = [], 0, False
+    for m in _ACTION.finditer(template):
+        text = template[pos:m.start()]
+        if trim_next:
+            text = text.lstrip(" \t\r\n")
+        if m.group(1):
+            text = text.rstrip(" \t\r\n")
+        parts += [("text", text), ("action", m.group(2).strip())]
+        trim_next, pos = bool(m.group(3)), m.end()
+    tail = template[pos:]
+    parts.append(("text", tail.lstrip(" \t\r\n") if trim_next else tail))
+    tree, _, closing = _parse(parts, 0)
+    assert closing is None, f"unbalanced {{{{ {closing} }}}}"
+    out = []
+    _run(tree, [{"$": data}], data, out)
+    return "".join(out)
+
+
+def _parse(parts, i):
+    """Nodes up to the action that closes the block: (nodes, index after it, that action or None)."""
+    nodes = []
+    while i < len(parts):
+        kind, body = parts[i]
+        i += 1
+        if kind == "text":
+            nodes.append(("text", body))
+        elif body == "end" or body.startswith("else"):
+            return nodes, i, body
+        elif body.startswith("range "):
+            head = re.fullmatch(r"range \$(\w+), \$(\w+) := (.+)", body)
+            inner, i, closing = _parse(parts, i)
+            assert closing == "end"
+            nodes.append(("range", head.groups(), inner))
+        elif body.startswith("if "):
+            branches, cond = [], body[3:]
+            while True:
+                inner, i, closing = _parse(parts, i)
+                branches.append((cond, inner))
+                if closing == "end":
+                    break
+                cond = closing.removeprefix("else if ") if closing.startswith("else if ") else "true"
+            nodes.append(("if", branches))
+        else:
+            nodes.append(("action", body))
+    return nodes, i, None
+
+
+def _run(nodes, scopes, dot, out):
+    for node in nodes:
+        if node[0] == "text":
+            out.append(node[1])
+        elif node[0] == "range":
+            (index, elem, expr), inner = node[1], node[2]
+            for n, item in enumerate(_eval(expr, scopes, dot)):
+                _run(inner, [*scopes, {index: n, elem: item}], item, out)
+        elif node[0] == "if":
+            for cond, inner in node[1]:
+                if _truth(_eval(cond, scopes, dot)):
+                    _run(inner, [*scopes, {}], dot, out)
+                    break
+        else:
+            body = node[1]
+            assign = re.fullmatch(r"\$(\w+) (:?=) (.+)", body, re.S)
+            if assign:
+                name, op, expr = assign.groups()
+                value = _eval(expr, scopes, dot)
+                target = scopes[-1] if op == ":=" else next(s for s in reversed(scopes) if name in s)
+                target[name] = value
+            else:
+                value = _eval(body, scopes, dot)
+                out.append(("true" if value else "false") if isinstance(value, bool) else str(value))
+
+
+def _truth(v):
+    return bool(v)
+
+
+def _eval(expr, scopes, dot):
+    tokens = [t for t in _TOKEN.findall(expr) if t]
+    value, rest = _command(tokens, scopes, dot)
+    assert not rest, f"cannot parse {expr!r}"
+    return value
+
+
+FUNCS = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "not": lambda a: not _truth(a),
+         "and": lambda a, b: b if _truth(a) else a, "or": lambda a, b: a if _truth(a) else b,
+         "len": len, "slice": lambda x, i: x[i:]}
+
+
+def _command(tokens, scopes, dot):
+    """A pipeline-free command: a function and its arguments, or one operand."""
+    if tokens and tokens[0] in FUNCS:
+        name, args, tokens = tokens[0], [], tokens[1:]
+        while tokens and tokens[0] != ")":
+            value, tokens = _operand(tokens, scopes, dot)
+            args.append(value)
+        return FUNCS[name](*args), tokens
+    return _operand(tokens, scopes, dot)
+
+
+def _operand(tokens, scopes, dot):
+    tok, tokens = tokens[0], tokens[1:]
+    if tok == "(":
+        value, tokens = _command(tokens, scopes, dot)
+        assert tokens[0] == ")"
+        return value, tokens[1:]
+    if tok.startswith('"'):
+        return json.loads(tok), tokens
+    if tok in ("true", "false"):
+        return tok == "true", tokens
+    if tok.lstrip("-").isdigit():
+        return int(tok), tokens
+    if tok.startswith("$"):
+        name, *fields = tok[1:].split(".")
+        value = next(s[name or "$"] for s in reversed(scopes) if (name or "$") in s)
+    elif tok.startswith("."):
+        value, fields = dot, tok[1:].split(".")
+    else:
+        raise AssertionError(f"unknown token {tok!r}")
+    for f in filter(None, fields):
+        value = value[f] if isinstance(value, dict) and f in value else value[f.lower()]
+    return value, tokens
