@@ -29,6 +29,7 @@ from fireflan.corpus.format import (
     CAPABILITIES,
     apply_mask,
     capability_mask,
+    check_messages,
     restyle,
     supported,
     trajectory_record,
@@ -217,13 +218,7 @@ def read_chat(path, n: int, rng: random.Random) -> list[dict]:
     records = []
     for line, rec in iter_jsonl(path):
         messages = rec.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise DataError(path, "expected a non-empty list of {role, content}", line=line, field="messages")
-        for i, m in enumerate(messages):
-            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") \
-                    or not isinstance(m.get("content"), str):
-                raise DataError(path, f"turn {i} must be {{role: system|user|assistant, content: str}}",
-                                line=line, field="messages")
+        check_messages(messages, path, line)
         if messages[-1]["role"] != "assistant":
             raise DataError(path, "the last turn must be the assistant's", line=line, field="messages")
         msgs = [{"role": m["role"], "content": m["content"], "loss": m["role"] == "assistant"} for m in messages]

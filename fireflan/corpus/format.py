@@ -39,6 +39,20 @@ SYSTEM_NO_TOOLS = ("You are a helpful assistant. No tools are available in this 
                    "words from the question and what you know, and say so when you cannot know the answer.")
 
 
+def check_messages(messages, path, line: int) -> None:
+    """A non-empty list of {role: system|user|assistant, content: str} turns, else a DataError
+    naming the file, the line and the turn."""
+    from fireflan.io import DataError
+
+    if not isinstance(messages, list) or not messages:
+        raise DataError(path, "expected a non-empty list of {role, content} turns", line=line, field="messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") \
+                or not isinstance(m.get("content"), str):
+            raise DataError(path, f"turn {i} must be {{role: system|user|assistant, content: str}}", line=line,
+                            field="messages")
+
+
 def turn_actions(messages: list[dict]) -> list[str | None]:
     """The action of each assistant turn (None for a turn with no readable action), in order."""
     return [parse_action(m["content"]).action for m in messages if m["role"] == "assistant"]

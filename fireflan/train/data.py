@@ -11,6 +11,7 @@ other position is -100. Observations and questions are never trained on.
 
 from __future__ import annotations
 
+from fireflan.corpus.format import check_messages
 from fireflan.io import DataError, iter_jsonl
 
 IGNORE = -100
@@ -61,12 +62,7 @@ def read_corpus(path) -> list[dict]:
     out = []
     for n, rec in iter_jsonl(path):
         messages = rec.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise DataError(path, "expected a non-empty list of turns", line=n, field="messages")
-        for i, m in enumerate(messages):
-            if not isinstance(m, dict) or not isinstance(m.get("content"), str) or m.get("role") not in (
-                    "system", "user", "assistant"):
-                raise DataError(path, f"turn {i} must be {{role, content[, loss]}}", line=n, field="messages")
+        check_messages(messages, path, n)
         if not any(m.get("loss") for m in messages):
             raise DataError(path, "no turn has loss: true; nothing to train on", line=n, field="messages")
         rec.setdefault("meta", {}).setdefault("id", f"{path}:{n}")
