@@ -102,9 +102,17 @@ def _run_export(config):
     print(f"export: {config.model}/export.json")
 
 
+def _run_evaluate(config):
+    from fireflan.evaluate import evaluate
+
+    metrics = evaluate(config)
+    print(json.dumps(metrics))
+
+
 def _add_commands():
     """Verbs whose flags are a stage's config dataclass (one source for CLI, recipes and --help)."""
     from fireflan.corpus.build import CorpusConfig
+    from fireflan.evaluate import EvalConfig
     from fireflan.export import ExportConfig
     from fireflan.options import command
     from fireflan.teach import TeachConfig
@@ -120,6 +128,8 @@ def _add_commands():
     CLI.export = staticmethod(command(ExportConfig, _run_export,
                                       "Merge, convert to GGUF, quantize, verify, write an Ollama Modelfile.",
                                       positional=("model",)))
+    CLI.evaluate = staticmethod(command(EvalConfig, _run_evaluate,
+                                        "Run an agent over a task's questions and measure it (resumable)."))
 
 
 def _is_path(value) -> bool:

@@ -594,3 +594,45 @@ def _operand(tokens, scopes, dot):
     for f in filter(None, fields):
         value = value[f] if isinstance(value, dict) and f in value else value[f.lower()]
     return value, tokens
+
+
+# --------------------------------------------------------------------------- the exported GGUF as an agent
+
+def test_evaluate_with_a_real_gguf_writes_metrics_and_resumes_after_a_kill(exported, tmp_path):
+    """`fireflan evaluate` on the tiny exported GGUF: metrics written; a SIGKILLed run resumes
+    without redoing finished questions."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    model_dir, _ = exported
+    gguf = model_dir / "gguf" / "model-q8_0.gguf"
+    out = tmp_path / "eval"
+    cmd = [sys.executable, "-m", "fireflan", "evaluate", "--model", str(gguf), "--task", "world", "--split", "test",
+           "--limit", "40", "--out", str(out), "--threads", "1", "--max-tokens", "24"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    path = out / "trajectories.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if path.exists() and len(path.read_text().splitlines()) >= 3:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    killed_at = len(path.read_text().splitlines())
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    ids = [json.loads(x)["id"] for x in path.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 40 == metrics["questions"]
+    if proc.returncode == -signal.SIGKILL:
+        assert metrics["resumed"] >= killed_at - 1 and metrics["ran_now"] == 40 - metrics["resumed"]
+    for key in ("em", "f1", "turns", "format_error_rate", "hallucinated_observation_rate", "seconds_per_step",
+                "prompt_tokens_per_question", "completion_tokens_per_question", "completion_tokens_per_second"):
+        assert key in metrics
+    assert metrics["prompt_tokens_per_question"] > 0 and metrics["few_shot"] is False

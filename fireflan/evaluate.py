@@ -1,0 +1,147 @@
+"""Evaluate: run an agent over a task's questions and measure it.
+
+    python -m fireflan evaluate --model runs/model/gguf/model-q8_0.gguf --task world --split test --out runs/eval
+    python -m fireflan evaluate --model embedded --method react --limit 50 --out runs/eval-base   # few-shot base
+    python -m fireflan evaluate --model gpt-4o --base-url https://api.openai.com/v1 --out runs/eval-gpt4o
+    python -m fireflan evaluate --model runs/model/gguf/model-q8_0.gguf --noise 0.5 --out runs/eval-noise
+
+Each finished question's trajectory is appended to OUT/trajectories.jsonl at once; killed and
+re-run, evaluation skips the questions already there. OUT/metrics.json holds EM, F1, turns,
+format errors, invented observations, latency and tokens (FireAct's point: a fine-tuned agent needs
+no few-shot prompt, so it reads far fewer tokens per question).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fireflan.options import opt
+
+
+@dataclass
+class EvalConfig:
+    """Options of `fireflan evaluate`."""
+
+    model: str = opt("runs/model/gguf/model-q8_0.gguf",
+                     "a GGUF file, 'embedded' (the base Gemma, few-shot), or a model id served at --base-url")
+    out: str = opt("runs/eval", "folder for trajectories.jsonl and metrics.json")
+    task: str = opt("world", "world | hotpotqa | bamboogle | strategyqa | mmlu")
+    data: str | None = opt(None, "a world folder or a task's file (None: the default world)")
+    split: str = opt("test", "the split to evaluate")
+    limit: int | None = opt(None, "the first N questions")
+    corpus: str | None = opt(None, "the tool's corpus, when the questions carry no paragraphs")
+    method: str = opt("react", "react | cot | reflexion")
+    prompt: str = opt("auto", "auto | none | fewshot: few-shot examples for base and remote models, none for "
+                              "fine-tuned GGUFs (they were trained without)")
+    shots: int = opt(3, "few-shot examples when prompted")
+    noise: float = opt(0.0, "probability that a tool observation is replaced by noise (FireAct: 0.5)")
+    max_steps: int = opt(8, "model calls per question")
+    max_tokens: int = opt(128, "tokens per model call")
+    temperature: float = opt(0.0, "sampling temperature (0: greedy)")
+    seed: int = opt(0, "seed of sampling and noise")
+    threads: int | None = opt(None, "llama.cpp threads (None: the default for this machine)")
+    base_url: str | None = opt(None, "an OpenAI-compatible server for --model")
+
+
+def load_model(config: EvalConfig):
+    """(model, whether it is a base model that needs a few-shot prompt)."""
+    path = Path(config.model)
+    if config.base_url:
+        from fireflan.models.openai_compat import OpenAIModel
+
+        return OpenAIModel(config.model, base_url=config.base_url), True
+    from fireflan.models.llama import LlamaModel
+
+    if config.model == "embedded":
+        from fireflan.train.embedded import embedded_gguf
+
+        return LlamaModel(embedded_gguf(), raw=True, threads=config.threads, seed=config.seed,
+                          name="gemma3-270m (base)"), True
+    if path.suffix != ".gguf":
+        raise ValueError(f"--model must be a .gguf file, 'embedded', or a model id with --base-url; got {config.model}")
+    model = LlamaModel(path, threads=config.threads, seed=config.seed)
+    return model, False
+
+
+def summarize(trajectories: list[dict]) -> dict:
+    """Metrics over trajectory records. Rates of steps: format errors, invented observations."""
+    n = len(trajectories)
+    if not n:
+        return {"questions": 0}
+    steps = [s for t in trajectories for s in t["steps"]]
+    seconds = [sum(s["seconds"] for s in t["steps"]) for t in trajectories]
+    completion = sum(s["completion_tokens"] for s in steps)
+    return {
+        "questions": n,
+        "em": round(sum(t["score"].get("em", 0.0) for t in trajectories) / n, 4),
+        "f1": round(sum(t["score"].get("f1", 0.0) for t in trajectories) / n, 4),
+        "finished": round(sum(t["answer"] is not None for t in trajectories) / n, 4),
+        "turns": round(len(steps) / n, 3),
+        "format_error_rate": round(sum(s["format_error"] for s in steps) / max(len(steps), 1), 4),
+        "hallucinated_observation_rate": round(sum(s["hallucinated"] for s in steps) / max(len(steps), 1), 4),
+        "seconds_per_question": round(sum(seconds) / n, 3),
+        "seconds_per_step": round(sum(seconds) / max(len(steps), 1), 3),
+        "prompt_tokens_per_question": round(sum(s["prompt_tokens"] for s in steps) / n, 1),
+        "completion_tokens_per_question": round(completion / n, 1),
+        "completion_tokens_per_second": round(completion / max(sum(seconds), 1e-9), 2),
+    }
+
+
+def evaluate(config: EvalConfig, model=None) -> dict:
+    """Run (or resume) the evaluation; returns and writes OUT/metrics.json.
+
+    `model`: an object with the model interface, instead of loading `config.model` (tests, libraries).
+    No gold answer reaches the agent: Reflexion at evaluation reflects on its own, without a judge.
+    """
+    from tqdm import tqdm
+
+    from fireflan.agent import AgentConfig, run_episode
+    from fireflan.io import append_jsonl, iter_jsonl
+    from fireflan.prompts import few_shot_prefix
+    from fireflan.tasks import get_task, load_examples, make_tool
+    from fireflan.tools import NoisyTool
+
+    if not 0 <= config.noise <= 1:
+        raise ValueError(f"--noise must be within 0..1, got {config.noise}")
+    if config.prompt not in ("auto", "none", "fewshot"):
+        raise ValueError(f"--prompt must be auto, none or fewshot, got {config.prompt!r}")
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    task = get_task(config.task)
+    split = config.split if config.task in ("world", "hotpotqa") or config.data is None else None
+    examples = load_examples(config.task, config.data, split, config.limit)
+    tool = make_tool(config.task, examples, config.data, config.corpus)
+    if config.noise:
+        tool = NoisyTool(tool, config.noise, seed=config.seed)
+    model, needs_shots = load_model(config) if model is None else (model, config.prompt == "fewshot")
+    fewshot = config.prompt == "fewshot" or (config.prompt == "auto" and needs_shots)
+    prefix = few_shot_prefix(config.method, config.shots) if fewshot else []
+
+    path = out / "trajectories.jsonl"
+    from fireflan.teach import done_keys  # the same torn-line-safe reader
+
+    done = {k[0] for k in done_keys(path)}
+    todo = [ex for ex in examples if ex.id not in done]
+    agent = AgentConfig(max_steps=config.max_steps, max_tokens=config.max_tokens, temperature=config.temperature)
+    started = time.time()
+    bar = tqdm(todo, desc=f"evaluate {config.method}", unit="q")
+    right = 0
+    for i, ex in enumerate(bar, start=1):
+        traj = run_episode(model, tool, ex, method=config.method, prefix=prefix, config=agent, seed=config.seed,
+                           score=lambda a, ex=ex: task.score(a, ex),
+                           prompt_name=f"few-shot-{config.method}-{config.shots}" if fewshot else "")
+        append_jsonl(path, traj.to_record())
+        right += traj.success
+        bar.set_postfix(em=f"{right / i:.2f}", refresh=False)
+    bar.close()
+    records = [rec for _, rec in iter_jsonl(path)]
+    metrics = {**summarize(records), "model": getattr(model, "name", config.model), "method": config.method,
+               "task": config.task, "split": config.split, "noise": config.noise, "few_shot": fewshot,
+               "ran_now": len(todo), "resumed": len(examples) - len(todo),
+               "wall_seconds_now": round(time.time() - started, 1)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

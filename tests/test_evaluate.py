@@ -1,0 +1,51 @@
+"""evaluate driven by a scripted model: metrics, noise, prompts, resume."""
+
+import json
+
+import pytest
+
+from fireflan.evaluate import EvalConfig, evaluate, summarize
+from fireflan.models.fake import ReplayModel
+from fireflan.models.scripted import ScriptedExpert
+
+
+def test_metrics_of_a_scripted_expert_and_resume(small_world, tmp_path):
+    from fireflan.tasks import get_task
+
+    examples = get_task("world").load(small_world, split="test")
+    config = EvalConfig(out=str(tmp_path), data=str(small_world), limit=20)
+    metrics = evaluate(config, model=ScriptedExpert(examples))
+    assert metrics["questions"] == 20 and metrics["em"] == 1.0 and metrics["format_error_rate"] == 0.0
+    assert metrics["few_shot"] is False and metrics["ran_now"] == 20
+    again = evaluate(EvalConfig(out=str(tmp_path), data=str(small_world), limit=30), model=ScriptedExpert(examples))
+    assert again["resumed"] == 20 and again["ran_now"] == 10 and again["questions"] == 30
+
+
+def test_format_errors_and_invented_observations_are_measured(small_world, tmp_path):
+    outputs = ["I do not know.", "Thought: x\nAction: finish[Velmora]\nResult: Velmora, as I imagine it."] * 3
+    metrics = evaluate(EvalConfig(out=str(tmp_path), data=str(small_world), limit=3, max_steps=2),
+                       model=ReplayModel(outputs))
+    assert metrics["turns"] == 2.0
+    assert metrics["format_error_rate"] == 0.5 and metrics["hallucinated_observation_rate"] == 0.5
+
+
+def test_noise_and_few_shot_prompt(small_world, tmp_path):
+    from fireflan.tasks import get_task
+
+    examples = get_task("world").load(small_world, split="test")
+    expert = ScriptedExpert(examples)
+    metrics = evaluate(EvalConfig(out=str(tmp_path / "n"), data=str(small_world), limit=20, noise=0.5,
+                                  max_steps=12), model=expert)
+    assert metrics["noise"] == 0.5 and metrics["turns"] > 2.5
+    replay = ReplayModel(["Thought: x\nAction: finish[no]"])
+    evaluate(EvalConfig(out=str(tmp_path / "f"), data=str(small_world), limit=1, prompt="fewshot"), model=replay)
+    assert "Here are some examples." in replay.requests[0]["messages"][0]["content"]
+    with pytest.raises(ValueError, match="--noise"):
+        evaluate(EvalConfig(out=str(tmp_path / "x"), noise=2.0), model=replay)
+
+
+def test_summarize_empty_and_bad_model(tmp_path):
+    assert summarize([]) == {"questions": 0}
+    with pytest.raises(ValueError, match="--model"):
+        evaluate(EvalConfig(out=str(tmp_path), model="runs/nothing.bin", limit=1))
+    assert json.loads((tmp_path / "config.json").read_text())["model"] == "runs/nothing.bin"
