@@ -65,6 +65,16 @@ class Trajectory:
     score: dict = field(default_factory=dict)
     success: bool = False
     prompt: str = ""  # which prompt prefix the model saw ("" = none: a fine-tuned model)
+    discarded: list[Step] = field(default_factory=list)  # steps tried and taken back (backtracking)
+    extra: dict = field(default_factory=dict)  # method-specific facts (votes of the branches, a plan, ...)
+
+    def budget(self) -> dict:
+        """What the episode cost: model calls and tokens, discarded attempts and branches included."""
+        if "budget" in self.extra:
+            return dict(self.extra["budget"])
+        steps = self.steps + self.discarded
+        return {"calls": len(steps), "prompt_tokens": sum(s.prompt_tokens for s in steps),
+                "completion_tokens": sum(s.completion_tokens for s in steps)}
 
     def to_record(self) -> dict:
         return {"schema": SCHEMA_TRAJECTORY, **asdict(self)}
@@ -73,6 +83,7 @@ class Trajectory:
     def from_record(cls, rec: dict) -> Trajectory:
         fields = {k: v for k, v in rec.items() if k != "schema"}
         fields["steps"] = [Step(**s) for s in fields.get("steps", [])]
+        fields["discarded"] = [Step(**s) for s in fields.get("discarded", [])]
         return cls(**fields)
 
     def messages(self) -> list[dict]:
@@ -100,6 +111,8 @@ class AgentConfig:
     temperature: float = 0.0
     max_tokens: int = 256  # per model call
     stop: list[str] = field(default_factory=lambda: list(STOP))
+    backtracks: int = 0  # steps that may be taken back and sampled again when they fail
+    backtrack_temperature: float = 0.7  # sampling temperature of a retried step
 
 
 class NoTool:
@@ -140,21 +153,20 @@ def run_episode(model, tool, example, *, method: str = "react", prefix: list[dic
     traj = Trajectory(id=example.id, task=example.task, method=method, model=getattr(model, "name", "?"),
                       seed=seed, question=example.question, gold=example.answer, prompt=prompt_name)
 
+    backtracks_left, attempt = config.backtracks, 0
     for _ in range(max_steps):
         started = time.perf_counter()
-        text = model.generate(messages, stop=config.stop, temperature=config.temperature, seed=seed,
-                              max_tokens=config.max_tokens)
-        usage = getattr(model, "last_usage", None)
-        parsed = parse_action(text)
-        if parsed.ok:
-            obs = tool.step(parsed.action, parsed.argument)
-            observation = obs.text
-        else:
-            obs, observation = None, parsed.error
-        step = Step(thought=parsed.thought, action=parsed.action, argument=parsed.argument, observation=observation,
-                    raw=text, format_error=not parsed.ok, hallucinated=bool(parsed.trailing),
-                    prompt_tokens=getattr(usage, "prompt_tokens", 0),
-                    completion_tokens=getattr(usage, "completion_tokens", 0))
+        while True:
+            saved = _save(tool)
+            temperature = config.temperature if attempt == 0 else max(config.temperature, config.backtrack_temperature)
+            step, obs = _step(model, tool, messages, config, temperature, seed + attempt)
+            if backtracks_left == 0 or not failed_step(step, traj.steps):
+                break
+            _restore(tool, saved)  # back to the state before the failed step, and sample another
+            step.seconds = round(time.perf_counter() - started, 4)
+            traj.discarded.append(step)
+            backtracks_left -= 1
+            attempt += 1
         traj.steps.append(step)
         messages.append({"role": "assistant", "content": step.content})
         if obs is not None and obs.done:
@@ -168,10 +180,42 @@ def run_episode(model, tool, example, *, method: str = "react", prefix: list[dic
                 continue
             step.seconds = round(time.perf_counter() - started, 4)
             break
-        messages.append({"role": "user", "content": f"Observation: {observation}"})
+        messages.append({"role": "user", "content": f"Observation: {step.observation}"})
         step.seconds = round(time.perf_counter() - started, 4)
 
     if score is not None:
         traj.score = score(traj.answer or "")
         traj.success = traj.answer is not None and traj.score.get("em", 0.0) == 1.0
     return traj
+
+
+def _step(model, tool, messages, config: AgentConfig, temperature: float, seed: int):
+    """One model call and its action run: (Step, the tool's Observation or None on a parse error)."""
+    text = model.generate(messages, stop=config.stop, temperature=temperature, seed=seed,
+                          max_tokens=config.max_tokens)
+    usage = getattr(model, "last_usage", None)
+    parsed = parse_action(text)
+    obs = tool.step(parsed.action, parsed.argument) if parsed.ok else None
+    step = Step(thought=parsed.thought, action=parsed.action, argument=parsed.argument,
+                observation=obs.text if obs is not None else parsed.error, raw=text, format_error=not parsed.ok,
+                hallucinated=bool(parsed.trailing), prompt_tokens=getattr(usage, "prompt_tokens", 0),
+                completion_tokens=getattr(usage, "completion_tokens", 0))
+    return step, obs
+
+
+def failed_step(step: Step, previous: list[Step]) -> bool:
+    """A step worth taking back: unparseable, a repeat of an earlier action, or a search that found nothing."""
+    if step.format_error:
+        return True
+    if any((p.action, p.argument) == (step.action, step.argument) for p in previous):
+        return True
+    return step.action == "search" and step.observation.startswith("Could not find")
+
+
+def _save(tool):
+    return tool.state() if hasattr(tool, "state") else None
+
+
+def _restore(tool, saved) -> None:
+    if saved is not None:
+        tool.restore(saved)

@@ -33,7 +33,10 @@ class EvalConfig:
     split: str = opt("test", "the split to evaluate")
     limit: int | None = opt(None, "the first N questions")
     corpus: str | None = opt(None, "the tool's corpus, when the questions carry no paragraphs")
-    method: str = opt("react", "react | cot | reflexion")
+    method: str = opt("react", "react | cot | reflexion | branches | decompose | backtrack")
+    k: int = opt(5, "branches: trajectories sampled and voted")
+    branch_temperature: float = opt(0.7, "branches: sampling temperature")
+    backtracks: int = opt(2, "backtrack: failed steps that may be taken back and sampled again")
     prompt: str = opt("auto", "auto | none | fewshot: few-shot examples for base and remote models, none for "
                               "fine-tuned GGUFs (they were trained without)")
     shots: int = opt(3, "few-shot examples when prompted")
@@ -71,9 +74,13 @@ def summarize(trajectories: list[dict]) -> dict:
     n = len(trajectories)
     if not n:
         return {"questions": 0}
+    from fireflan.agent import Trajectory
+
+    trajs = [Trajectory.from_record(t) for t in trajectories]
+    budgets = [t.budget() for t in trajs]
     steps = [s for t in trajectories for s in t["steps"]]
-    seconds = [sum(s["seconds"] for s in t["steps"]) for t in trajectories]
-    completion = sum(s["completion_tokens"] for s in steps)
+    seconds = [sum(s["seconds"] for s in t["steps"] + t.get("discarded", [])) for t in trajectories]
+    completion = sum(b["completion_tokens"] for b in budgets)
     return {
         "questions": n,
         "em": round(sum(t["score"].get("em", 0.0) for t in trajectories) / n, 4),
@@ -84,9 +91,13 @@ def summarize(trajectories: list[dict]) -> dict:
         "hallucinated_observation_rate": round(sum(s["hallucinated"] for s in steps) / max(len(steps), 1), 4),
         "seconds_per_question": round(sum(seconds) / n, 3),
         "seconds_per_step": round(sum(seconds) / max(len(steps), 1), 3),
-        "prompt_tokens_per_question": round(sum(s["prompt_tokens"] for s in steps) / n, 1),
+        "calls_per_question": round(sum(b["calls"] for b in budgets) / n, 2),
+        "prompt_tokens_per_question": round(sum(b["prompt_tokens"] for b in budgets) / n, 1),
         "completion_tokens_per_question": round(completion / n, 1),
         "completion_tokens_per_second": round(completion / max(sum(seconds), 1e-9), 2),
+        "branch_agreement": round(sum(t.extra.get("agreement", 0) for t in trajs) / n, 4)
+        if any("agreement" in t.extra for t in trajs) else None,
+        "backtracked_steps_per_question": round(sum(len(t.discarded) for t in trajs) / n, 3),
     }
 
 
@@ -98,14 +109,17 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     """
     from tqdm import tqdm
 
-    from fireflan.agent import AgentConfig, run_episode
+    from fireflan.agent import AgentConfig
     from fireflan.io import append_jsonl, iter_jsonl
+    from fireflan.methods import METHODS, run_method
     from fireflan.prompts import few_shot_prefix
     from fireflan.tasks import get_task, load_examples, make_tool
     from fireflan.tools import NoisyTool
 
     if not 0 <= config.noise <= 1:
         raise ValueError(f"--noise must be within 0..1, got {config.noise}")
+    if config.method not in METHODS:
+        raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {config.method!r}")
     if config.prompt not in ("auto", "none", "fewshot"):
         raise ValueError(f"--prompt must be auto, none or fewshot, got {config.prompt!r}")
     out = Path(config.out)
@@ -119,7 +133,8 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         tool = NoisyTool(tool, config.noise, seed=config.seed)
     model, needs_shots = load_model(config) if model is None else (model, config.prompt == "fewshot")
     fewshot = config.prompt == "fewshot" or (config.prompt == "auto" and needs_shots)
-    prefix = few_shot_prefix(config.method, config.shots) if fewshot else []
+    shots_for = config.method if config.method in ("cot", "reflexion") else "react"
+    prefix = few_shot_prefix(shots_for, config.shots) if fewshot else []
 
     path = out / "trajectories.jsonl"
     from fireflan.teach import done_keys  # the same torn-line-safe reader
@@ -131,9 +146,10 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     bar = tqdm(todo, desc=f"evaluate {config.method}", unit="q")
     right = 0
     for i, ex in enumerate(bar, start=1):
-        traj = run_episode(model, tool, ex, method=config.method, prefix=prefix, config=agent, seed=config.seed,
-                           score=lambda a, ex=ex: task.score(a, ex),
-                           prompt_name=f"few-shot-{config.method}-{config.shots}" if fewshot else "")
+        traj = run_method(config.method, model, tool, ex, prefix=prefix, config=agent, seed=config.seed,
+                          k=config.k, backtracks=config.backtracks, branch_temperature=config.branch_temperature,
+                          score=lambda a, ex=ex: task.score(a, ex),
+                          prompt_name=f"few-shot-{shots_for}-{config.shots}" if fewshot else "")
         append_jsonl(path, traj.to_record())
         right += traj.success
         bar.set_postfix(em=f"{right / i:.2f}", refresh=False)

@@ -103,6 +103,14 @@ class Wiki:
         self.page: Page | None = None
         self._keyword, self._results, self._next = None, [], 0
 
+    def state(self) -> tuple:
+        """What an action can change (the open page, the lookup cursor), for backtracking."""
+        return self.page, self._keyword, list(self._results), self._next
+
+    def restore(self, state: tuple) -> None:
+        self.page, self._keyword, results, self._next = state
+        self._results = list(results)
+
     # -- retrieval
     def _index(self):
         import bm25s

@@ -1,0 +1,108 @@
+"""Multi-branch voting, task decomposition and backtracking, driven by scripted fake models."""
+
+import pytest
+
+from fireflan.agent import AgentConfig, Step, Trajectory, failed_step
+from fireflan.methods import run_method, vote
+from fireflan.models.fake import ReplayModel
+from fireflan.tasks import get_task
+from fireflan.tasks.base import Example
+from fireflan.tools import Page, Wiki
+
+PAGES = [Page("Velmora", ("Velmora is a city in Ostrand.", "It was founded in 1204.")),
+         Page("Aldo Brenik", ("Aldo Brenik is a film director.", "He was born in Velmora.")),
+         Page("The Glass Harbor", ("The Glass Harbor is a 1994 film.", "It was directed by Aldo Brenik."))]
+EX = Example(id="q1", question="Where was the director of The Glass Harbor born?", answer="Velmora", task="world",
+             type="bridge")
+
+
+def score(answer):
+    return get_task("world").score(answer, EX)
+
+
+def _traj(answer, n_steps):
+    steps = [Step("t", "search", "x", "o", "")] * (n_steps - 1) + [Step("t", "finish", answer, "", "")]
+    return Trajectory(id="q", task="world", method="react", model="m", seed=0, question="?", gold="", steps=steps,
+                      answer=answer)
+
+
+def test_vote_majority_ties_and_unfinished():
+    assert vote([_traj("Paris", 3), _traj("paris.", 4), _traj("Rome", 2)])[0] == 0  # normalised majority
+    assert vote([_traj("Rome", 4), _traj("Paris", 2)])[0] == 1  # a tie: the fewest steps wins
+    assert vote([_traj("Rome", 2), _traj("Paris", 2)])[0] == 0  # then the first
+    unfinished = _traj(None, 1)
+    unfinished.answer = None
+    assert vote([unfinished, _traj("Rome", 3)])[0] == 1
+
+
+def test_branches_vote_and_report_agreement():
+    model = ReplayModel(["Thought: a\nAction: finish[Ostrand]", "Thought: b\nAction: finish[Velmora]",
+                         "Thought: c\nAction: finish[velmora]"])
+    traj = run_method("branches", model, Wiki(PAGES), EX, k=3, score=score)
+    assert traj.method == "branches" and traj.answer == "Velmora" and traj.success
+    assert traj.extra["votes"] == {"ostrand": 1, "velmora": 2} and traj.extra["agreement"] == 0.6667
+    assert traj.budget()["calls"] == 3
+    assert [r["seed"] for r in model.requests] == [0, 1, 2]
+    assert all(r["temperature"] == 0.7 for r in model.requests)
+
+
+def test_backtracking_takes_back_failed_steps_within_its_budget():
+    model = ReplayModel([
+        "Thought: a\nAction: search[The Glass Harbor]",
+        "Thought: again\nAction: search[The Glass Harbor]",  # a repeat: taken back
+        "Thought: nonsense",  # unparseable: taken back
+        "Thought: next\nAction: search[Aldo Brenik]",
+        "Thought: done\nAction: finish[Velmora]"])
+    wiki = Wiki(PAGES)
+    traj = run_method("backtrack", model, wiki, EX, backtracks=2, score=score)
+    assert traj.method == "backtrack" and traj.success
+    assert [s.argument for s in traj.steps] == ["The Glass Harbor", "Aldo Brenik", "Velmora"]
+    assert len(traj.discarded) == 2 and traj.budget()["calls"] == 5
+    # the retried calls sampled at a temperature, with new seeds; the conversation never saw the failures
+    assert [r["temperature"] for r in model.requests] == [0.0, 0.0, 0.7, 0.7, 0.7]
+    assert all("nonsense" not in m["content"] for m in model.requests[-1]["messages"])
+
+
+def test_backtracking_restores_the_tool_state():
+    model = ReplayModel(["Thought: a\nAction: search[Aldo Brenik]", "Thought: b\nAction: search[Nowhere Land Zz]",
+                         "Thought: c\nAction: lookup[born]", "Thought: d\nAction: finish[Velmora]"])
+    wiki = Wiki(PAGES)
+    traj = run_method("backtrack", model, wiki, EX, backtracks=1, score=score)
+    # the failed search (nothing found) was taken back, so lookup still reads Aldo Brenik's page
+    assert traj.steps[1].observation == "(Result 1 / 1) He was born in Velmora."
+
+
+def test_budget_exhausted_keeps_the_step():
+    model = ReplayModel(["Thought: x", "Thought: y", "Thought: z\nAction: finish[Velmora]"])
+    traj = run_method("backtrack", model, Wiki(PAGES), EX, backtracks=1, config=AgentConfig(max_steps=2),
+                      score=score)
+    assert len(traj.discarded) == 1 and traj.steps[0].format_error and traj.success
+
+
+def test_failed_step_rules():
+    ok = Step("t", "search", "A", "A is a city.", "")
+    assert not failed_step(ok, [])
+    assert failed_step(ok, [ok])
+    assert failed_step(Step("t", "search", "B", 'Could not find "B". Try other words.', ""), [])
+    assert failed_step(Step("", None, None, "Invalid action", "", format_error=True), [])
+
+
+def test_decompose_plans_solves_sub_questions_and_composes():
+    model = ReplayModel([
+        "Sub-question: Who directed The Glass Harbor?\nSub-question: Where was that director born?",
+        "Thought: search it\nAction: search[The Glass Harbor]", "Thought: found\nAction: finish[Aldo Brenik]",
+        "Thought: search him\nAction: search[Aldo Brenik]", "Thought: found\nAction: finish[Velmora]",
+        "Thought: The director was born in Velmora.\nAction: finish[Velmora]"])
+    traj = run_method("decompose", model, Wiki(PAGES), EX, score=score)
+    assert traj.method == "decompose" and traj.success and traj.answer == "Velmora"
+    assert traj.extra["subquestions"] == ["Who directed The Glass Harbor?", "Where was that director born?"]
+    assert traj.extra["subanswers"] == ["Aldo Brenik", "Velmora"]
+    assert traj.budget()["calls"] == 6
+    second = model.requests[3]["messages"][-1]["content"]
+    assert "Known: Who directed The Glass Harbor? -> Aldo Brenik" in second
+    assert "Facts found" in model.requests[5]["messages"][-1]["content"]
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match="unknown method"):
+        run_method("tree", ReplayModel([]), Wiki(PAGES), EX)
