@@ -133,12 +133,12 @@ class NoTool:
 
 def run_episode(model, tool, example, *, method: str = "react", prefix: list[dict] | None = None,
                 config: AgentConfig | None = None, seed: int = 0, judge=None, score=None,
-                prompt_name: str = "") -> Trajectory:
+                prompt_name: str = "", on_step=None) -> Trajectory:
     """Run one question to the end and return its whole trajectory.
 
     `prefix`: messages before the question (a system prompt, few-shot examples); `judge(answer) ->
     bool` decides Reflexion's retries (a teacher knows the gold answer); `score(answer) -> dict` fills
-    the trajectory's score (EM/F1); success is EM == 1.
+    the trajectory's score (EM/F1); success is EM == 1. `on_step(step)` is called as each step ends.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; the methods are {', '.join(METHODS)}")
@@ -168,6 +168,8 @@ def run_episode(model, tool, example, *, method: str = "react", prefix: list[dic
             backtracks_left -= 1
             attempt += 1
         traj.steps.append(step)
+        if on_step is not None:
+            on_step(step)
         messages.append({"role": "assistant", "content": step.content})
         if obs is not None and obs.done:
             traj.answer = obs.answer

@@ -109,8 +109,15 @@ def _run_evaluate(config):
     print(json.dumps(metrics))
 
 
+def _run_chat(config):
+    from fireflan.chat import chat
+
+    chat(config)
+
+
 def _add_commands():
     """Verbs whose flags are a stage's config dataclass (one source for CLI, recipes and --help)."""
+    from fireflan.chat import ChatConfig
     from fireflan.corpus.build import CorpusConfig
     from fireflan.evaluate import EvalConfig
     from fireflan.export import ExportConfig
@@ -130,6 +137,7 @@ def _add_commands():
                                       positional=("model",)))
     CLI.evaluate = staticmethod(command(EvalConfig, _run_evaluate,
                                         "Run an agent over a task's questions and measure it (resumable)."))
+    CLI.chat = staticmethod(command(ChatConfig, _run_chat, "An offline agent chat in the terminal."))
 
 
 def _is_path(value) -> bool:

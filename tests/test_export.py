@@ -10,6 +10,7 @@ llama.cpp's converter comes from the llama-cpp-python sdist, downloaded once int
 import json
 import re
 import shutil
+import sys
 
 import pytest
 
@@ -636,3 +637,42 @@ def test_evaluate_with_a_real_gguf_writes_metrics_and_resumes_after_a_kill(expor
                 "prompt_tokens_per_question", "completion_tokens_per_question", "completion_tokens_per_second"):
         assert key in metrics
     assert metrics["prompt_tokens_per_question"] > 0 and metrics["few_shot"] is False
+
+
+def test_chat_in_a_real_terminal_answers_a_world_question(exported, tmp_path):
+    """`fireflan chat` with the exported GGUF, typed into through tmux (send-keys / capture-pane)."""
+    import shutil
+    import subprocess
+    import time
+
+    from conftest import ROOT
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    model_dir, _ = exported
+    gguf = model_dir / "gguf" / "model-q8_0.gguf"
+    session = f"fireflan-chat-{tmp_path.name}"
+    command = f"cd {ROOT} && PYTHONPATH={ROOT} {sys.executable} -m fireflan chat --model {gguf} --threads 1"
+
+    def screen():
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", session, "-S", "-200"], capture_output=True,
+                              text=True).stdout
+
+    def wait_for(text, seconds=120):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if text in screen():
+                return True
+            time.sleep(0.2)
+        return False
+
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "50", command], check=True)
+    try:
+        assert wait_for("question>"), screen()
+        subprocess.run(["tmux", "send-keys", "-t", session, "Who founded Kest Pictures?", "Enter"], check=True)
+        assert wait_for("Answer:"), screen()
+        shown = screen()
+        assert "Who founded Kest Pictures?" in shown and "Action:" in shown
+        subprocess.run(["tmux", "send-keys", "-t", session, "quit", "Enter"], check=True)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
