@@ -1,0 +1,115 @@
+"""The agent at run time under llama.cpp: prefix reuse, loop overhead, multi-branch cost.
+
+    .venv/bin/python bench/agent_runtime.py                 # the embedded Gemma, few-shot, world questions
+    .venv/bin/python bench/agent_runtime.py --gguf runs/model/gguf/model-q8_0.gguf --questions 4
+
+Measured side by side in one run, on the same questions:
+1. step latency with prefix reuse (llama.cpp keeps the evaluated prompt) vs a fresh prompt each step
+   (the KV cache reset before every call): ratio, target <= 0.5;
+2. the agent loop's generated tokens/s vs raw llama-cpp-python generation on the very prompts the loop
+   sent: overhead, target <= 10%;
+3. multi-branch k = 5 vs one trajectory, wall time: ratio, target <= 3.
+The last line is one JSON object.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+class Recording:
+    """Wraps a model: remembers each prompt sent; optionally resets llama.cpp's cache before each call."""
+
+    def __init__(self, model, fresh: bool = False):
+        self.model, self.fresh, self.prompts = model, fresh, []
+        self.name, self.usage = model.name, model.usage
+
+    @property
+    def last_usage(self):
+        return self.model.last_usage
+
+    def generate(self, messages, **kwargs):
+        if self.fresh:
+            self.model.llm.reset()
+        self.prompts.append((self.model.prompt(messages), kwargs))
+        return self.model.generate(messages, **kwargs)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gguf", default=None, help="a chat GGUF (default: the embedded base, few-shot)")
+    parser.add_argument("--questions", type=int, default=3)
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None)
+    a = parser.parse_args()
+
+    from fireflan.agent import AgentConfig, run_episode
+    from fireflan.methods import run_branches
+    from fireflan.models.llama import LlamaModel
+    from fireflan.prompts import few_shot_prefix
+    from fireflan.tasks import get_task, make_tool
+
+    if a.gguf:
+        model, prefix = LlamaModel(a.gguf, threads=a.threads), []
+    else:
+        from fireflan.train.embedded import embedded_gguf
+
+        model, prefix = LlamaModel(embedded_gguf(), raw=True, threads=a.threads), few_shot_prefix("react", 2)
+    examples = [e for e in get_task("world").load(split="test") if e.type == "bridge"][: a.questions]
+    wiki = make_tool("world", examples)
+    config = AgentConfig(max_steps=4, max_tokens=64)
+
+    def episodes(m, **kw):
+        started = time.perf_counter()
+        trajs = [run_episode(m, wiki, ex, prefix=prefix, config=config, **kw) for ex in examples]
+        return time.perf_counter() - started, trajs
+
+    # 1. prefix reuse vs fresh prompts (the same greedy episodes)
+    reuse = Recording(model)
+    reuse_s, trajs = episodes(reuse)
+    fresh_s, _ = episodes(Recording(model, fresh=True))
+    steps = sum(len(t.steps) for t in trajs)
+    print(f"prefix reuse {reuse_s / steps:.3f} s/step, fresh prompt {fresh_s / steps:.3f} s/step", flush=True)
+
+    # 2. loop overhead: the same prompts, raw create_completion
+    loop_tokens = sum(s.completion_tokens for t in trajs for s in t.steps)
+    model.llm.reset()
+    started = time.perf_counter()
+    raw_tokens = 0
+    for prompt, kw in reuse.prompts:
+        tokens = model.llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        out = model.llm.create_completion(tokens, max_tokens=kw["max_tokens"], temperature=kw["temperature"],
+                                          stop=kw["stop"], seed=kw["seed"])
+        raw_tokens += out["usage"]["completion_tokens"]
+    raw_s = time.perf_counter() - started
+    loop_tok_s, raw_tok_s = loop_tokens / reuse_s, raw_tokens / raw_s
+    print(f"loop {loop_tok_s:.1f} tok/s, raw {raw_tok_s:.1f} tok/s", flush=True)
+
+    # 3. multi-branch k vs one trajectory (sampled, like the branches)
+    started = time.perf_counter()
+    for ex in examples:
+        run_episode(model, wiki, ex, prefix=prefix, config=AgentConfig(max_steps=4, max_tokens=64, temperature=0.7))
+    one_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for ex in examples:
+        run_branches(model, wiki, ex, k=a.k, prefix=prefix, config=config)
+    k_s = time.perf_counter() - started
+    print(f"one trajectory {one_s:.1f} s, {a.k} branches {k_s:.1f} s", flush=True)
+
+    print(json.dumps({
+        "prefix_reuse_ratio": round(reuse_s / fresh_s, 3), "reuse_s_per_step": round(reuse_s / steps, 3),
+        "fresh_s_per_step": round(fresh_s / steps, 3),
+        "loop_overhead": round(1 - loop_tok_s / raw_tok_s, 3), "loop_tok_s": round(loop_tok_s, 1),
+        "raw_tok_s": round(raw_tok_s, 1),
+        "branches_ratio": round(k_s / one_s, 2), "k": a.k, "one_trajectory_s": round(one_s, 1),
+        "branches_s": round(k_s, 1), "questions": len(examples), "steps": steps, "threads": model.threads,
+        "model": model.name}))
+
+
+if __name__ == "__main__":
+    main()
