@@ -113,7 +113,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     from fireflan.io import append_jsonl, iter_jsonl
     from fireflan.methods import METHODS, run_method
     from fireflan.prompts import few_shot_prefix
-    from fireflan.tasks import get_task, load_examples, make_tool
+    from fireflan.tasks import open_task
     from fireflan.tools import NoisyTool
 
     if not 0 <= config.noise <= 1:
@@ -125,10 +125,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-    task = get_task(config.task)
-    split = config.split if config.task in ("world", "hotpotqa") or config.data is None else None
-    examples = load_examples(config.task, config.data, split, config.limit)
-    tool = make_tool(config.task, examples, config.data, config.corpus)
+    task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus)
     if config.noise:
         tool = NoisyTool(tool, config.noise, seed=config.seed)
     model, needs_shots = load_model(config) if model is None else (model, config.prompt == "fewshot")

@@ -128,15 +128,12 @@ def teach(config: TeachConfig) -> dict:
 
     from fireflan.models import BudgetExceeded, Usage
     from fireflan.prompts import few_shot_prefix
-    from fireflan.tasks import get_task, load_examples, make_tool
+    from fireflan.tasks import open_task
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-    task = get_task(config.task)
-    split = config.split if config.task in ("world", "hotpotqa") or config.data is None else None
-    examples = load_examples(config.task, config.data, split, config.limit)
-    tool = make_tool(config.task, examples, config.data, config.corpus)
+    task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus)
     methods = config.method_list()
     todo = plan(examples, methods, config.share_map(), config.teacher, config.seed)
     path = out / "trajectories.jsonl"

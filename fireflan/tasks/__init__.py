@@ -33,6 +33,14 @@ def load_examples(task: str, data=None, split: str | None = None, n: int | None 
     return t.load(data, **kwargs)
 
 
+def open_task(task: str, data=None, split: str | None = None, limit: int | None = None, corpus=None):
+    """(task module, questions, wiki tool) for a stage's data options. A split applies to the world,
+    HotpotQA and the hub; a local file of another task is read whole."""
+    split = split if task in ("world", "hotpotqa") or data is None else None
+    examples = load_examples(task, data, split, limit)
+    return get_task(task), examples, make_tool(task, examples, data, corpus)
+
+
 def make_tool(task: str, examples: list[Example], data=None, corpus=None):
     """The wiki tool for a task's questions.
 
@@ -62,4 +70,4 @@ def make_tool(task: str, examples: list[Example], data=None, corpus=None):
     return Wiki(list(pages.values()))
 
 
-__all__ = ["TASKS", "Example", "get_task", "load_examples", "make_tool"]
+__all__ = ["TASKS", "Example", "get_task", "load_examples", "make_tool", "open_task"]
