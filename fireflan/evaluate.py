@@ -47,6 +47,7 @@ class EvalConfig:
     seed: int = opt(0, "seed of sampling and noise")
     threads: int | None = opt(None, "llama.cpp threads (None: the default for this machine)")
     base_url: str | None = opt(None, "an OpenAI-compatible server for --model")
+    probes: int = opt(0, "hallucination probes: N questions with no tools offered, N that need none (0: off)")
 
 
 def load_model(config: EvalConfig):
@@ -156,5 +157,14 @@ def evaluate(config: EvalConfig, model=None) -> dict:
                "task": config.task, "split": config.split, "noise": config.noise, "few_shot": fewshot,
                "ran_now": len(todo), "resumed": len(examples) - len(todo),
                "wall_seconds_now": round(time.time() - started, 1)}
+    if config.probes:
+        from fireflan.probes import run_probes
+
+        probe_examples = examples
+        if config.task == "world" and not any(ex.type == "notool" for ex in examples):
+            probe_examples = examples + [ex for ex in open_task("world", config.data, config.split)[1]
+                                         if ex.type == "notool"]
+        metrics["probes"] = run_probes(model, probe_examples, n=config.probes, max_tokens=config.max_tokens,
+                                       seed=config.seed)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

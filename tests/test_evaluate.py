@@ -49,3 +49,23 @@ def test_summarize_empty_and_bad_model(tmp_path):
     with pytest.raises(ValueError, match="--model"):
         evaluate(EvalConfig(out=str(tmp_path), model="runs/nothing.bin", limit=1))
     assert json.loads((tmp_path / "config.json").read_text())["model"] == "runs/nothing.bin"
+
+
+def test_hallucination_probes(small_world, tmp_path):
+    from fireflan.probes import misuse_without_tools
+
+    assert misuse_without_tools("Action: search[Velmora]") == {"action": True, "observation": False}
+    assert misuse_without_tools("I think search[x] then\nObservation: made up") == {"action": True,
+                                                                                     "observation": True}
+    assert misuse_without_tools("I cannot look this up.") == {"action": False, "observation": False}
+
+    class Eager:  # always searches, even with no tools: every probe is misuse
+        name, last_usage = "eager", None
+
+        def generate(self, messages, **kw):
+            return "Thought: let me look.\nAction: search[Velmora]\nObservation: Velmora is big."
+
+    metrics = evaluate(EvalConfig(out=str(tmp_path), data=str(small_world), limit=3, probes=4), model=Eager())
+    probes = metrics["probes"]
+    assert probes["no_tools"] == {"questions": 4, "tool_misuse_rate": 1.0, "invented_observation_rate": 1.0}
+    assert probes["needs_none"]["questions"] == 4 and probes["needs_none"]["tool_misuse_rate"] == 1.0
