@@ -115,6 +115,12 @@ def _run_chat(config):
     chat(config)
 
 
+def _run_report(config):
+    from fireflan.report import report
+
+    print(f"report: {report(config)}")
+
+
 def _add_commands():
     """Verbs whose flags are a stage's config dataclass (one source for CLI, recipes and --help)."""
     from fireflan.chat import ChatConfig
@@ -122,6 +128,7 @@ def _add_commands():
     from fireflan.evaluate import EvalConfig
     from fireflan.export import ExportConfig
     from fireflan.options import command
+    from fireflan.report import ReportConfig
     from fireflan.teach import TeachConfig
     from fireflan.train.trainer import TrainConfig
 
@@ -138,6 +145,8 @@ def _add_commands():
     CLI.evaluate = staticmethod(command(EvalConfig, _run_evaluate,
                                         "Run an agent over a task's questions and measure it (resumable)."))
     CLI.chat = staticmethod(command(ChatConfig, _run_chat, "An offline agent chat in the terminal."))
+    CLI.report = staticmethod(command(ReportConfig, _run_report, "Compare evaluation runs: a Markdown table and plots.",
+                                      positional=("runs",)))
 
 
 def _is_path(value) -> bool:

@@ -69,3 +69,22 @@ def test_hallucination_probes(small_world, tmp_path):
     probes = metrics["probes"]
     assert probes["no_tools"] == {"questions": 4, "tool_misuse_rate": 1.0, "invented_observation_rate": 1.0}
     assert probes["needs_none"]["questions"] == 4 and probes["needs_none"]["tool_misuse_rate"] == 1.0
+
+
+def test_report_compares_runs_with_a_table_and_plots(small_world, tmp_path):
+    from fireflan.report import ReportConfig, report
+    from fireflan.tasks import get_task
+
+    examples = get_task("world").load(small_world, split="test")
+    evaluate(EvalConfig(out=str(tmp_path / "clean"), data=str(small_world), limit=10), model=ScriptedExpert(examples))
+    evaluate(EvalConfig(out=str(tmp_path / "noisy"), data=str(small_world), limit=10, noise=0.5, max_steps=3),
+             model=ScriptedExpert(examples))
+    out = report(ReportConfig(runs=f"{tmp_path / 'clean'},{tmp_path / 'noisy'}", out=str(tmp_path / "r.md")))
+    text = out.read_text()
+    assert "| clean |" in text and "| noisy |" in text and "| 1.000 |" in text
+    for name in ("r-em.png", "r-noise.png", "r-turns.png"):
+        assert (tmp_path / name).stat().st_size > 1000 and f"({name})" in text
+    from fireflan.io import DataError
+
+    with pytest.raises(DataError, match="metrics.json"):
+        report(ReportConfig(runs=str(tmp_path), out=str(tmp_path / "x.md")))

@@ -1,0 +1,122 @@
+"""Report: compare evaluation runs in a Markdown table, with plots.
+
+    python -m fireflan report runs/eval-base runs/eval runs/eval-noise --out runs/report.md
+
+Writes the table (one row per run: model, method, noise, EM, F1, turns, errors, cost) to the
+Markdown file and beside it three PNGs: EM by run, EM against tool noise (a line per model and
+method), and the histogram of turns per question.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from fireflan.io import DataError, iter_jsonl
+from fireflan.options import opt
+
+COLUMNS = [("model", "model"), ("method", "method"), ("noise", "noise"), ("questions", "n"), ("em", "EM"),
+           ("f1", "F1"), ("turns", "turns"), ("format_error_rate", "format err."),
+           ("hallucinated_observation_rate", "invented obs."), ("calls_per_question", "calls/q"),
+           ("prompt_tokens_per_question", "prompt tok/q"), ("completion_tokens_per_question", "gen tok/q"),
+           ("seconds_per_question", "s/q")]
+
+
+@dataclass
+class ReportConfig:
+    """Options of `fireflan report`."""
+
+    runs: str = opt("", "comma-separated evaluation folders (each with metrics.json)")
+    out: str = opt("runs/report.md", "the Markdown file to write (plots go beside it)")
+
+
+def read_run(folder) -> dict:
+    path = Path(folder) / "metrics.json"
+    if not path.exists():
+        raise DataError(path, "no such file (is this an evaluation folder?)")
+    metrics = json.loads(path.read_text())
+    turns = [len(rec["steps"]) for _, rec in iter_jsonl(Path(folder) / "trajectories.jsonl")] \
+        if (Path(folder) / "trajectories.jsonl").exists() else []
+    return {**metrics, "run": str(folder), "turn_counts": turns}
+
+
+def table(runs: list[dict]) -> str:
+    """The comparison table in Markdown."""
+    lines = ["| run | " + " | ".join(h for _, h in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for r in runs:
+        cells = [Path(r["run"]).name] + [_cell(r.get(k)) for k, _ in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+    return "" if value is None else str(value)
+
+
+def plots(runs: list[dict], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    names = [Path(r["run"]).name for r in runs]
+    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(runs)), 3.5))
+    ax.bar(names, [r.get("em", 0) for r in runs], color="#4c72b0")
+    ax.set_ylabel("exact match")
+    ax.set_ylim(0, 1)
+    ax.set_title("EM by run")
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    fig.savefig(out.with_name(out.stem + "-em.png"), dpi=110)
+    written.append(out.with_name(out.stem + "-em.png"))
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    series = {}
+    for r in runs:
+        series.setdefault(f"{r.get('model')} / {r.get('method')}", []).append((r.get("noise", 0.0), r.get("em", 0)))
+    for label, points in series.items():
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    ax.set_xlabel("tool noise probability")
+    ax.set_ylabel("exact match")
+    ax.set_ylim(0, 1)
+    ax.set_title("EM against tool noise")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out.with_name(out.stem + "-noise.png"), dpi=110)
+    written.append(out.with_name(out.stem + "-noise.png"))
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    top = max([max(r["turn_counts"], default=0) for r in runs] + [1])
+    for r, name in zip(runs, names, strict=True):
+        counts = Counter(r["turn_counts"])
+        ax.plot(range(1, top + 1), [counts.get(t, 0) for t in range(1, top + 1)], marker=".", label=name)
+    ax.set_xlabel("turns per question")
+    ax.set_ylabel("questions")
+    ax.set_title("Turns per question")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out.with_name(out.stem + "-turns.png"), dpi=110)
+    written.append(out.with_name(out.stem + "-turns.png"))
+    plt.close(fig)
+    return written
+
+
+def report(config: ReportConfig) -> Path:
+    folders = [f.strip() for f in config.runs.split(",") if f.strip()]
+    if not folders:
+        raise ValueError("report needs at least one evaluation folder")
+    runs = [read_run(f) for f in folders]
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    images = plots(runs, out)
+    text = ["# fireflan report", "", table(runs), ""] + [f"![{p.stem}]({p.name})" for p in images]
+    out.write_text("\n".join(text) + "\n")
+    return out
