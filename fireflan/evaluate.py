@@ -47,6 +47,7 @@ class EvalConfig:
     seed: int = opt(0, "seed of sampling and noise")
     threads: int | None = opt(None, "llama.cpp threads (None: the default for this machine)")
     base_url: str | None = opt(None, "an OpenAI-compatible server for --model")
+    constrain: bool = opt(False, "GGUF models: after 'Action:' only an action name may be generated")
     probes: int = opt(0, "hallucination probes: N questions with no tools offered, N that need none (0: off)")
 
 
@@ -63,10 +64,10 @@ def load_model(config: EvalConfig):
         from fireflan.train.embedded import embedded_gguf
 
         return LlamaModel(embedded_gguf(), raw=True, threads=config.threads, seed=config.seed,
-                          name="gemma3-270m (base)"), True
+                          name="gemma3-270m (base)", constrain_actions=config.constrain), True
     if path.suffix != ".gguf":
         raise ValueError(f"--model must be a .gguf file, 'embedded', or a model id with --base-url; got {config.model}")
-    model = LlamaModel(path, threads=config.threads, seed=config.seed)
+    model = LlamaModel(path, threads=config.threads, seed=config.seed, constrain_actions=config.constrain)
     return model, False
 
 

@@ -36,7 +36,7 @@ class LlamaModel:
     """A GGUF file through llama-cpp-python. `raw=True`: few-shot completion, no chat template."""
 
     def __init__(self, path, n_ctx: int = 4096, threads: int | None = None, chat_template: str | None = None,
-                 raw: bool = False, seed: int = 0, name: str | None = None):
+                 raw: bool = False, seed: int = 0, name: str | None = None, constrain_actions: bool = False):
         from llama_cpp import Llama
 
         self.path = str(path)
@@ -53,7 +53,16 @@ class LlamaModel:
         self.bos = self._token_text(self.llm.token_bos())
         self.eos = self._token_text(self.llm.token_eos())
         self.name = name or os.path.basename(self.path)
+        self.constrain_actions = constrain_actions
         self.usage, self.last_usage = Usage(), Usage()
+
+    def constraint(self):
+        """A fresh logits processor that allows only action names after "Action:" (fireflan.constrain)."""
+        from fireflan.constrain import ActionConstraint
+
+        return ActionConstraint(lambda s: self.llm.tokenize(s.encode(), add_bos=False, special=False),
+                                lambda ids: self.llm.detokenize(ids).decode("utf-8", errors="ignore"),
+                                self.llm.n_vocab())
 
     def _token_text(self, token_id: int) -> str:
         if token_id < 0:
@@ -71,8 +80,13 @@ class LlamaModel:
     def generate(self, messages, *, stop=None, temperature=0.0, seed=None, max_tokens=256) -> str:
         text = self.prompt(messages)
         tokens = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        processors = None
+        if self.constrain_actions:
+            from llama_cpp import LogitsProcessorList
+
+            processors = LogitsProcessorList([self.constraint()])
         out = self.llm.create_completion(tokens, max_tokens=max_tokens, temperature=temperature,
-                                         stop=list(stop or []), seed=seed)
+                                         stop=list(stop or []), seed=seed, logits_processor=processors)
         usage = out.get("usage", {})
         self.last_usage = Usage(calls=1, prompt_tokens=usage.get("prompt_tokens", len(tokens)),
                                 completion_tokens=usage.get("completion_tokens", 0))
