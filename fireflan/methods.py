@@ -1,8 +1,9 @@
 """Reasoning methods at inference for small models (arXiv 2403.19962), on top of the ReAct loop.
 
-- branches: k trajectories sampled (temperature, seeds seed..seed+k-1); answers normalised and
-  voted; a tie goes to the branch that finished in the fewest steps (then the first sampled);
-  `extra` records every branch's answer, the votes and how often branches agree.
+- branches: up to k trajectories sampled (temperature, seeds seed..seed+k-1); answers normalised
+  and voted; a tie goes to the branch that finished in the fewest steps (then the first sampled);
+  sampling stops early once an answer holds a strict majority of k; `extra` records every branch's
+  answer, the votes and how often the sampled branches agree.
 - decompose: a planning call splits the question into sub-questions; each is solved by a ReAct
   sub-episode (with the answers found so far); a final call composes the answer.
 - backtrack: the ReAct loop, where a failed step (unparseable, a repeated action, a search that
@@ -58,15 +59,22 @@ def vote(trajs: list[Trajectory]) -> tuple[int, Counter]:
 
 
 def run_branches(model, tool, example, *, k: int = 5, temperature: float = 0.7, config: AgentConfig | None = None,
-                 seed: int = 0, score=None, **kwargs) -> Trajectory:
+                 seed: int = 0, score=None, early_stop: bool = True, **kwargs) -> Trajectory:
+    """k sampled trajectories, voted. `early_stop`: stop sampling once one answer holds a strict
+    majority of k (the rest cannot change the voted answer), which saves their cost."""
     config = replace(config or AgentConfig(), temperature=temperature)
-    trajs = [run_episode(model, tool, example, method="react", config=config, seed=seed + i, score=score, **kwargs)
-             for i in range(k)]
+    trajs = []
+    for i in range(k):
+        trajs.append(run_episode(model, tool, example, method="react", config=config, seed=seed + i, score=score,
+                                 **kwargs))
+        counts = Counter(normalize_answer(t.answer) for t in trajs if t.answer is not None)
+        if early_stop and counts and max(counts.values()) > k // 2:
+            break
     best, votes = vote(trajs)
     winner = trajs[best]
-    agree = votes.most_common(1)[0][1] / k if votes else 0.0
+    agree = votes.most_common(1)[0][1] / len(trajs) if votes else 0.0
     return replace(winner, method="branches", extra={
-        "k": k, "answers": [t.answer for t in trajs], "votes": dict(votes), "winner": best,
+        "k": k, "sampled": len(trajs), "answers": [t.answer for t in trajs], "votes": dict(votes), "winner": best,
         "agreement": round(agree, 4), "budget": _total(trajs)})
 
 

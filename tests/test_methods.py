@@ -106,3 +106,15 @@ def test_decompose_plans_solves_sub_questions_and_composes():
 def test_unknown_method():
     with pytest.raises(ValueError, match="unknown method"):
         run_method("tree", ReplayModel([]), Wiki(PAGES), EX)
+
+
+def test_branches_stop_once_a_majority_is_certain():
+    model = ReplayModel(["Thought: a\nAction: finish[Velmora]"] * 3 + ["Thought: b\nAction: finish[Ostrand]"] * 2)
+    traj = run_method("branches", model, Wiki(PAGES), EX, k=5, score=score)
+    assert traj.extra["sampled"] == 3 and traj.extra["agreement"] == 1.0 and traj.answer == "Velmora"
+    assert len(model.requests) == 3
+    from fireflan.methods import run_branches
+
+    model = ReplayModel(["Thought: a\nAction: finish[Velmora]"] * 5)
+    full = run_branches(model, Wiki(PAGES), EX, k=5, early_stop=False, score=score)
+    assert full.extra["sampled"] == 5 and full.answer == "Velmora"
