@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from fireflan.options import opt
+from fireflan.options import guard_run, opt
 
 
 @dataclass
@@ -116,6 +116,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     from fireflan.methods import METHODS, run_method
     from fireflan.prompts import few_shot_prefix
     from fireflan.tasks import open_task
+    from fireflan.teach import done_keys  # the same torn-line-safe reader
     from fireflan.tools import NoisyTool
 
     if not 0 <= config.noise <= 1:
@@ -125,8 +126,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     if config.prompt not in ("auto", "none", "fewshot"):
         raise ValueError(f"--prompt must be auto, none or fewshot, got {config.prompt!r}")
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    guard_run(out, config, may_change=("limit", "threads", "probes", "out"))
     task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus)
     if config.noise:
         tool = NoisyTool(tool, config.noise, seed=config.seed)
@@ -136,8 +136,6 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     prefix = few_shot_prefix(shots_for, config.shots) if fewshot else []
 
     path = out / "trajectories.jsonl"
-    from fireflan.teach import done_keys  # the same torn-line-safe reader
-
     done = {k[0] for k in done_keys(path)}
     todo = [ex for ex in examples if ex.id not in done]
     agent = AgentConfig(max_steps=config.max_steps, max_tokens=config.max_tokens, temperature=config.temperature)

@@ -49,3 +49,25 @@ def command(cls, run, summary: str, positional: tuple[str, ...] = ()):
     cmd.__doc__ = f"{summary}\n\n{help_text(cls)}"
     cmd.__name__ = run.__name__
     return cmd
+
+
+def guard_run(folder, config, may_change: tuple[str, ...] = ()) -> None:
+    """Write FOLDER/config.json, or, when a run is already there, refuse to mix a different one into it.
+
+    A resumed stage appends to the files in its folder; records made with other settings (another
+    model, method, seed, ...) would be mixed in silently. Fields in `may_change` (e.g. a limit) may differ.
+    """
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    path = Path(folder) / "config.json"
+    now = asdict(config)
+    if path.exists():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in now if k not in may_change and k in before and before[k] != now[k])
+        if changed:
+            detail = ", ".join(f"{k}: {before[k]!r} -> {now[k]!r}" for k in changed)
+            raise ValueError(f"{folder} holds a run with other settings ({detail}); use another --out folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(now, indent=2) + "\n")

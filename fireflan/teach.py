@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from fireflan.agent import METHODS, AgentConfig, Trajectory, run_episode
 from fireflan.io import DataError, append_jsonl
-from fireflan.options import opt
+from fireflan.options import guard_run, opt
 
 
 @dataclass
@@ -131,8 +131,7 @@ def teach(config: TeachConfig) -> dict:
     from fireflan.tasks import open_task
 
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    guard_run(out, config, may_change=("limit", "methods", "shares", "seed", "max_usd", "prices", "out"))
     task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus)
     methods = config.method_list()
     todo = plan(examples, methods, config.share_map(), config.teacher, config.seed)

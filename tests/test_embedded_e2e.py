@@ -65,3 +65,18 @@ def test_the_gguf_answers_in_the_trained_react_format(run):
     first = [t.steps[0] for t in results]
     assert all(s.action in ("search", "lookup", "finish") and not s.format_error for s in first)
     assert all(s.raw.startswith("Thought:") for s in first)
+
+
+def test_evaluate_the_fine_tuned_gguf_and_resume(run):
+    from fireflan.evaluate import EvalConfig, evaluate
+
+    root, _, _ = run
+    gguf = root / "model" / "gguf" / "model-q8_0.gguf"
+    config = dict(model=str(gguf), data=str(root / "world"), split="test", out=str(root / "eval"), max_steps=6,
+                  max_tokens=96, probes=3)
+    first = evaluate(EvalConfig(**config, limit=4))
+    again = evaluate(EvalConfig(**config, limit=6))
+    print(json.dumps(again, indent=1))
+    assert first["questions"] == 4 and again["questions"] == 6 and again["resumed"] == 4 and again["ran_now"] == 2
+    assert again["format_error_rate"] < 0.5 and again["few_shot"] is False
+    assert set(again["probes"]) == {"no_tools", "needs_none"}

@@ -88,3 +88,13 @@ def test_report_compares_runs_with_a_table_and_plots(small_world, tmp_path):
 
     with pytest.raises(DataError, match="metrics.json"):
         report(ReportConfig(runs=str(tmp_path), out=str(tmp_path / "x.md")))
+
+
+def test_a_run_folder_refuses_other_settings(small_world, tmp_path):
+    from fireflan.tasks import get_task
+
+    examples = get_task("world").load(small_world, split="test")
+    evaluate(EvalConfig(out=str(tmp_path), data=str(small_world), limit=2), model=ScriptedExpert(examples))
+    with pytest.raises(ValueError, match=r"other settings \(method: 'react' -> 'backtrack'\)"):
+        evaluate(EvalConfig(out=str(tmp_path), data=str(small_world), limit=2, method="backtrack"),
+                 model=ScriptedExpert(examples))
