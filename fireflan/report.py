@@ -57,6 +57,17 @@ def _cell(value) -> str:
     return "" if value is None else str(value)
 
 
+def _save(fig, out: Path, name: str) -> Path:
+    """Write a figure beside the report as OUT-NAME.png and close it."""
+    import matplotlib.pyplot as plt
+
+    path = out.with_name(f"{out.stem}-{name}.png")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plots(runs: list[dict], out: Path) -> list[Path]:
     import matplotlib
 
@@ -71,10 +82,7 @@ def plots(runs: list[dict], out: Path) -> list[Path]:
     ax.set_ylim(0, 1)
     ax.set_title("EM by run")
     ax.tick_params(axis="x", rotation=30)
-    fig.tight_layout()
-    fig.savefig(out.with_name(out.stem + "-em.png"), dpi=110)
-    written.append(out.with_name(out.stem + "-em.png"))
-    plt.close(fig)
+    written.append(_save(fig, out, "em"))
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     series = {}
@@ -88,10 +96,7 @@ def plots(runs: list[dict], out: Path) -> list[Path]:
     ax.set_ylim(0, 1)
     ax.set_title("EM against tool noise")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out.with_name(out.stem + "-noise.png"), dpi=110)
-    written.append(out.with_name(out.stem + "-noise.png"))
-    plt.close(fig)
+    written.append(_save(fig, out, "noise"))
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     top = max([max(r["turn_counts"], default=0) for r in runs] + [1])
@@ -102,10 +107,7 @@ def plots(runs: list[dict], out: Path) -> list[Path]:
     ax.set_ylabel("questions")
     ax.set_title("Turns per question")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out.with_name(out.stem + "-turns.png"), dpi=110)
-    written.append(out.with_name(out.stem + "-turns.png"))
-    plt.close(fig)
+    written.append(_save(fig, out, "turns"))
     return written
 
 

@@ -190,11 +190,9 @@ class ScriptedExpert:
                 elif read:
                     pending.append(rng.choice(_READ).format(t=read[-1][0], s=" ".join(read[-1][1])))
                     pending.append(rng.choice(_NEXT).format(n=title))
-                elif pending:  # the reflection already says what to search
-                    pass
-                elif n == 0 and example.type == "comparison" and len(hops) > 1:
+                elif not pending and n == 0 and example.type == "comparison" and len(hops) > 1:
                     pending.append(rng.choice(_COMPARE_FIRST).format(t=title, u=hops[1][0]))
-                else:
+                elif not pending:  # (a pending reflection already says what to search)
                     pending.append(rng.choice(_FIRST).format(t=title))
                 return self._say(pending, f"search[{title}]")
             # found by the search at history[i-1]: a long page may be narrowed down with lookup
