@@ -8,7 +8,8 @@ Measured side by side in one run, on the same questions:
    (the KV cache reset before every call): ratio, target <= 0.5;
 2. the agent loop's generated tokens/s vs raw llama-cpp-python generation on the very prompts the loop
    sent: overhead, target <= 10%;
-3. multi-branch k = 5 vs one trajectory, wall time: ratio, target <= 3.
+3. multi-branch k = 5 vs one trajectory, wall time: ratio, target <= 3 (branches share their prompt
+   and every token they have in common, and stop once a majority is certain; fireflan.models.batch).
 The last line is one JSON object.
 """
 
@@ -96,10 +97,11 @@ def main():
         run_episode(model, wiki, ex, prefix=prefix, config=AgentConfig(max_steps=4, max_tokens=64, temperature=0.7))
     one_s = time.perf_counter() - started
     started = time.perf_counter()
-    for ex in examples:
-        run_branches(model, wiki, ex, k=a.k, prefix=prefix, config=config)
+    voted = [run_branches(model, wiki, ex, k=a.k, prefix=prefix, config=config) for ex in examples]
     k_s = time.perf_counter() - started
-    print(f"one trajectory {one_s:.1f} s, {a.k} branches {k_s:.1f} s", flush=True)
+    sampled = sum(t.extra["sampled"] for t in voted) / len(voted)
+    print(f"one trajectory {one_s:.1f} s, {a.k} branches {k_s:.1f} s ({sampled:.1f} finished per question)",
+          flush=True)
 
     print(json.dumps({
         "prefix_reuse_ratio": round(reuse_s / fresh_s, 3), "reuse_s_per_step": round(reuse_s / steps, 3),
@@ -107,7 +109,10 @@ def main():
         "loop_overhead": round(1 - loop_tok_s / raw_tok_s, 3), "loop_tok_s": round(loop_tok_s, 1),
         "raw_tok_s": round(raw_tok_s, 1),
         "branches_ratio": round(k_s / one_s, 2), "k": a.k, "one_trajectory_s": round(one_s, 1),
-        "branches_s": round(k_s, 1), "questions": len(examples), "steps": steps, "threads": model.threads,
+        "branches_s": round(k_s, 1),
+        "branches_finished_per_question": round(sampled, 2),
+        "branch_agreement": round(sum(t.extra["agreement"] for t in voted) / len(voted), 3),
+        "questions": len(examples), "steps": steps, "threads": model.threads,
         "model": model.name}))
 
 

@@ -131,6 +131,17 @@ class NoTool:
         return Observation(f"No tools are available here: answer with finish[...] instead of {action}[...].")
 
 
+@dataclass
+class Request:
+    """What an episode asks of the model next: continue `messages` at `temperature` with `seed`.
+    `traj` is the episode so far (so a caller that abandons it still sees what it cost)."""
+
+    messages: list[dict]
+    temperature: float
+    seed: int
+    traj: Trajectory
+
+
 def run_episode(model, tool, example, *, method: str = "react", prefix: list[dict] | None = None,
                 config: AgentConfig | None = None, seed: int = 0, judge=None, score=None,
                 prompt_name: str = "", on_step=None) -> Trajectory:
@@ -140,6 +151,25 @@ def run_episode(model, tool, example, *, method: str = "react", prefix: list[dic
     bool` decides Reflexion's retries (a teacher knows the gold answer); `score(answer) -> dict` fills
     the trajectory's score (EM/F1); success is EM == 1. `on_step(step)` is called as each step ends.
     """
+    config = config or AgentConfig()
+    loop = episode(tool, example, method=method, prefix=prefix, config=config, seed=seed, judge=judge,
+                   score=score, prompt_name=prompt_name, on_step=on_step, model_name=getattr(model, "name", "?"))
+    try:
+        request = next(loop)
+        while True:
+            text = model.generate(request.messages, stop=config.stop, temperature=request.temperature,
+                                  seed=request.seed, max_tokens=config.max_tokens)
+            request = loop.send((text, getattr(model, "last_usage", None)))
+    except StopIteration as finished:
+        return finished.value
+
+
+def episode(tool, example, *, method: str = "react", prefix: list[dict] | None = None,
+            config: AgentConfig | None = None, seed: int = 0, judge=None, score=None, prompt_name: str = "",
+            on_step=None, model_name: str = "?"):
+    """The loop of `run_episode` with the model left out: a generator that yields a `Request` for each
+    model call and is sent back `(text, usage)`; it returns the `Trajectory`. Several episodes can so
+    be stepped side by side (multi-branch decoding in one batch)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; the methods are {', '.join(METHODS)}")
     config = config or AgentConfig()
@@ -150,7 +180,7 @@ def run_episode(model, tool, example, *, method: str = "react", prefix: list[dic
     trials_left = config.trials if method == "reflexion" else 1
     tool.reset()
     messages = [*(prefix or []), {"role": "user", "content": example.question}]
-    traj = Trajectory(id=example.id, task=example.task, method=method, model=getattr(model, "name", "?"),
+    traj = Trajectory(id=example.id, task=example.task, method=method, model=model_name,
                       seed=seed, question=example.question, gold=example.answer, prompt=prompt_name)
 
     backtracks_left, attempt = config.backtracks, 0
@@ -159,7 +189,8 @@ def run_episode(model, tool, example, *, method: str = "react", prefix: list[dic
         while True:
             saved = _save(tool)
             temperature = config.temperature if attempt == 0 else max(config.temperature, config.backtrack_temperature)
-            step, obs = _step(model, tool, messages, config, temperature, seed + attempt)
+            text, usage = yield Request(messages, temperature, seed + attempt, traj)
+            step, obs = _step(text, usage, tool)
             if backtracks_left == 0 or not failed_step(step, traj.steps):
                 break
             _restore(tool, saved)  # back to the state before the failed step, and sample another
@@ -191,11 +222,8 @@ def run_episode(model, tool, example, *, method: str = "react", prefix: list[dic
     return traj
 
 
-def _step(model, tool, messages, config: AgentConfig, temperature: float, seed: int):
-    """One model call and its action run: (Step, the tool's Observation or None on a parse error)."""
-    text = model.generate(messages, stop=config.stop, temperature=temperature, seed=seed,
-                          max_tokens=config.max_tokens)
-    usage = getattr(model, "last_usage", None)
+def _step(text: str, usage, tool):
+    """The model's text parsed and its action run: (Step, the tool's Observation or None on a parse error)."""
     parsed = parse_action(text)
     obs = tool.step(parsed.action, parsed.argument) if parsed.ok else None
     step = Step(thought=parsed.thought, action=parsed.action, argument=parsed.argument,

@@ -156,7 +156,7 @@ def _is_path(value) -> bool:
 
 
 def main(argv=None):
-    """Run a verb. Bad input (DataError, ValueError) ends with its message and exit status 2."""
+    """Run a verb. Bad input (DataError, ValueError, a missing file) ends with its message and exit status 2."""
     import fire
 
     from fireflan.io import DataError
@@ -164,7 +164,7 @@ def main(argv=None):
     _add_commands()
     try:
         fire.Fire(CLI(), command=argv, name="fireflan")
-    except (DataError, ValueError) as e:
+    except (DataError, ValueError, FileNotFoundError) as e:
         print(f"fireflan: error: {e}", file=sys.stderr)
         sys.exit(2)
 

@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import replace
 
 from fireflan.agent import METHODS as LOOP_METHODS
-from fireflan.agent import AgentConfig, Step, Trajectory, run_episode
+from fireflan.agent import AgentConfig, Step, Trajectory, episode, run_episode
 from fireflan.scoring import normalize_answer
 from fireflan.tasks.base import Example
 from fireflan.tools.actions import parse_action
@@ -60,22 +60,73 @@ def vote(trajs: list[Trajectory]) -> tuple[int, Counter]:
 
 def run_branches(model, tool, example, *, k: int = 5, temperature: float = 0.7, config: AgentConfig | None = None,
                  seed: int = 0, score=None, early_stop: bool = True, **kwargs) -> Trajectory:
-    """k sampled trajectories, voted. `early_stop`: stop sampling once one answer holds a strict
-    majority of k (the rest cannot change the voted answer), which saves their cost."""
+    """k sampled trajectories, voted. `early_stop`: stop once one answer holds a strict majority of k
+    (the rest cannot change the voted answer), which saves their cost.
+
+    A model with `generate_batch` (llama.cpp) steps the k branches side by side, one batched call per
+    step (the tool's state swapped per branch); any other model samples them one after another."""
     config = replace(config or AgentConfig(), temperature=temperature)
-    trajs = []
-    for i in range(k):
-        trajs.append(run_episode(model, tool, example, method="react", config=config, seed=seed + i, score=score,
-                                 **kwargs))
-        counts = Counter(normalize_answer(t.answer) for t in trajs if t.answer is not None)
-        if early_stop and counts and max(counts.values()) > k // 2:
-            break
+    if hasattr(model, "generate_batch") and hasattr(tool, "state"):
+        trajs, abandoned = _branches_together(model, tool, example, k, config, seed, score, early_stop, kwargs)
+    else:
+        trajs, abandoned = [], []
+        for i in range(k):
+            trajs.append(run_episode(model, tool, example, method="react", config=config, seed=seed + i,
+                                     score=score, **kwargs))
+            if early_stop and _certain(trajs, k):
+                break
     best, votes = vote(trajs)
     winner = trajs[best]
     agree = votes.most_common(1)[0][1] / len(trajs) if votes else 0.0
     return replace(winner, method="branches", extra={
         "k": k, "sampled": len(trajs), "answers": [t.answer for t in trajs], "votes": dict(votes), "winner": best,
-        "agreement": round(agree, 4), "budget": _total(trajs)})
+        "agreement": round(agree, 4), "budget": _total(trajs + abandoned)})
+
+
+def _certain(trajs: list[Trajectory], k: int) -> bool:
+    counts = Counter(normalize_answer(t.answer) for t in trajs if t.answer is not None)
+    return bool(counts) and max(counts.values()) > k // 2
+
+
+def _branches_together(model, tool, example, k, config, seed, score, early_stop, kwargs):
+    """(finished trajectories in branch order, unfinished ones abandoned by the early stop).
+
+    With early stopping, a first wave of k // 2 + 1 branches runs side by side; if it agrees, a
+    majority is already certain and the rest are never sampled. Otherwise the rest run as a second wave."""
+    first = k // 2 + 1 if early_stop else k
+    done, abandoned = {}, []
+    for wave in (range(first), range(first, k)):
+        if not wave or (early_stop and _certain(list(done.values()), k)):
+            break
+        abandoned += _wave(model, tool, example, wave, config, seed, score, kwargs, done,
+                           lambda: early_stop and _certain(list(done.values()), k))
+    return [done[i] for i in sorted(done)], abandoned
+
+
+def _wave(model, tool, example, branches, config, seed, score, kwargs, done: dict, certain) -> list[Trajectory]:
+    """Step `branches` side by side (one batched model call per step, the tool's state swapped per
+    branch) into `done`, until they finish or `certain()`; returns those abandoned unfinished."""
+    loops = {i: episode(tool, example, method="react", config=config, seed=seed + i, score=score,
+                        model_name=getattr(model, "name", "?"), **kwargs) for i in branches}
+    requests, states = {}, {}
+    for i, loop in loops.items():
+        requests[i] = next(loop)
+        states[i] = tool.state()
+    while requests and not certain():
+        ids = list(requests)
+        outs = model.generate_batch([(requests[i].messages, requests[i].temperature, requests[i].seed) for i in ids],
+                                    stop=config.stop, max_tokens=config.max_tokens)
+        for i, out in zip(ids, outs, strict=True):
+            tool.restore(states[i])
+            try:
+                requests[i] = loops[i].send(out)
+                states[i] = tool.state()
+            except StopIteration as finished:
+                done[i] = finished.value
+                del requests[i]
+    for loop in loops.values():
+        loop.close()
+    return [requests[i].traj for i in sorted(requests)]
 
 
 def run_decompose(model, tool, example, *, config: AgentConfig | None = None, seed: int = 0, score=None,

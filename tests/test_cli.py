@@ -71,3 +71,9 @@ def test_bad_input_ends_with_a_message_naming_the_file(small_world, tmp_path):
     bad.write_text('{"_id": "a", "answer": "x"}\n{"answer": "y"}\n')
     proc = run_cli("score", bad, small_world, "--task", "world", check=False)
     assert proc.returncode == 2 and "pred.jsonl:2: field '_id': missing" in proc.stderr
+
+
+def test_a_missing_model_file_is_named_without_a_traceback(tmp_path):
+    proc = run_cli("evaluate", "--model", tmp_path / "nope.gguf", "--task", "world", "--out", tmp_path / "e",
+                   check=False)
+    assert proc.returncode == 2 and "nope.gguf" in proc.stderr and "Traceback" not in proc.stderr

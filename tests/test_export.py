@@ -676,3 +676,43 @@ def test_chat_in_a_real_terminal_answers_a_world_question(exported, tmp_path):
         subprocess.run(["tmux", "send-keys", "-t", session, "quit", "Enter"], check=True)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_branches_share_their_prompt_and_every_common_token(exported):
+    """The batch decoder on the tiny GGUF: identical greedy branches are one sequence of decodes;
+    seeded sampling is reproducible; a next step evaluates only its new tokens."""
+    from fireflan.models.batch import BatchDecoder, Job
+    from fireflan.models.llama import LlamaModel
+
+    model_dir, _ = exported
+    model = LlamaModel(model_dir / "gguf" / "model-f16.gguf", threads=1, n_ctx=1024)
+    messages = [{"role": "user", "content": "Where was the director of The Glass Harbor born?"}]
+    tokens = model.llm.tokenize(model.prompt(messages).encode(), add_bos=False, special=True)
+    decoder = BatchDecoder(model.llm, n_seq=4, n_ctx=2048)
+    decoded = []
+    real_decode = decoder._decode
+    decoder._decode = lambda items: (decoded.append(len(items)), real_decode(items))
+
+    greedy = decoder.generate([Job(tokens)] * 4, max_tokens=12)
+    assert len({o.text for o in greedy}) == 1 and greedy[0].completion_tokens > 0
+    assert [o.evaluated_tokens for o in greedy] == [len(tokens), 0, 0, 0]  # the prompt once, for all four
+    # one decoded token per generated token (+ the prompt), not four
+    assert sum(decoded) <= len(tokens) + greedy[0].completion_tokens
+    assert greedy[0].text == model.generate(messages, temperature=0.0, max_tokens=12)
+
+    def even(input_ids, scores):  # a logits processor: ten equally likely tokens, so the seeds decide
+        scores[:] = -float("inf")
+        scores[300:310] = 0.0
+        return scores
+
+    jobs = [Job(tokens, temperature=1.0, seed=seed, processor=even) for seed in range(4)]
+    first, again = decoder.generate(jobs, max_tokens=12), decoder.generate(jobs, max_tokens=12)
+    assert [o.text for o in first] == [o.text for o in again]  # seeded: the same branches again
+    assert len({o.text for o in first}) == 4  # different seeds, different branches
+    assert sum(o.evaluated_tokens for o in again) == 1  # every prompt was still in its sequence's cache
+
+    # the next step of branch 2: only the tokens after its prompt and answer are new
+    step = [*messages, {"role": "assistant", "content": first[2].text}, {"role": "user", "content": "Observation: x"}]
+    longer = model.llm.tokenize(model.prompt(step).encode(), add_bos=False, special=True)
+    out = decoder.generate([Job(longer)], max_tokens=4)
+    assert 0 < out[0].evaluated_tokens < len(longer) - len(tokens)

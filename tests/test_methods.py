@@ -118,3 +118,55 @@ def test_branches_stop_once_a_majority_is_certain():
     model = ReplayModel(["Thought: a\nAction: finish[Velmora]"] * 5)
     full = run_branches(model, Wiki(PAGES), EX, k=5, early_stop=False, score=score)
     assert full.extra["sampled"] == 5 and full.answer == "Velmora"
+
+
+def test_branches_side_by_side_stop_after_a_first_wave_that_agrees():
+    from fireflan.models.fake import BatchReplayModel
+
+    model = BatchReplayModel(["Thought: a\nAction: finish[Velmora]"] * 5)
+    traj = run_method("branches", model, Wiki(PAGES), EX, k=5, score=score)
+    assert model.batches == [3] and traj.extra["sampled"] == 3 and traj.answer == "Velmora"
+    assert [r["seed"] for r in model.requests] == [0, 1, 2]
+
+
+def test_branches_side_by_side_run_a_second_wave_when_the_first_disagrees():
+    from fireflan.models.fake import BatchReplayModel
+
+    model = BatchReplayModel(["Thought: a\nAction: finish[Velmora]", "Thought: b\nAction: finish[Ostrand]",
+                              "Thought: c\nAction: finish[Velmora]", "Thought: d\nAction: finish[Ostrand]",
+                              "Thought: e\nAction: finish[velmora]"])
+    traj = run_method("branches", model, Wiki(PAGES), EX, k=5, score=score)
+    assert model.batches == [3, 2] and traj.extra["sampled"] == 5
+    assert traj.extra["votes"] == {"velmora": 3, "ostrand": 2} and traj.success
+    assert [r["seed"] for r in model.requests] == [0, 1, 2, 3, 4]
+
+
+def test_branches_side_by_side_keep_their_own_tool_state():
+    from fireflan.models.fake import BatchReplayModel
+
+    # one batched call per step: branch 0 reads Aldo Brenik's page, branch 1 Velmora's, each looks up in its own
+    model = BatchReplayModel([
+        "Thought: a\nAction: search[Aldo Brenik]", "Thought: b\nAction: search[Velmora]",
+        "Thought: a\nAction: lookup[born]", "Thought: b\nAction: lookup[founded]",
+        "Thought: a\nAction: finish[Velmora]", "Thought: b\nAction: finish[Velmora]"])
+    from fireflan.methods import run_branches
+
+    traj = run_branches(model, Wiki(PAGES), EX, k=2, score=score, early_stop=False)
+    assert model.batches == [2, 2, 2]
+    first, second = model.requests[4]["messages"], model.requests[5]["messages"]
+    assert first[-1]["content"] == "Observation: (Result 1 / 1) He was born in Velmora."
+    assert second[-1]["content"] == "Observation: (Result 1 / 1) It was founded in 1204."
+    assert traj.extra["sampled"] == 2 and traj.budget()["calls"] == 6
+
+
+def test_an_early_stop_counts_what_the_abandoned_branches_spent():
+    from fireflan.models.fake import BatchReplayModel
+
+    # wave 1 (3 branches) splits 2:1; in wave 2 branch 3 makes the majority certain while branch 4 is still
+    # searching: branch 4 is abandoned, but its call is in the budget
+    model = BatchReplayModel(["Thought: a\nAction: finish[Velmora]", "Thought: b\nAction: finish[Velmora]",
+                              "Thought: c\nAction: finish[Ostrand]",
+                              "Thought: d\nAction: finish[Velmora]", "Thought: e\nAction: search[Velmora]"])
+    traj = run_method("branches", model, Wiki(PAGES), EX, k=5, score=score)
+    assert model.batches == [3, 2] and traj.extra["sampled"] == 4 and traj.budget()["calls"] == 5
+    assert traj.extra["votes"] == {"velmora": 3, "ostrand": 1} and traj.success

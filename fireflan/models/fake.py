@@ -27,3 +27,20 @@ class ReplayModel:
         self.last_usage = Usage(calls=1, prompt_tokens=prompt, completion_tokens=len(text.split()))
         self.usage.add(self.last_usage)
         return text
+
+
+class BatchReplayModel(ReplayModel):
+    """A ReplayModel that also takes batched requests (as llama.cpp's batch decoder does), answering
+    them in order from the same outputs: for testing code that steps several episodes side by side."""
+
+    def __init__(self, outputs: list[str], name: str = "replay"):
+        super().__init__(outputs, name)
+        self.batches: list[int] = []  # the size of each batched call
+
+    def generate_batch(self, requests, *, stop=None, max_tokens=256):
+        self.batches.append(len(requests))
+        out = []
+        for messages, temperature, seed in requests:
+            text = self.generate(messages, stop=stop, temperature=temperature, seed=seed, max_tokens=max_tokens)
+            out.append((text, self.last_usage))
+        return out

@@ -44,6 +44,7 @@ class LlamaModel:
             raise FileNotFoundError(f"{self.path}: no such GGUF file")
         self.threads = threads or default_threads()
         self.llm = Llama(model_path=self.path, n_ctx=n_ctx, n_threads=self.threads, seed=seed, verbose=False)
+        self.n_ctx, self._batch = n_ctx, None  # the batch decoder is made on the first generate_batch
         self.raw = raw
         self.template = chat_template or self.llm.metadata.get("tokenizer.chat_template")
         if self.template is None and not raw:
@@ -92,6 +93,31 @@ class LlamaModel:
                                 completion_tokens=usage.get("completion_tokens", 0))
         self.usage.add(self.last_usage)
         return out["choices"][0]["text"]
+
+    def generate_batch(self, requests, *, stop=None, max_tokens=256) -> list[tuple[str, Usage]]:
+        """Several continuations decoded together (multi-branch reasoning): `requests` are
+        (messages, temperature, seed); returns (text, usage) for each, in order. Sequences keep their
+        cache between calls, so each branch's next step evaluates only its new tokens."""
+        from fireflan.models.batch import BatchDecoder, Job
+
+        if self._batch is None or self._batch.n_seq < len(requests):
+            if self._batch is not None:
+                self._batch.close()
+            self._batch = BatchDecoder(self.llm, n_seq=max(len(requests), 2), n_ctx=2 * self.n_ctx,
+                                       threads=self.threads)
+        jobs = []
+        for messages, temperature, seed in requests:
+            tokens = self.llm.tokenize(self.prompt(messages).encode("utf-8"), add_bos=False, special=True)
+            jobs.append(Job(tokens, temperature=temperature, seed=seed or 0,
+                            processor=self.constraint() if self.constrain_actions else None))
+        outs = self._batch.generate(jobs, stop=list(stop or []), max_tokens=max_tokens)
+        results = []
+        for out in outs:
+            usage = Usage(calls=1, prompt_tokens=out.prompt_tokens, completion_tokens=out.completion_tokens)
+            self.usage.add(usage)
+            results.append((out.text, usage))
+        self.last_usage = results[-1][1] if results else Usage()
+        return results
 
 
 def default_threads() -> int:

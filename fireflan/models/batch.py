@@ -1,0 +1,219 @@
+"""Several sampled continuations in one llama.cpp context, sharing every token they have in common:
+multi-branch reasoning at a fraction of k trajectories' cost.
+
+Each branch is a sequence id in one unified KV cache. A new prompt is matched against every
+sequence's evaluated tokens, so the few-shot prefix and question shared by all branches are
+evaluated once and copied (`llama_memory_seq_cp` shares the cells, it does not recompute them), and
+a branch's next step evaluates only its new tokens. During generation, branches whose tokens are
+still identical are one node of a sampling tree: the next token is computed once for all of them
+(one batch entry carrying several sequence ids) and each samples from those logits with its own
+seed. A fine-tuned model is confident, so its branches share most tokens.
+
+    decoder = BatchDecoder(llm, n_seq=5)
+    outs = decoder.generate([Job(tokens, temperature=0.7, seed=i) for i in range(5)], stop=["Observation:"])
+    outs[0].text, outs[0].completion_tokens
+
+Sampling is llama.cpp's own chain (top-k 40, top-p 0.95, min-p 0.05, temperature, a seeded
+distribution; greedy at temperature 0), the chain `create_completion` uses by default; attention
+as `llama_cpp.Llama` sets it (no flash attention), so greedy output equals one-by-one decoding.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Job:
+    tokens: list[int]  # the whole prompt
+    temperature: float = 0.0
+    seed: int = 0
+    processor: object = None  # a logits processor (input_ids, scores) -> scores, e.g. ActionConstraint
+
+
+@dataclass
+class Output:
+    text: str
+    completion_tokens: int
+    prompt_tokens: int
+    evaluated_tokens: int  # prompt tokens actually computed (the rest were reused or shared)
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix. ([1, 2, 3], [1, 2, 4]) -> 2"""
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class BatchDecoder:
+    """`n_seq` sequences in one llama.cpp context over the model of `llm` (a `llama_cpp.Llama`)."""
+
+    def __init__(self, llm, n_seq: int, n_ctx: int = 8192, threads: int = 1, n_batch: int = 512):
+        import llama_cpp as L
+
+        self.L, self.llm, self.n_seq, self.n_batch = L, llm, n_seq, n_batch
+        params = L.llama_context_default_params()
+        params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, n_batch, n_batch
+        params.n_seq_max = n_seq
+        params.kv_unified = True  # the branches share a long prefix: one buffer, shared cells
+        params.swa_full = True  # a full sliding-window cache, so that a sequence can be rolled back
+        params.n_threads = params.n_threads_batch = threads
+        params.no_perf = True
+        params.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED  # as llama_cpp.Llama: the same logits as one-by-one
+        self.ctx = L.llama_init_from_model(llm.model, params)
+        if not self.ctx:
+            raise RuntimeError(f"llama.cpp could not make a context of {n_ctx} tokens for {n_seq} sequences")
+        self.mem = L.llama_get_memory(self.ctx)
+        self.vocab = L.llama_model_get_vocab(llm.model)
+        self.n_vocab = L.llama_vocab_n_tokens(self.vocab)
+        self.batch = L.llama_batch_init(n_batch, 0, n_seq)
+        self.cached: list[list[int]] = [[] for _ in range(n_seq)]  # tokens in each sequence's cache
+        self._piece = ctypes.create_string_buffer(256)
+
+    def close(self) -> None:
+        if self.ctx:
+            self.L.llama_batch_free(self.batch)
+            self.L.llama_free(self.ctx)
+            self.ctx = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # --- the KV cache of each sequence ---
+
+    def _decode(self, items: list[tuple[int, int, list[int], bool]]) -> None:
+        """One llama_decode over (token, position, sequences, wants logits) items. A token that belongs
+        to several sequences is computed once and its cache cell shared."""
+        b = self.batch
+        b.n_tokens = len(items)
+        for i, (token, pos, seqs, logits) in enumerate(items):
+            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = token, pos, len(seqs), logits
+            for j, seq in enumerate(seqs):
+                b.seq_id[i][j] = seq
+        rc = self.L.llama_decode(self.ctx, b)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode failed ({rc}): the {self.n_seq} sequences outgrew the context; "
+                               "give the batch decoder a larger n_ctx")
+
+    def _hold(self, seq: int, tokens: list[int]) -> int:
+        """Make sequence `seq` hold exactly `tokens` in its cache: keep its own matching prefix or copy a
+        longer one from another sequence (shared cells, no compute), evaluate the rest. Returns the
+        number of tokens computed."""
+        L = self.L
+        keep, source = common_prefix(self.cached[seq], tokens), seq
+        for other in range(self.n_seq):
+            if other != seq:
+                shared = common_prefix(self.cached[other], tokens)
+                if shared > keep:
+                    keep, source = shared, other
+        if source != seq:
+            L.llama_memory_seq_rm(self.mem, seq, 0, -1)
+            L.llama_memory_seq_cp(self.mem, source, seq, 0, keep)
+        else:
+            L.llama_memory_seq_rm(self.mem, seq, keep, -1)
+        rest = tokens[keep:]
+        for start in range(0, len(rest), self.n_batch):
+            chunk = rest[start:start + self.n_batch]
+            self._decode([(t, keep + start + i, [seq], False) for i, t in enumerate(chunk)])
+        self.cached[seq] = list(tokens)
+        return len(rest)
+
+    # --- sampling ---
+
+    def _sampler(self, temperature: float, seed: int):
+        L = self.L
+        chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+        if temperature <= 0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
+        else:
+            for s in (L.llama_sampler_init_top_k(40), L.llama_sampler_init_top_p(0.95, 1),
+                      L.llama_sampler_init_min_p(0.05, 1), L.llama_sampler_init_temp(temperature),
+                      L.llama_sampler_init_dist(seed & 0xFFFFFFFF)):
+                L.llama_sampler_chain_add(chain, s)
+        return chain
+
+    def _sample(self, chain, index: int, job: Job, generated: list[int]) -> int:
+        if job.processor is not None:  # the processor edits llama.cpp's logits in place
+            logits = np.ctypeslib.as_array(self.L.llama_get_logits_ith(self.ctx, index), shape=(self.n_vocab,))
+            job.processor(np.asarray(job.tokens + generated, dtype=np.intc), logits)
+        return self.L.llama_sampler_sample(chain, self.ctx, index)
+
+    def _text(self, token: int) -> bytes:
+        n = self.L.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, False)
+        return self._piece.raw[:max(n, 0)]
+
+    # --- generation ---
+
+    def generate(self, jobs: list[Job], *, stop: list[str] | None = None, max_tokens: int = 256) -> list[Output]:
+        """Continue each job's prompt in its own sequence; each stops at an end-of-generation token, a
+        stop string (cut off, as a server does) or `max_tokens`.
+
+        Sequences whose tokens so far are identical (the same prompt, the same tokens sampled) are one
+        node of a sampling tree: their next token is computed once, for all of them, and each samples
+        from those logits with its own seed; they part where they sample different tokens. A confident
+        model's branches share most of their tokens, so k branches cost far less than k trajectories."""
+        if len(jobs) > self.n_seq:
+            raise ValueError(f"{len(jobs)} jobs for a decoder of {self.n_seq} sequences")
+        if any(not j.tokens for j in jobs):
+            raise ValueError("a job has an empty prompt")
+        stop = list(stop or [])
+        chains = [self._sampler(j.temperature, j.seed) for j in jobs]
+        generated: list[list[int]] = [[] for _ in jobs]
+        pieces = [bytearray() for _ in jobs]
+        texts: list[str | None] = [None] * len(jobs)
+        evaluated = [0] * len(jobs)
+        pending: dict[int, int] = {}
+        try:
+            prompts: dict[tuple, list[int]] = {}
+            for s, job in enumerate(jobs):
+                prompts.setdefault(tuple(job.tokens), []).append(s)
+            for tokens, group in prompts.items():  # each distinct prompt evaluated once
+                for s in group:
+                    evaluated[s] = self._hold(s, list(tokens[:-1]))
+                evaluated[group[0]] += 1
+                pending.update(self._step(group, tokens[-1], len(tokens) - 1, jobs, chains, generated))
+            while pending:
+                live: dict[tuple, list[int]] = {}
+                for s, token in pending.items():
+                    if self.L.llama_vocab_is_eog(self.vocab, token):
+                        texts[s] = pieces[s].decode("utf-8", errors="ignore")
+                        continue
+                    generated[s].append(token)
+                    pieces[s] += self._text(token)
+                    text = pieces[s].decode("utf-8", errors="ignore")
+                    cut = min((i for i in (text.find(x) for x in stop) if i != -1), default=-1)
+                    if cut != -1:
+                        texts[s] = text[:cut]
+                    elif len(generated[s]) >= max_tokens:
+                        texts[s] = text
+                    else:
+                        live.setdefault((tuple(jobs[s].tokens), tuple(generated[s])), []).append(s)
+                pending = {}
+                for group in live.values():
+                    s = group[0]
+                    pending.update(self._step(group, generated[s][-1], len(jobs[s].tokens) + len(generated[s]) - 1,
+                                              jobs, chains, generated))
+        finally:
+            for chain in chains:
+                self.L.llama_sampler_free(chain)
+        return [Output(text=texts[s], completion_tokens=len(generated[s]), prompt_tokens=len(jobs[s].tokens),
+                       evaluated_tokens=evaluated[s]) for s in range(len(jobs))]
+
+    def _step(self, group: list[int], token: int, pos: int, jobs, chains, generated) -> dict[int, int]:
+        """Evaluate `token` at `pos` once for every sequence of `group`; each samples its next token.
+
+        One node per llama_decode call: on a CPU, llama.cpp's batched matmul over this 262k-token
+        output layer costs more per token than one-token decoding (bench/agent_runtime.py)."""
+        self._decode([(token, pos, group, True)])
+        for s in group:
+            self.cached[s].append(token)
+        return {s: self._sample(chains[s], -1, jobs[s], generated[s]) for s in group}
