@@ -27,12 +27,12 @@ def small_world(tmp_path_factory):
     return out
 
 
-def run_cli(*args, check=True):
-    """Run `python -m fireflan ARGS` in a subprocess; returns the CompletedProcess."""
+def run_cli(*args, check=True, module="fireflan"):
+    """Run `python -m MODULE ARGS` (default: fireflan) in a subprocess; returns the CompletedProcess."""
     import subprocess
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "fireflan", *map(str, args)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=120)
     if check and proc.returncode != 0:
         raise AssertionError(f"fireflan {args} failed ({proc.returncode}):\n{proc.stderr}")

@@ -1,0 +1,118 @@
+"""What every recipe shares: options from a TOML file and flags, stages that resume, the final table.
+
+    options = read_options(HotpotQARecipe, config="recipes/hotpotqa.toml", max_steps=40)
+    result = stage(out, "train", train_config, train)   # skipped when it finished with these options
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+
+def load_config(path) -> dict:
+    """Options from a recipe TOML file; flags given on the command line win over it."""
+    import tomllib
+
+    from fireflan.io import DataError
+
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise DataError(path, "no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise DataError(path, f"not valid TOML ({e})") from None
+
+
+def read_options(cls, config: str | None = None, **flags):
+    """The recipe's options: its dataclass defaults, then the TOML file, then the flags."""
+    options = {**(load_config(config) if config else {}), **flags}
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        where = f"{config}: " if config and set(unknown) & set(load_config(config)) else ""
+        raise ValueError(f"{where}unknown option(s) {unknown}; the options are {', '.join(sorted(names))}")
+    return cls(**options)
+
+
+def stage(out: Path, name: str, config, run):
+    """Run `run(config)` unless OUT/stages/NAME.json records that it finished with the same options;
+    returns its result (the stage's summary). A stage that stopped half-way resumes by itself."""
+    marker = Path(out) / "stages" / f"{name}.json"
+    options = json.loads(json.dumps(asdict(config)))
+    if marker.is_file():
+        saved = json.loads(marker.read_text())
+        if saved.get("config") == options:
+            print(f"== {name}: finished before ({saved['seconds']:.0f} s), nothing to do")
+            return saved["result"]
+    print(f"== {name}", flush=True)
+    started = time.time()
+    result = run(config)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    seconds = round(time.time() - started, 1)
+    marker.write_text(json.dumps({"config": options, "seconds": seconds, "result": result}, indent=2,
+                                 default=str) + "\n")
+    print(f"   {name}: {seconds:.0f} s", flush=True)
+    return json.loads(json.dumps(result, default=str))
+
+
+ROWS = [("em", "EM"), ("f1", "F1"), ("turns", "turns per question"), ("format_error_rate", "format errors (of steps)"),
+        ("hallucinated_observation_rate", "invented observations (of steps)"),
+        ("tool_misuse", "tool misuse, no tools offered"), ("prompt_tokens_per_question", "prompt tokens per question"),
+        ("seconds_per_question", "seconds per question")]
+
+
+def comparison(runs: dict[str, dict]) -> str:
+    """A plain-text table, one column per run ({name: metrics}), one row per measure."""
+    names = list(runs)
+    width = max(len(label) for _, label in ROWS) + 2
+    lines = ["".ljust(width) + "".join(n.rjust(14) for n in names)]
+    for key, label in ROWS:
+        cells = []
+        for n in names:
+            value = runs[n].get(key)
+            if key == "tool_misuse":
+                value = (runs[n].get("probes") or {}).get("no_tools", {}).get("tool_misuse_rate")
+            cells.append(("-" if value is None else f"{value:.3f}" if isinstance(value, float) and value < 10
+                          else f"{value:.1f}" if isinstance(value, float) else str(value)).rjust(14))
+        lines.append(label.ljust(width) + "".join(cells))
+    return "\n".join(lines)
+
+
+def launch(fn, name: str) -> None:
+    """Run a recipe's command line (python-fire); bad input ends with its message and exit status 2,
+    as `python -m fireflan` does."""
+    import sys
+
+    import fire
+
+    from fireflan.io import DataError
+
+    try:
+        fire.Fire(fn, name=name, serialize=lambda result: None)
+    except (DataError, ValueError, FileNotFoundError) as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def recipe_command(cls, main, summary: str):
+    """The recipe's command: flags are the fields of `cls` (listed with their help by --help), plus
+    `--config FILE`; flags given win over the file, the file over the defaults."""
+    import inspect
+    from dataclasses import MISSING
+
+    def cmd(config: str | None = None, **flags):
+        return main(read_options(cls, config, **flags))
+
+    params = [inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None)]
+    for f in fields(cls):
+        default = f.default if f.default is not MISSING else f.default_factory()
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default))
+    cmd.__signature__ = inspect.Signature(params)
+    from fireflan.options import help_text
+
+    cmd.__doc__ = f"{summary}\n\n{help_text(cls)}\n    config: a TOML file of these options (flags win over it)"
+    return cmd

