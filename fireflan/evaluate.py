@@ -37,8 +37,9 @@ class EvalConfig:
     k: int = opt(5, "branches: trajectories sampled and voted")
     branch_temperature: float = opt(0.7, "branches: sampling temperature")
     backtracks: int = opt(2, "backtrack: failed steps that may be taken back and sampled again")
-    prompt: str = opt("auto", "auto | none | fewshot: few-shot examples for base and remote models, none for "
-                              "fine-tuned GGUFs (they were trained without)")
+    prompt: str = opt("auto", "auto | none | fewshot | system: few-shot examples for base and remote models, none "
+                              "for fine-tuned GGUFs (they were trained without); system: the tools described in a "
+                              "system turn, as in Agent-FLAN-style training")
     shots: int = opt(3, "few-shot examples when prompted")
     noise: float = opt(0.0, "probability that a tool observation is replaced by noise (FireAct: 0.5)")
     max_steps: int = opt(8, "model calls per question")
@@ -123,8 +124,8 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         raise ValueError(f"--noise must be within 0..1, got {config.noise}")
     if config.method not in METHODS:
         raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {config.method!r}")
-    if config.prompt not in ("auto", "none", "fewshot"):
-        raise ValueError(f"--prompt must be auto, none or fewshot, got {config.prompt!r}")
+    if config.prompt not in ("auto", "none", "fewshot", "system"):
+        raise ValueError(f"--prompt must be auto, none, fewshot or system, got {config.prompt!r}")
     out = Path(config.out)
     guard_run(out, config, may_change=("limit", "threads", "probes", "out"))
     task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus)
@@ -134,6 +135,10 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     fewshot = config.prompt == "fewshot" or (config.prompt == "auto" and needs_shots)
     shots_for = config.method if config.method in ("cot", "reflexion") else "react"
     prefix = few_shot_prefix(shots_for, config.shots) if fewshot else []
+    if config.prompt == "system":
+        from fireflan.corpus.format import SYSTEM_TOOLS
+
+        prefix = [{"role": "system", "content": SYSTEM_TOOLS}]
 
     path = out / "trajectories.jsonl"
     done = {k[0] for k in done_keys(path)}
@@ -146,7 +151,8 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         traj = run_method(config.method, model, tool, ex, prefix=prefix, config=agent, seed=config.seed,
                           k=config.k, backtracks=config.backtracks, branch_temperature=config.branch_temperature,
                           score=lambda a, ex=ex: task.score(a, ex),
-                          prompt_name=f"few-shot-{shots_for}-{config.shots}" if fewshot else "")
+                          prompt_name=f"few-shot-{shots_for}-{config.shots}" if fewshot else
+                          ("system-tools" if config.prompt == "system" else ""))
         append_jsonl(path, traj.to_record())
         right += traj.success
         bar.set_postfix(em=f"{right / i:.2f}", refresh=False)

@@ -80,3 +80,47 @@ def test_a_recipe_file_names_its_command_and_unknown_options_are_refused(tmp_pat
         read_options(HotpotQARecipe, str(bad))
     proc = run_cli("--config", bad, module="fireflan.recipes.hotpotqa", check=False)
     assert proc.returncode == 2 and "max_step" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_other_recipes_reuse_the_main_run_and_add_their_comparisons(recipe_run, capsys):
+    from dataclasses import asdict
+
+    from fireflan.recipes import agentflan, branches, multitask, robustness
+
+    out, options, _ = recipe_run
+    common = asdict(options)
+
+    noisy = robustness.main(robustness.RobustnessRecipe(**common, noise="0,0.5"))
+    assert set(noisy["runs"]) == {"prompted p=0", "fine-tuned p=0", "prompted p=0.5", "fine-tuned p=0.5"}
+    assert json.loads((out / "eval-finetuned-noise0.5" / "metrics.json").read_text())["noise"] == 0.5
+    assert (out / "robustness-noise.png").is_file()
+
+    methods = branches.main(branches.BranchesRecipe(**common, methods="react,branches,backtrack", method_questions=2,
+                                                    k=3))
+    assert set(methods["runs"]) == {"react", "branches", "backtrack"}
+    assert methods["runs"]["branches"]["questions"] == 2 and methods["runs"]["branches"]["branch_agreement"] is not None
+
+    aligned = agentflan.main(agentflan.AgentFlanRecipe(**common))
+    assert set(aligned["runs"]) == {"FireAct format", "Agent-FLAN"}
+    corpus = [json.loads(x) for x in (out / "corpus-agentflan" / "train.jsonl").read_text().splitlines()]
+    assert any(m["role"] == "system" for rec in corpus for m in rec["messages"])
+    assert json.loads((out / "eval-agentflan" / "metrics.json").read_text())["probes"]["no_tools"]["questions"] >= 1
+
+    mixed = multitask.main(multitask.MultitaskRecipe(**common))
+    assert set(mixed["runs"]) == {"ReAct-only, react", "ReAct-only, cot", "multi, react", "multi, cot"}
+    taught = [json.loads(x)["method"] for x in (out / "teach-multi" / "trajectories.jsonl").read_text().splitlines()]
+    assert {"react", "reflexion"} <= set(taught)
+    printed = capsys.readouterr().out
+    assert "robustness" in printed and "branch agreement" in printed and "tool use when none is needed" in printed
+
+
+def test_every_recipe_has_a_config_naming_its_command_and_help_with_its_options():
+    from conftest import ROOT
+
+    for name, flag in (("robustness", "--noise"), ("branches", "--method_questions"), ("agentflan", "--negatives"),
+                       ("multitask", "--extra")):
+        path = ROOT / "recipes" / f"{name}.toml"
+        assert path.read_text().startswith(f"# python -m fireflan.recipes.{name} --config recipes/{name}.toml")
+        proc = run_cli("--help", module=f"fireflan.recipes.{name}")
+        shown = proc.stdout + proc.stderr
+        assert flag in shown and "--max_steps" in shown

@@ -65,19 +65,27 @@ ROWS = [("em", "EM"), ("f1", "F1"), ("turns", "turns per question"), ("format_er
         ("seconds_per_question", "seconds per question")]
 
 
-def comparison(runs: dict[str, dict]) -> str:
+BUDGET_ROWS = [("em", "EM"), ("f1", "F1"), ("calls_per_question", "model calls per question"),
+               ("prompt_tokens_per_question", "prompt tokens per question"),
+               ("completion_tokens_per_question", "generated tokens per question"),
+               ("seconds_per_question", "seconds per question"), ("branch_agreement", "branch agreement"),
+               ("backtracked_steps_per_question", "steps taken back per question")]
+
+
+def comparison(runs: dict[str, dict], rows=ROWS) -> str:
     """A plain-text table, one column per run ({name: metrics}), one row per measure."""
     names = list(runs)
-    width = max(len(label) for _, label in ROWS) + 2
-    lines = ["".ljust(width) + "".join(n.rjust(14) for n in names)]
-    for key, label in ROWS:
+    width = max(len(label) for _, label in rows) + 2
+    col = max([14] + [len(n) + 2 for n in names])
+    lines = ["".ljust(width) + "".join(n.rjust(col) for n in names)]
+    for key, label in rows:
         cells = []
         for n in names:
             value = runs[n].get(key)
             if key == "tool_misuse":
                 value = (runs[n].get("probes") or {}).get("no_tools", {}).get("tool_misuse_rate")
             cells.append(("-" if value is None else f"{value:.3f}" if isinstance(value, float) and value < 10
-                          else f"{value:.1f}" if isinstance(value, float) else str(value)).rjust(14))
+                          else f"{value:.1f}" if isinstance(value, float) else str(value)).rjust(col))
         lines.append(label.ljust(width) + "".join(cells))
     return "\n".join(lines)
 

@@ -62,11 +62,10 @@ class HotpotQARecipe:
 
 def main(r: HotpotQARecipe) -> dict:
     from fireflan.corpus.build import CorpusConfig, build_corpus
-    from fireflan.evaluate import EvalConfig, evaluate
     from fireflan.export import ExportConfig, export
     from fireflan.report import ReportConfig, report
     from fireflan.teach import TeachConfig, teach
-    from fireflan.train.trainer import TrainConfig, train
+    from fireflan.train.trainer import train
 
     out = Path(r.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,10 +99,7 @@ def main(r: HotpotQARecipe) -> dict:
     print(f"   {corpus['train']} training records, mean {corpus['tokens']['mean']:.0f} tokens (estimated)")
 
     # 4. train
-    trained = stage(out, "train", TrainConfig(
-        corpus=str(out / "corpus"), base=r.base, out=str(out / "model"), backend=r.backend, rank=r.rank,
-        alpha=2 * r.rank, lr=r.lr, max_steps=r.max_steps, batch_size=r.batch_size, save_steps=10, seed=r.seed,
-        threads=r.threads), train)
+    trained = stage(out, "train", train_options(r, out / "corpus", out / "model"), train)
     print(f"   loss {trained['train_loss']} over {trained['steps']} steps ({trained['backend']})")
 
     # 5. export
@@ -113,10 +109,7 @@ def main(r: HotpotQARecipe) -> dict:
 
     # 6. evaluate both on the same questions
     def evaluation(name: str, model: str) -> dict:
-        return stage(out, f"eval-{name}", EvalConfig(
-            model=model, out=str(out / f"eval-{name}"), task=r.task, data=eval_data, split=eval_split,
-            limit=r.eval_questions, shots=r.shots, max_steps=r.agent_steps, max_tokens=r.agent_tokens,
-            seed=r.seed, probes=r.probes), evaluate)
+        return evaluate_stage(r, out, name, model, eval_data, eval_split)
 
     prompted = r.prompted if r.prompted != "auto" else ("embedded" if r.base == "embedded" else "none")
     runs = {}
@@ -137,7 +130,29 @@ def main(r: HotpotQARecipe) -> dict:
     plots = sorted(str(p) for p in (out / "report.md").parent.glob("*.png")) + \
         [str(p) for p in (out / "model").glob("loss.png")]
     print(f"\nreport: {page}\nplots: {', '.join(plots)}\nwall time this run: {time.time() - started:.0f} s")
-    return {"runs": runs, "em_gain": gain, "report": str(page), "plots": plots}
+    return {"runs": runs, "em_gain": gain, "report": str(page), "plots": plots, "gguf": str(gguf),
+            "prompted_model": prompted, "eval_data": eval_data, "eval_split": eval_split}
+
+
+def train_options(r: HotpotQARecipe, corpus: Path, model: Path):
+    """The training stage's options: LoRA on the recipe's base, checkpoints every 10 steps."""
+    from fireflan.train.trainer import TrainConfig
+
+    return TrainConfig(corpus=str(corpus), base=r.base, out=str(model), backend=r.backend, rank=r.rank,
+                       alpha=2 * r.rank, lr=r.lr, max_steps=r.max_steps, batch_size=r.batch_size, save_steps=10,
+                       seed=r.seed, threads=r.threads)
+
+
+def evaluate_stage(r: HotpotQARecipe, out: Path, name: str, model: str, data, split: str, **changes) -> dict:
+    """Evaluate `model` on the recipe's test questions into OUT/eval-NAME (a resumable stage)."""
+    from dataclasses import replace
+
+    from fireflan.evaluate import EvalConfig, evaluate
+
+    config = EvalConfig(model=model, out=str(out / f"eval-{name}"), task=r.task, data=data, split=split,
+                        limit=r.eval_questions, shots=r.shots, max_steps=r.agent_steps, max_tokens=r.agent_tokens,
+                        seed=r.seed, probes=r.probes)
+    return stage(out, f"eval-{name}", replace(config, **changes), evaluate)
 
 
 cli = recipe_command(HotpotQARecipe, main, "Teach, fine-tune, export and evaluate (FireAct): prompted vs fine-tuned.")

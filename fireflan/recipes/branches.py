@@ -1,0 +1,71 @@
+"""Reasoning methods at inference (arXiv 2403.19962) on the fine-tuned model: ReAct, multi-branch
+voting, task decomposition and backtracking, on the same questions, with what each one cost.
+
+    python -m fireflan.recipes.branches                       # on the main recipe's fine-tuned model
+    python -m fireflan.recipes.branches --config recipes/branches.toml
+
+1. the main recipe (fireflan.recipes.hotpotqa) with the same options: finished stages are skipped,
+   so this reuses its fine-tuned model;
+2. the fine-tuned model evaluated with each method on the first `method_questions` test questions;
+3. the table: EM and F1 beside the budget each method spent (model calls, prompt and generated
+   tokens, seconds per question), so that methods are compared at their cost; OUT/branches.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fireflan.options import opt
+from fireflan.recipes import hotpotqa
+from fireflan.recipes.common import BUDGET_ROWS, comparison, launch, recipe_command
+
+
+@dataclass
+class BranchesRecipe(hotpotqa.HotpotQARecipe):
+    """Options of `python -m fireflan.recipes.branches` (those of the main recipe, and the methods')."""
+
+    methods: str = opt("react,branches,decompose,backtrack", "comma-separated inference methods to compare")
+    method_questions: int = opt(50, "test questions per method (the first of the main recipe's)")
+    k: int = opt(5, "branches: trajectories sampled and voted")
+    branch_temperature: float = opt(0.7, "branches: sampling temperature")
+    backtracks: int = opt(2, "backtrack: failed steps that may be taken back and sampled again")
+
+
+def main(r: BranchesRecipe) -> dict:
+    from fireflan.methods import METHODS
+    from fireflan.report import ReportConfig, report
+
+    methods = [m.strip() for m in r.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if not methods or unknown:
+        raise ValueError(f"--methods must name some of {', '.join(METHODS)}; got {r.methods!r}")
+    out = Path(r.out)
+
+    # 1. the main recipe (skips what is done)
+    built = hotpotqa.main(r)
+
+    # 2. each method on the same questions
+    runs, folders = {}, []
+    for method in methods:
+        name = f"finetuned-{method}"
+        runs[method] = hotpotqa.evaluate_stage(r, out, name, built["gguf"], built["eval_data"], built["eval_split"],
+                                               method=method, limit=r.method_questions, k=r.k,
+                                               branch_temperature=r.branch_temperature, backtracks=r.backtracks,
+                                               probes=0)
+        folders.append(str(out / f"eval-{name}"))
+
+    # 3. report
+    page = report(ReportConfig(runs=",".join(folders), out=str(out / "branches.md")))
+    print(f"\ninference methods on the fine-tuned model: the same {r.method_questions} questions "
+          f"(branches: k = {r.k}, temperature {r.branch_temperature}; backtrack: {r.backtracks})\n")
+    print(comparison(runs, BUDGET_ROWS))
+    print(f"\nreport: {page}")
+    return {"runs": runs, "report": str(page)}
+
+
+cli = recipe_command(BranchesRecipe, main,
+                     "ReAct, multi-branch, decomposition and backtracking on the fine-tuned model.")
+
+if __name__ == "__main__":
+    launch(cli, "fireflan.recipes.branches")
