@@ -172,3 +172,19 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny, corpus, tmp_path
 def test_full_fine_tuning(tiny, corpus, tmp_path):
     summary = train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(tmp_path), lora=False, max_steps=2))
     assert not summary["lora"] and (tmp_path / "full" / "model.safetensors").exists()
+
+
+def test_length_batches_keep_lengths_together_in_a_shuffled_order():
+    from fireflan.train.data import length_batches
+
+    lengths = [(i * 37) % 101 for i in range(400)]
+    order = length_batches(lengths, 4, seed=0)
+    assert sorted(order) == list(range(400))  # every record once
+    batches = [order[i:i + 4] for i in range(0, 400, 4)]
+    spread = [max(lengths[j] for j in b) - min(lengths[j] for j in b) for b in batches]
+    assert max(spread) <= 2  # similar lengths in each batch: little padding
+    means = [sum(lengths[j] for j in b) / 4 for b in batches]
+    # not sorted, neither overall nor in 50-batch blocks: the last batches before step 50 are not all the shortest
+    assert means != sorted(means) and means != sorted(means, reverse=True)
+    assert sum(means[40:50]) / 10 > min(means) + 20
+    assert length_batches(lengths, 4, seed=0) == order and length_batches(lengths, 4, seed=1) != order

@@ -140,6 +140,14 @@ def make_trainer_class():
         fast = True
         supervised_tokens = 0
 
+        def _get_train_sampler(self, train_dataset=None):
+            if not self.fast:
+                return super()._get_train_sampler(train_dataset)
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            lengths = [len(ids) for ids in dataset["input_ids"]]
+            return LengthBatches(lengths, self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                 self.args.seed)
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = inputs["labels"][:, 1:]
             mask = labels != -100
@@ -159,6 +167,24 @@ def make_trainer_class():
             count = num_items_in_batch if num_items_in_batch is not None else mask.sum().clamp(min=1)
             loss = total / torch.as_tensor(count, device=total.device)
             return (loss, None) if return_outputs else loss
+
+    class LengthBatches(torch.utils.data.Sampler):
+        """`length_batches` as a sampler: the Trainer sets the epoch, so each epoch has its own order and a
+        resumed run sees the same order again."""
+
+        def __init__(self, lengths, batch_size, seed):
+            self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def __len__(self):
+            return len(self.lengths)
+
+        def __iter__(self):
+            from fireflan.train.data import length_batches
+
+            return iter(length_batches(self.lengths, self.batch_size, self.seed + self.epoch))
 
     return FireflanTrainer
 
@@ -229,7 +255,7 @@ def sft_args(config: TrainConfig, out: Path, backend: str, **overrides):
         save_steps=config.save_steps, save_total_limit=2, seed=config.seed, data_seed=config.seed,
         bf16=backend == "unsloth" and torch.cuda.is_bf16_supported(), fp16=False,
         activation_checkpointing=config.gradient_checkpointing, report_to="none", max_length=None,
-        train_sampling_strategy="group_by_length" if config.fast else "random",
+        train_sampling_strategy="random",  # fast: FireflanTrainer's own length-grouped, shuffled batches
         dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
         use_cpu=backend == "trl" and not torch.cuda.is_available())
     options.update(overrides)
