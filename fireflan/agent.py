@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-from fireflan.tools.actions import parse_action
+from fireflan.tools.actions import ACTION_NAMES, parse_action
 
 SCHEMA_TRAJECTORY = "fireflan.trajectory/1"
 METHODS = ("react", "cot", "reflexion")
@@ -224,7 +224,7 @@ def episode(tool, example, *, method: str = "react", prefix: list[dict] | None =
 
 def _step(text: str, usage, tool):
     """The model's text parsed and its action run: (Step, the tool's Observation or None on a parse error)."""
-    parsed = parse_action(text)
+    parsed = parse_action(text, getattr(tool, "actions", ACTION_NAMES))
     obs = tool.step(parsed.action, parsed.argument) if parsed.ok else None
     step = Step(thought=parsed.thought, action=parsed.action, argument=parsed.argument,
                 observation=obs.text if obs is not None else parsed.error, raw=text, format_error=not parsed.ok,
@@ -234,10 +234,13 @@ def _step(text: str, usage, tool):
 
 
 def failed_step(step: Step, previous: list[Step]) -> bool:
-    """A step worth taking back: unparseable, a repeat of an earlier action, or a search that found nothing."""
+    """A step worth taking back: unparseable, a repeat of an earlier action, a search that found nothing,
+    or SQL that failed."""
     if step.format_error:
         return True
     if any((p.action, p.argument) == (step.action, step.argument) for p in previous):
+        return True
+    if step.action == "execute" and step.observation.startswith("Error:"):
         return True
     return step.action == "search" and step.observation.startswith("Could not find")
 

@@ -1,6 +1,7 @@
 """The command line: `python -m fireflan VERB ...` (python-fire). Heavy imports stay inside verbs.
 
     python -m fireflan world --seed 0 --out runs/world
+    python -m fireflan dbworld --seed 0 --out runs/dbworld
     python -m fireflan search "Who directed The Last Nafern?" --corpus runs/world
     python -m fireflan score runs/world/predictions.jsonl runs/world/test.jsonl --task world
     python -m fireflan teach --task world --teacher scripted --methods react,cot,reflexion --out runs/teach
@@ -35,6 +36,24 @@ class CLI:
         counts = write_world(config, out)
         print(json.dumps({"out": str(out), **counts}))
 
+    def dbworld(self, out: str = "runs/dbworld", seed: int = 0, train: int = 1000, dev: int = 100, test: int = 100,
+                min_rows: int = 6, max_rows: int = 12):
+        """Write AgentBench DB tasks over the embedded world's entities: OUT/{train,dev,test}.jsonl.
+
+        Args:
+            out: folder to write.
+            seed: the same seed writes byte-identical files (the world of that seed gives the entities).
+            train: tasks in the train split.
+            dev: tasks in the dev split.
+            test: tasks in the test split.
+            min_rows: fewest rows in a task's table.
+            max_rows: most rows in a task's table.
+        """
+        from fireflan.dbworld import DBWorldConfig, write_dbtasks
+
+        config = DBWorldConfig(seed=seed, train=train, dev=dev, test=test, min_rows=min_rows, max_rows=max_rows)
+        print(json.dumps({"out": str(out), **write_dbtasks(config, out)}))
+
     def search(self, query, corpus: str = "runs/world", lookup: str | None = None):
         """Print what the wiki tool returns for search[QUERY] (then lookup[LOOKUP], if given).
 
@@ -60,7 +79,8 @@ class CLI:
         Args:
             pred: an answer, or a predictions file.
             gold: the gold answer, or the task's data file (a world folder for --task world).
-            task: world | hotpotqa | bamboogle | strategyqa | mmlu.
+            task: world | hotpotqa | bamboogle | strategyqa | mmlu | dbbench (queries only: a statement is
+                scored on the table an episode leaves).
         """
         from fireflan.scoring import score_files, score_one
 

@@ -28,8 +28,9 @@ class EvalConfig:
     model: str = opt("runs/model/gguf/model-q8_0.gguf",
                      "a GGUF file, 'embedded' (the base Gemma, few-shot), or a model id served at --base-url")
     out: str = opt("runs/eval", "folder for trajectories.jsonl and metrics.json")
-    task: str = opt("world", "world | hotpotqa | bamboogle | strategyqa | mmlu")
-    data: str | None = opt(None, "a world folder or a task's file (None: the default world)")
+    task: str = opt("world", "world | hotpotqa | bamboogle | strategyqa | mmlu | dbbench")
+    data: str | None = opt(None, "a world or dbworld folder, or a task's file (None: the default world or DB "
+                                 "tasks)")
     split: str = opt("test", "the split to evaluate")
     limit: int | None = opt(None, "the first N questions")
     corpus: str | None = opt(None, "the tool's corpus, when the questions carry no paragraphs")
@@ -116,7 +117,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     from fireflan.io import append_jsonl, iter_jsonl
     from fireflan.methods import METHODS, run_method
     from fireflan.prompts import few_shot_prefix
-    from fireflan.tasks import open_task
+    from fireflan.tasks import bind, open_task
     from fireflan.teach import done_keys  # the same torn-line-safe reader
     from fireflan.tools import NoisyTool
 
@@ -126,6 +127,9 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {config.method!r}")
     if config.prompt not in ("auto", "none", "fewshot", "system"):
         raise ValueError(f"--prompt must be auto, none, fewshot or system, got {config.prompt!r}")
+    if config.task == "dbbench" and (config.noise or config.constrain):
+        raise ValueError("--noise and --constrain know the wiki's actions only; the DB tasks run execute[...] "
+                         "(use --noise 0 and no --constrain)")
     out = Path(config.out)
     guard_run(out, config, may_change=("limit", "threads", "probes", "out"))
     task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus)
@@ -134,11 +138,11 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     model, needs_shots = load_model(config) if model is None else (model, config.prompt == "fewshot")
     fewshot = config.prompt == "fewshot" or (config.prompt == "auto" and needs_shots)
     shots_for = config.method if config.method in ("cot", "reflexion") else "react"
-    prefix = few_shot_prefix(shots_for, config.shots) if fewshot else []
+    prefix = few_shot_prefix(shots_for, config.shots, config.task) if fewshot else []
     if config.prompt == "system":
-        from fireflan.corpus.format import SYSTEM_TOOLS
+        from fireflan.corpus.format import system_tools
 
-        prefix = [{"role": "system", "content": SYSTEM_TOOLS}]
+        prefix = [{"role": "system", "content": system_tools(config.task)}]
 
     path = out / "trajectories.jsonl"
     done = {k[0] for k in done_keys(path)}
@@ -148,9 +152,10 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     bar = tqdm(todo, desc=f"evaluate {config.method}", unit="q")
     right = 0
     for i, ex in enumerate(bar, start=1):
-        traj = run_method(config.method, model, tool, ex, prefix=prefix, config=agent, seed=config.seed,
+        env, score = bind(task, tool, ex)  # a DB task: the question's own database, scored on its table
+        traj = run_method(config.method, model, env, ex, prefix=prefix, config=agent, seed=config.seed,
                           k=config.k, backtracks=config.backtracks, branch_temperature=config.branch_temperature,
-                          score=lambda a, ex=ex: task.score(a, ex),
+                          score=score,
                           prompt_name=f"few-shot-{shots_for}-{config.shots}" if fewshot else
                           ("system-tools" if config.prompt == "system" else ""))
         append_jsonl(path, traj.to_record())
@@ -162,6 +167,8 @@ def evaluate(config: EvalConfig, model=None) -> dict:
                "task": config.task, "split": config.split, "noise": config.noise, "few_shot": fewshot,
                "ran_now": len(todo), "resumed": len(examples) - len(todo),
                "wall_seconds_now": round(time.time() - started, 1)}
+    if hasattr(task, "summarize"):  # the task's own report (AgentBench DB: accuracy per type)
+        metrics[task.NAME] = task.summarize(records, examples)
     if config.probes:
         from fireflan.probes import run_probes
 

@@ -36,7 +36,7 @@ def command(cls, run, summary: str, positional: tuple[str, ...] = ()):
         if len(args) > len(positional):
             raise ValueError(f"too many positional arguments: {args}; flags are --{' --'.join(f.name for f in fields(cls))}")  # noqa: E501
         kwargs.update(zip(positional, args, strict=False))
-        return run(cls(**kwargs))
+        return run(cls(**as_text_lists(cls, kwargs)))
 
     params = []
     for f in fields(cls):
@@ -49,6 +49,13 @@ def command(cls, run, summary: str, positional: tuple[str, ...] = ()):
     cmd.__doc__ = f"{summary}\n\n{help_text(cls)}"
     cmd.__name__ = run.__name__
     return cmd
+
+
+def as_text_lists(cls, values: dict) -> dict:
+    """Undo python-fire's parsing of comma lists for text options: `--methods react,cot` arrives as
+    the tuple ('react', 'cot'); a str field takes it back as 'react,cot'."""
+    text = {f.name for f in fields(cls) if f.type in (str, "str", "str | None")}
+    return {k: ",".join(map(str, v)) if k in text and isinstance(v, list | tuple) else v for k, v in values.items()}
 
 
 def guard_run(folder, config, may_change: tuple[str, ...] = ()) -> None:

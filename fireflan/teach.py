@@ -27,8 +27,9 @@ class TeachConfig:
     """Options of `fireflan teach`."""
 
     out: str = opt("runs/teach", "folder for trajectories.jsonl and summary.json")
-    task: str = opt("world", "world | hotpotqa | bamboogle | strategyqa | mmlu")
-    data: str | None = opt(None, "a world folder or a task's file (None: the default world, or the hub)")
+    task: str = opt("world", "world | hotpotqa | bamboogle | strategyqa | mmlu | dbbench")
+    data: str | None = opt(None, "a world or dbworld folder, or a task's file (None: the default world or DB "
+                                 "tasks, or the hub)")
     split: str = opt("train", "the split to teach on (world: train | dev | test; hotpotqa: hub split names)")
     limit: int | None = opt(None, "the first N questions")
     corpus: str | None = opt(None, "the tool's corpus, when the questions carry no paragraphs")
@@ -42,7 +43,8 @@ class TeachConfig:
     seed: int = opt(0, "the seed of the teacher's sampling and wording; part of each trajectory's key")
     max_steps: int = opt(8, "model calls per episode")
     shots: int = opt(3, "few-shot examples in an LLM teacher's prompt")
-    lookup_share: float = opt(0.3, "scripted teacher: how often a long page is narrowed with lookup[...]")
+    lookup_share: float = opt(0.3, "scripted teacher: how often a long page is narrowed with lookup[...] (DB "
+                                   "tasks: how often it looks at the first rows before its SQL)")
 
     def method_list(self) -> list[str]:
         methods = [m.strip() for m in self.methods.split(",") if m.strip()]
@@ -128,7 +130,7 @@ def teach(config: TeachConfig) -> dict:
 
     from fireflan.models import BudgetExceeded, Usage
     from fireflan.prompts import few_shot_prefix
-    from fireflan.tasks import open_task
+    from fireflan.tasks import bind, open_task
 
     out = Path(config.out)
     guard_run(out, config, may_change=("limit", "methods", "shares", "seed", "max_usd", "prices", "out"))
@@ -140,16 +142,17 @@ def teach(config: TeachConfig) -> dict:
     remaining = [(ex, m) for ex, m in todo if (ex.id, m, config.seed) not in done]
 
     teachers = {m: make_teacher(config, examples, m) for m in methods}
-    prefixes = {m: ([] if config.teacher == "scripted" else few_shot_prefix(m, config.shots)) for m in methods}
+    prefixes = {m: ([] if config.teacher == "scripted" else few_shot_prefix(m, config.shots, config.task))
+                for m in methods}
     agent = AgentConfig(max_steps=config.max_steps)
     spent, kept, ok, stopped = Usage(), 0, 0, None
     bar = tqdm(remaining, desc=f"teach {config.task}", unit="q", initial=0)
     for ex, method in bar:
         teacher = teachers[method]
+        env, score = bind(task, tool, ex)  # a DB task: the question's own database, scored on its table
         try:
-            traj = run_episode(teacher, tool, ex, method=method, prefix=prefixes[method], config=agent,
-                               seed=config.seed, judge=lambda a, ex=ex: task.score(a, ex)["em"] == 1.0,
-                               score=lambda a, ex=ex: task.score(a, ex),
+            traj = run_episode(teacher, env, ex, method=method, prefix=prefixes[method], config=agent,
+                               seed=config.seed, judge=lambda a, score=score: score(a)["em"] == 1.0, score=score,
                                prompt_name="" if config.teacher == "scripted" else f"few-shot-{method}-{config.shots}")
         except BudgetExceeded as e:
             stopped = str(e)

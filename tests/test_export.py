@@ -716,3 +716,28 @@ def test_branches_share_their_prompt_and_every_common_token(exported):
     longer = model.llm.tokenize(model.prompt(step).encode(), add_bos=False, special=True)
     out = decoder.generate([Job(longer)], max_tokens=4)
     assert 0 < out[0].evaluated_tokens < len(longer) - len(tokens)
+
+
+def test_evaluate_a_real_gguf_on_db_tasks_writes_metrics(exported, tmp_path):
+    """`fireflan evaluate --task dbbench` on the tiny exported GGUF (default tier): whatever SQL or text
+    it writes, the run ends and metrics.json holds the scores and AgentBench's accuracy per type."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    model_dir, _ = exported
+    gguf = model_dir / "gguf" / "model-q8_0.gguf"
+    out = tmp_path / "eval-db"
+    cmd = [sys.executable, "-m", "fireflan", "evaluate", "--task", "dbbench", "--model", str(gguf), "--limit", "5",
+           "--max-tokens", "24", "--threads", "1", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["questions"] == 5 and metrics["task"] == "dbbench" and metrics["few_shot"] is False
+    assert 0.0 <= metrics["em"] <= 1.0 and metrics["turns"] >= 1 and metrics["prompt_tokens_per_question"] > 0
+    counts = metrics["dbbench"]["count_by_type"]  # each type, and SELECT: every query type together
+    assert sum(n for kind, n in counts.items() if kind != "SELECT") == 5
+    assert len((out / "trajectories.jsonl").read_text().splitlines()) == 5

@@ -9,7 +9,7 @@ from fireflan.tasks.hotpotqa import from_hub_record
 
 
 def test_registry():
-    assert TASKS == ("world", "hotpotqa", "bamboogle", "strategyqa", "mmlu")
+    assert TASKS == ("world", "hotpotqa", "bamboogle", "strategyqa", "mmlu", "dbbench")
     for name in TASKS:
         task = get_task(name)
         assert task.NAME == name and callable(task.load) and callable(task.score)

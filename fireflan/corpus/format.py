@@ -13,7 +13,7 @@ only assistant turns may carry loss, and which of them do is the record's *capab
 (Agent-FLAN splits agent data by capability; the mask is what makes the split real):
 
 - format: every assistant turn (FireAct: the whole trajectory);
-- retrieval: the turns that call search/lookup (choosing the tool and its argument);
+- retrieval: the turns that call search/lookup/execute (choosing the tool and its argument);
 - reasoning: the turns that conclude with finish[...] (composing the answer);
 - understanding: the turns that follow an observation (reading what the tool returned).
 """
@@ -35,8 +35,22 @@ SYSTEM_TOOLS = (
     "- lookup[keyword]: returns the next sentence containing the keyword on the last page found.\n"
     "- finish[answer]: gives your final answer.\n"
     "Never write an Observation yourself; use only the tools listed.")
+SYSTEM_SQL_TOOLS = (
+    "You are a helpful assistant that answers questions about a database table and changes it when asked. "
+    "Say briefly what you need, then call one tool on its own line as Action: tool[argument], and wait for the "
+    "Observation. The tools are:\n"
+    "- execute[SQL]: runs one SQL statement (on one line; quote names with backticks) and returns its rows or "
+    "its error.\n"
+    "- finish[answer]: gives your final answer (several values as a list: [\"A\", \"B\"]; after a change, "
+    "finish[done]).\n"
+    "Never write an Observation yourself; use only the tools listed.")
 SYSTEM_NO_TOOLS = ("You are a helpful assistant. No tools are available in this conversation: answer in plain "
                    "words from the question and what you know, and say so when you cannot know the answer.")
+
+
+def system_tools(task: str) -> str:
+    """The system turn that describes a task's tools in plain words (Agent-FLAN style)."""
+    return SYSTEM_SQL_TOOLS if task == "dbbench" else SYSTEM_TOOLS
 
 
 def check_messages(messages, path, line: int) -> None:
@@ -68,7 +82,7 @@ def capability_mask(messages: list[dict], capability: str) -> list[bool]:
     if capability == "format":
         return [True] * len(actions)
     if capability == "retrieval":
-        return [a in ("search", "lookup") for a in actions]
+        return [a in ("search", "lookup", "execute") for a in actions]
     if capability == "reasoning":
         return [a == "finish" for a in actions]
     if capability == "understanding":
@@ -125,7 +139,7 @@ def restyle(rec: dict, style: str) -> dict:
         raise ValueError(f"unknown style {style!r}; the styles are {', '.join(STYLES)}")
     if style == "fireact" or rec["messages"][0]["role"] == "system":
         return rec
-    messages = [{"role": "system", "content": SYSTEM_TOOLS, "loss": False}]
+    messages = [{"role": "system", "content": system_tools(rec["meta"].get("task", "")), "loss": False}]
     for m in rec["messages"]:
         content = m["content"]
         if m["role"] == "assistant" and content.startswith("Thought: "):

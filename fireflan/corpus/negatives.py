@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from fireflan.corpus.format import SYSTEM_NO_TOOLS, SYSTEM_TOOLS, apply_mask, record
+from fireflan.corpus.format import SYSTEM_NO_TOOLS, apply_mask, record, system_tools
 
 NEGATIVES = ("notool_with_tools", "no_tools", "bad_observation")
 
@@ -26,7 +26,7 @@ def _meta(traj, kind: str, capability: str, tools: bool, n: int = 0) -> dict:
 
 
 def _needs_tool(traj) -> bool:
-    return any(s.action in ("search", "lookup") for s in traj.steps)
+    return any(s.action in ("search", "lookup", "execute") for s in traj.steps)
 
 
 def notool_with_tools(traj, rng: random.Random) -> dict | None:
@@ -35,7 +35,7 @@ def notool_with_tools(traj, rng: random.Random) -> dict | None:
         return None
     step = traj.steps[0]
     thought = step.thought if "no search" in step.thought.lower() else f"This needs no tool. {step.thought}"
-    messages = [{"role": "system", "content": SYSTEM_TOOLS}, {"role": "user", "content": traj.question},
+    messages = [{"role": "system", "content": system_tools(traj.task)}, {"role": "user", "content": traj.question},
                 {"role": "assistant", "content": f"Thought: {thought}\nAction: finish[{step.argument}]"}]
     return record(apply_mask(messages, [True]), _meta(traj, "notool_with_tools", "reasoning", True))
 
@@ -52,9 +52,10 @@ _DECLINE = [
 def no_tools(traj, rng: random.Random) -> dict | None:
     """[system: no tools, user: Q, assistant: a plain answer or an honest "I cannot know"]"""
     if _needs_tool(traj):
+        searched = [s.argument for s in traj.steps if s.action == "search"]
         found = [s.argument for s in traj.steps if s.action == "search"
                  and not s.observation.startswith(("No page", "Could not", "None"))]
-        first = found[0] if found else next(s.argument for s in traj.steps if s.action == "search")
+        first = (found or searched or ["the rows of that table"])[0]  # a DB task runs SQL, not searches
         reply = rng.choice(_DECLINE).format(what=first)
     elif traj.steps and traj.steps[-1].action == "finish":
         thought = traj.steps[-1].thought.replace("This needs no search. ", "")

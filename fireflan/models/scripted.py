@@ -10,10 +10,17 @@ page) it searches again, and gives up honestly after two tries.
 Methods: `react`; `cot` (one thought, then finish: for questions that need no tool); `reflexion`
 (a vague first search that brings the wrong page, then a reflection and the corrected attempt).
 Wording varies with the seed; the same seed gives the same text.
+
+AgentBench DB tasks (`example.table`): it runs the task's reference SQL with execute[...] (now and
+then after a look at the first rows) and answers with what the result shows, or finish[done] after
+a statement; under `reflexion` it first writes the SQL with its names unquoted, reads the error,
+and reflects.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import random
 import re
 
@@ -67,6 +74,56 @@ _VAGUE_FIRST = [
     "Let me try a quick search with the key words of the question.",
     "Maybe a search for the main words of the question will find it.",
 ]
+
+
+_SQL_PLAN = {
+    "other": ["I need the value the question asks for from the row it names.",
+              "The answer is in one cell of the table: the row named in the question."],
+    "counting": ["I need to count the rows that match.", "Counting the matching rows answers this."],
+    "comparison": ["I need the rows whose value passes the comparison.",
+                   "I will select the rows that satisfy the condition."],
+    "ranking": ["I need to sort the rows by that column and take the first.",
+                "Ordering the table by that column gives the answer."],
+    "aggregation": ["An aggregate over the matching rows answers this.",
+                    "I need to compute the {fn} over the matching rows."],
+    "INSERT": ["I need to insert the new row into {t}.", "This asks me to add one row to {t}."],
+    "UPDATE": ["I need to update the matching row of {t}.", "This asks me to change a value in {t}."],
+    "DELETE": ["I need to delete the matching rows from {t}.", "This asks me to remove rows from {t}."],
+}
+_SQL_PEEK = ["Let me look at a few rows of {t} first.", "First, a look at the first rows of {t}."]
+_SQL_AFTER_PEEK = ["Now I know how the values look.", "The rows show the format of the values."]
+_SQL_NAIVE = ["Let me query the table directly.", "I will write the query right away."]
+_SQL_REFLECT = ["Reflection: the statement failed ({e}) because I did not quote the names: a table or column "
+                "name with spaces, like {t}, must be written in backticks. Let me quote every name.",
+                "Reflection: my SQL was rejected ({e}). Names such as {t} contain spaces, so they need "
+                "backticks around them. I will quote the names this time."]
+_SQL_ANSWER = ["The query returned {o}, so the answer is {a}.", "The result is {o}. So the answer is {a}."]
+_SQL_DONE = ["The statement ran: {o} The table now looks as asked, so I am done.",
+             "{o} The change is made."]
+_SQL_FAILED = ["The query failed ({o}), so I cannot find the answer."]
+
+
+def unquoted(sql: str) -> str:
+    """SQL with its backtick quotes dropped: the mistake a beginner makes.
+    'SELECT `Home city` FROM `Band Directory`' -> 'SELECT Home city FROM Band Directory'"""
+    return re.sub(r"`([^`]*)`", r"\1", sql)
+
+
+def answer_from_observation(observation: str) -> str | None:
+    """The answer a result shows, as finish[...] takes it; None if the observation holds no rows.
+
+    "[('Velmora',)]" -> 'Velmora'; "[(3,), (5,)]" -> '["3", "5"]'; '[]' -> 'none'
+    """
+    from fireflan.tasks.dbbench import answers_from_rows
+
+    try:
+        rows = ast.literal_eval(observation)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    if not isinstance(rows, list) or not all(isinstance(r, tuple) for r in rows):
+        return None
+    values = answers_from_rows(rows)
+    return values[0] if len(values) == 1 else json.dumps(values, ensure_ascii=False)
 
 
 def notool_reasoning(question: str, answer: str) -> str:
@@ -152,6 +209,8 @@ class ScriptedExpert:
 
     # -- one step
     def _next(self, example, history) -> str:
+        if example.table:
+            return self._next_sql(example, history)
         rng = self._rng(example, len(history))
         answer = example.answer
         if not example.supporting_facts:  # a question that needs no tool
@@ -209,6 +268,43 @@ class ScriptedExpert:
         pending += cited if example.type == "comparison" else cited[-1:]
         pending.append(rng.choice(_ANSWER).format(a=answer))
         return self._say(pending, f"finish[{answer}]")
+
+    def _next_sql(self, example, history) -> str:
+        """One step of a DB task: [look at a few rows], run the reference SQL, answer from its result.
+        A statement is run once; its answer is `done` (the table is what is scored)."""
+        from fireflan.tasks.dbbench import STATEMENT_TYPES
+
+        rng = self._rng(example, len(history))
+        table = "`" + example.table["table_name"] + "`"
+        statement = example.type in STATEMENT_TYPES
+        sql = example.sql.replace("\n", " ").strip()  # an action's argument is one line
+        naive = unquoted(sql)
+        plan = rng.choice(_SQL_PLAN["aggregation" if example.type.startswith("aggregation") else example.type])
+        plan = plan.format(t=table, fn=example.type.split("-")[-1])
+        reflexion = self.method == "reflexion" and naive != sql
+        peek = not reflexion and self._rng(example, 1000).random() < self.lookup_share
+        if not history:
+            if reflexion:
+                return self._say([plan, rng.choice(_SQL_NAIVE)], f"execute[{naive}]")
+            if peek:
+                return self._say([rng.choice(_SQL_PEEK).format(t=table)], f"execute[SELECT * FROM {table} LIMIT 3]")
+            return self._say([plan], f"execute[{sql}]")
+        ran = next((obs for action, arg, obs in history if action == "execute" and arg in (sql, naive)
+                    and not obs.startswith("Error")), None)
+        if ran is None:  # the SQL has not run yet, or it failed unquoted
+            last = history[-1][2]
+            if reflexion and len(history) == 1 and last.startswith("Error"):
+                error = last.removeprefix("Error: ").rstrip(".")
+                return self._say([rng.choice(_SQL_REFLECT).format(e=error, t=table)], f"execute[{sql}]")
+            if len(history) == 1 and peek:
+                return self._say([rng.choice(_SQL_AFTER_PEEK), plan], f"execute[{sql}]")
+            return self._say([rng.choice(_SQL_FAILED).format(o=last)], "finish[unknown]")
+        if statement:
+            return self._say([rng.choice(_SQL_DONE).format(o=ran)], "finish[done]")
+        answer = answer_from_observation(ran)
+        if answer is None:
+            return self._say([rng.choice(_SQL_FAILED).format(o=ran)], "finish[unknown]")
+        return self._say([rng.choice(_SQL_ANSWER).format(o=ran, a=answer)], f"finish[{answer}]")
 
     @staticmethod
     def _say(thoughts: list[str], action: str) -> str:

@@ -29,7 +29,9 @@ def load_config(path) -> dict:
 
 def read_options(cls, config: str | None = None, **flags):
     """The recipe's options: its dataclass defaults, then the TOML file, then the flags."""
-    options = {**(load_config(config) if config else {}), **flags}
+    from fireflan.options import as_text_lists
+
+    options = {**(load_config(config) if config else {}), **as_text_lists(cls, flags)}
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(options) - names)
     if unknown:

@@ -12,7 +12,7 @@ import importlib
 
 from fireflan.tasks.base import Example
 
-TASKS = ("world", "hotpotqa", "bamboogle", "strategyqa", "mmlu")
+TASKS = ("world", "hotpotqa", "bamboogle", "strategyqa", "mmlu", "dbbench")
 
 
 def get_task(name: str):
@@ -34,15 +34,15 @@ def load_examples(task: str, data=None, split: str | None = None, n: int | None 
 
 
 def open_task(task: str, data=None, split: str | None = None, limit: int | None = None, corpus=None):
-    """(task module, questions, wiki tool) for a stage's data options. A split applies to the world,
-    HotpotQA and the hub; a local file of another task is read whole."""
-    split = split if task in ("world", "hotpotqa") or data is None else None
+    """(task module, questions, tool) for a stage's data options. A split applies to the world, the DB
+    tasks, HotpotQA and the hub; a local file of another task is read whole."""
+    split = split if task in ("world", "hotpotqa", "dbbench") or data is None else None
     examples = load_examples(task, data, split, limit)
     return get_task(task), examples, make_tool(task, examples, data, corpus)
 
 
 def make_tool(task: str, examples: list[Example], data=None, corpus=None):
-    """The wiki tool for a task's questions.
+    """The tool for a task's questions: SQL databases for dbbench (one per question, see `bind`), else the wiki.
 
     `corpus` (a corpus file or world folder) wins; a world folder given as `data` brings its own
     corpus.jsonl; with no data the default world's articles are used; otherwise the union of the
@@ -52,6 +52,10 @@ def make_tool(task: str, examples: list[Example], data=None, corpus=None):
 
     from fireflan.tools.wiki import Page, Wiki, load_corpus
 
+    if task == "dbbench":
+        from fireflan.tools.sql import SqlTool
+
+        return SqlTool()
     if corpus is not None:
         return Wiki(load_corpus(corpus))
     if task == "world" and data is not None and (Path(data) / "corpus.jsonl").exists():
@@ -70,4 +74,16 @@ def make_tool(task: str, examples: list[Example], data=None, corpus=None):
     return Wiki(list(pages.values()))
 
 
-__all__ = ["TASKS", "Example", "get_task", "load_examples", "make_tool", "open_task"]
+def bind(task, tool, example: Example):
+    """(the tool one question is asked with, its score function: answer -> {'em', 'f1'}).
+
+    The wiki serves every question and an answer is scored alone; a DB task's tool gives each question
+    its own database (`tool.for_example`), and a statement is scored on the table it leaves.
+    """
+    env = tool.for_example(example) if hasattr(tool, "for_example") else tool
+    if hasattr(task, "scorer"):
+        return env, task.scorer(example, env)
+    return env, lambda answer: task.score(answer, example)
+
+
+__all__ = ["TASKS", "Example", "bind", "get_task", "load_examples", "make_tool", "open_task"]

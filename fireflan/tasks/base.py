@@ -18,11 +18,19 @@ class Example:
     supporting_facts: list = field(default_factory=list)  # [[title, sentence index], ...]
     context: list = field(default_factory=list)  # [[title, [sentences]], ...]
     choices: list = field(default_factory=list)  # MMLU options, in letter order
+    # AgentBench DB (fireflan.tasks.dbbench): the question's own table and what is expected of it
+    table: dict = field(default_factory=dict)  # {"table_name", "table_info": {"columns", "rows"}}
+    labels: list = field(default_factory=list)  # a query's expected answers
+    answer_md5: str = ""  # a statement's expected table hash, as AgentBench writes it: "[('<md5>',)]"
+    sql: str = ""  # a reference solution: the record's query, or the statement it expects
 
     def to_record(self) -> dict:
-        """The HotpotQA-shaped record (`_id`, not `id`), as written to JSONL."""
+        """The HotpotQA-shaped record (`_id`, not `id`), as written to JSONL (DB fields only when set)."""
         rec = asdict(self)
         rec["_id"] = rec.pop("id")
+        for name in ("table", "labels", "answer_md5", "sql"):
+            if not rec[name]:
+                del rec[name]
         return rec
 
 

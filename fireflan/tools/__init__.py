@@ -1,7 +1,8 @@
-"""The environments an agent acts in, and the parser of its actions."""
+"""The environments an agent acts in (the wiki, SQL databases), and the parser of its actions."""
 
 from fireflan.tools.actions import Parsed, parse_action
 from fireflan.tools.noise import NoisyTool
+from fireflan.tools.sql import SqlEnv, SqlTool
 from fireflan.tools.wiki import Observation, Page, Wiki, load_corpus
 
-__all__ = ["NoisyTool", "Observation", "Page", "Parsed", "Wiki", "load_corpus", "parse_action"]
+__all__ = ["NoisyTool", "Observation", "Page", "Parsed", "SqlEnv", "SqlTool", "Wiki", "load_corpus", "parse_action"]
