@@ -23,7 +23,7 @@ $(VENV)/.ready-%: pyproject.toml constraints.txt
 	touch $@
 
 all: $(VENV)/.ready-train,infer,dev
-	$(PY) -m fireflan.recipes.world --config recipes/world.toml --out $(RUNS)/world
+	$(PY) -m fireflan.recipes.hotpotqa --config recipes/hotpotqa.toml --out $(RUNS)/hotpotqa
 
 test: $(VENV)/.ready-train,infer,dev
 	$(PY) -m pytest -m "not slow" -q

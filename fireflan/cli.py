@@ -136,9 +136,32 @@ def _run_chat(config):
 
 
 def _run_report(config):
+    from pathlib import Path
+
     from fireflan.report import report
 
-    print(f"report: {report(config)}")
+    written = report(config)
+    if written.suffix == ".md":
+        print(f"report: {written}")
+    if config.html:
+        page = Path(config.html) / "index.html"
+        print(f"page: {page} (open it in a browser: {page.resolve().as_uri()})")
+
+
+def _runs_as_arguments(cmd):
+    """`report A B C` as well as `report A,B,C` or `--runs A,B,C`: the run folders, joined by commas."""
+    import inspect
+
+    def report(*folders, **flags):
+        named = [flags.pop("runs")] if flags.get("runs") else []
+        flat = [str(f) for x in (*named, *folders) for f in (x if isinstance(x, list | tuple) else [x])]
+        return cmd(runs=",".join(flat), **flags)
+
+    params = [inspect.Parameter("folders", inspect.Parameter.VAR_POSITIONAL)]
+    params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inspect.signature(cmd).parameters.values()]
+    report.__signature__ = inspect.Signature(params)
+    report.__doc__ = cmd.__doc__ + "\n    folders: evaluation folders (the same as --runs A,B)"
+    return report
 
 
 def _add_commands():
@@ -165,8 +188,9 @@ def _add_commands():
     CLI.evaluate = staticmethod(command(EvalConfig, _run_evaluate,
                                         "Run an agent over a task's questions and measure it (resumable)."))
     CLI.chat = staticmethod(command(ChatConfig, _run_chat, "An offline agent chat in the terminal."))
-    CLI.report = staticmethod(command(ReportConfig, _run_report, "Compare evaluation runs: a Markdown table and plots.",
-                                      positional=("runs",)))
+    CLI.report = staticmethod(_runs_as_arguments(command(
+        ReportConfig, _run_report, "Compare evaluation runs: a Markdown table and plots, or (--html) a page to "
+        "browse: trajectories side by side, metrics, plots, training curve, corpus statistics.")))
 
 
 def _is_path(value) -> bool:

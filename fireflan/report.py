@@ -1,10 +1,13 @@
-"""Report: compare evaluation runs in a Markdown table, with plots.
+"""Report: compare evaluation runs in a Markdown table, with plots; or as a page for the browser.
 
     python -m fireflan report runs/eval-base runs/eval runs/eval-noise --out runs/report.md
+    python -m fireflan report runs/hotpotqa/eval-prompted runs/hotpotqa/eval-finetuned --html runs/hotpotqa/html
 
 Writes the table (one row per run: model, method, noise, EM, F1, turns, errors, cost) to the
 Markdown file and beside it three PNGs: EM by run, EM against tool noise (a line per model and
-method), and the histogram of turns per question.
+method), and the histogram of turns per question. With --html, a folder with index.html, opened
+from disk: the same table and plots, the runs' trajectories side by side per question, the
+training curve and the corpus statistics (see fireflan.report_html).
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ class ReportConfig:
     """Options of `fireflan report`."""
 
     runs: str = opt("", "comma-separated evaluation folders (each with metrics.json)")
-    out: str = opt("runs/report.md", "the Markdown file to write (plots go beside it)")
+    out: str | None = opt(None, "the Markdown file to write, plots beside it (None: runs/report.md, or no "
+                                "Markdown when --html is given)")
+    html: str | None = opt(None, "a folder to write the report page into (index.html, opened from disk)")
+    model: str | None = opt(None, "the page's training curve: a model folder with loss.csv (None: PARENT/model "
+                                  "beside the runs, if there)")
+    corpus: str | None = opt(None, "the page's corpus statistics: a corpus folder with stats.json (None: "
+                                   "PARENT/corpus beside the runs, if there)")
 
 
 def read_run(folder) -> dict:
@@ -112,11 +121,19 @@ def plots(runs: list[dict], out: Path) -> list[Path]:
 
 
 def report(config: ReportConfig) -> Path:
+    """Write the Markdown report (and the page, with --html); returns the Markdown file, or the page's
+    index.html when only the page was asked for."""
     folders = [f.strip() for f in config.runs.split(",") if f.strip()]
     if not folders:
         raise ValueError("report needs at least one evaluation folder")
+    if config.html:
+        from fireflan.report_html import write_html
+
+        page = write_html(folders, config.html, model_dir=config.model, corpus_dir=config.corpus)
+        if config.out is None:
+            return page
     runs = [read_run(f) for f in folders]
-    out = Path(config.out)
+    out = Path(config.out or "runs/report.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     images = plots(runs, out)
     text = ["# fireflan report", "", table(runs), ""] + [f"![{p.stem}]({p.name})" for p in images]

@@ -35,6 +35,16 @@ _FIRST = [
     "First I need the page on {t}.",
     "Let me start by searching {t}.",
 ]
+_BRIDGE_FIRST = [  # a plan: the first page only leads to the page that answers
+    "This takes two searches: {t} first, then the page it leads to.",
+    "Two steps: the page on {t} names what I need, and that page has the answer. First, {t}.",
+    "{t} is only the first hop; its page will point to the page with the answer. Let me search {t}.",
+]
+_SINGLE_FIRST = [  # one page answers
+    "The page on {t} should say it directly. Let me search {t}.",
+    "One search should do: {t}.",
+    "The answer should be on the page about {t}.",
+]
 _COMPARE_FIRST = [
     "I need to compare {t} and {u}. I will search {t} first.",
     "To compare them I need both pages. First, {t}.",
@@ -252,7 +262,9 @@ class ScriptedExpert:
                 elif not pending and n == 0 and example.type == "comparison" and len(hops) > 1:
                     pending.append(rng.choice(_COMPARE_FIRST).format(t=title, u=hops[1][0]))
                 elif not pending:  # (a pending reflection already says what to search)
-                    pending.append(rng.choice(_FIRST).format(t=title))
+                    first = _BRIDGE_FIRST if example.type == "bridge" and len(hops) > 1 else \
+                        _SINGLE_FIRST if len(hops) == 1 and example.type in ("single", "") else _FIRST
+                    pending.append(rng.choice(first).format(t=title))
                 return self._say(pending, f"search[{title}]")
             # found by the search at history[i-1]: a long page may be narrowed down with lookup
             keyword = self._lookup_keyword(example, title, sentences[0], self._rng(example, 1000 + n))

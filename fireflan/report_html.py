@@ -1,0 +1,369 @@
+"""The report as a page to look at: the comparison table, plots and run settings; a question browser
+with the runs' trajectories side by side, step by step; the training curve and corpus statistics.
+
+    python -m fireflan report runs/hotpotqa/eval-prompted runs/hotpotqa/eval-finetuned --html runs/hotpotqa/html
+    # then open runs/hotpotqa/html/index.html in a browser (from disk: no server, no network)
+
+One folder: index.html, page.css and page.js (fireflan's own, see fireflan.report_page), the plots
+as PNGs, data.js (tables, settings and one row per question) and steps/NNNN.js (the trajectories of
+CHUNK questions each, loaded when one of them is opened). Scripts, not JSON: a page opened from disk
+may not fetch files, but it may load scripts. Observations repeat (the same page found again, the
+same error), so a steps file keeps each text once in a string table.
+
+The outcome of a question over runs A and B (`outcome`):
+    both right | only A right | only B right | both wrong | not in every run
+
+Training curve and corpus statistics come from --model and --corpus, by default from the folders
+beside the runs (the recipes' layout: PARENT/model/loss.csv, PARENT/corpus/stats.json).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+from fireflan.io import DataError, iter_jsonl
+
+SCHEMA_HTML = "fireflan.report-html/1"
+CHUNK = 200  # questions per steps/NNNN.js file
+SETTINGS = ("model", "method", "task", "data", "split", "limit", "seed", "noise", "prompt", "shots", "max_steps",
+            "max_tokens", "temperature")
+FORMAT_ERROR, HALLUCINATED, FEEDBACK = 1, 2, 4  # bits of a step's flags
+
+
+# --------------------------------------------------------------------------- reading the runs
+
+def read_runs(folders: list) -> list[dict]:
+    """Each evaluation folder's name, settings, metrics and trajectories ({question id: record})."""
+    names = run_names(folders)
+    runs = []
+    for folder, name in zip(folders, names, strict=True):
+        folder = Path(folder)
+        metrics_path = folder / "metrics.json"
+        if not metrics_path.exists():
+            raise DataError(metrics_path, "no such file (is this an evaluation folder?)")
+        config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
+        trajectories = {}
+        if (folder / "trajectories.jsonl").exists():
+            for _, rec in iter_jsonl(folder / "trajectories.jsonl"):
+                trajectories[str(rec["id"])] = rec  # a question evaluated twice: the last one counts
+        runs.append({"name": name, "folder": str(folder), "config": config,
+                     "metrics": json.loads(metrics_path.read_text()), "trajectories": trajectories,
+                     "evaluated": time.strftime("%Y-%m-%d %H:%M", time.localtime(metrics_path.stat().st_mtime))})
+    return runs
+
+
+def run_names(folders: list) -> list[str]:
+    """Short names: the folder's own name, or parent/name where two runs share one.
+    ['a/eval-prompted', 'a/eval-finetuned'] -> ['eval-prompted', 'eval-finetuned']"""
+    paths = [Path(f) for f in folders]
+    names = [p.name or str(p) for p in paths]
+    return [f"{p.parent.name}/{n}" if names.count(n) > 1 else n for p, n in zip(paths, names, strict=True)]
+
+
+def question_info(runs: list[dict]) -> tuple[dict[str, tuple[str, list[str]]], list[str]]:
+    """{question id: (type, supporting-fact sentences)} from the evaluations' data, and notes on what
+    could not be read. Missing data (the hub offline, a moved file) leaves the page without types."""
+    from fireflan.tasks import load_examples
+
+    info, notes, seen = {}, [], set()
+    for run in runs:
+        c = run["config"]
+        key = (c.get("task"), c.get("data"), c.get("split"))
+        if key in seen or not c.get("task"):
+            continue
+        seen.add(key)
+        try:
+            examples = load_examples(c["task"], c.get("data"), c.get("split"))
+        except Exception as e:  # any failure to load only costs the page its types and facts
+            notes.append(f"{run['name']}: question types and supporting facts unavailable "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+            continue
+        for ex in examples:
+            info.setdefault(ex.id, (ex.type, fact_sentences(ex.supporting_facts, ex.context)))
+    return info, notes
+
+
+def fact_sentences(supporting_facts: list, context: list) -> list[str]:
+    """The sentences that supporting facts point to.
+    [["Paris", 1]], [["Paris", ["Paris is big.", "It is in France."]]] -> ["It is in France."]"""
+    paragraphs = {title: sentences for title, sentences in context}
+    out = []
+    for title, index in supporting_facts:
+        sentences = paragraphs.get(title, [])
+        if isinstance(index, int) and 0 <= index < len(sentences) and sentences[index].strip():
+            out.append(sentences[index].strip())
+    return out
+
+
+# --------------------------------------------------------------------------- the page's data (pure)
+
+def outcome(names: list[str], right: list[bool | None]) -> tuple[str, str]:
+    """(id, label) of a question's outcome; None: the question is missing from that run.
+    ['p', 'f'], [False, True] -> ('only-f-right', 'only f right')"""
+    if any(r is None for r in right):
+        return "missing", "not in every run"
+    if len(names) == 1:
+        return ("right", "right") if right[0] else ("wrong", "wrong")
+    every = "both" if len(names) == 2 else "all"
+    if all(right):
+        return f"{every}-right", f"{every} right"
+    if not any(right):
+        return f"{every}-wrong", f"{every} wrong"
+    which = [n for n, r in zip(names, right, strict=True) if r]
+    return "only-" + "-".join(_slug(n) for n in which) + "-right", "only " + " and ".join(which) + " right"
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")
+
+
+def _right(rec: dict | None) -> bool | None:
+    if rec is None:
+        return None
+    return bool(rec.get("success", rec.get("score", {}).get("em", 0) >= 1))
+
+
+class Strings:
+    """A string table: each distinct text once, referred to by its index."""
+
+    def __init__(self):
+        self.index: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        return self.index.setdefault(text, len(self.index))
+
+    def table(self) -> list[str]:
+        return list(self.index)
+
+
+def step_row(step: dict, strings: Strings) -> list:
+    """[thought, action, argument, observation (string index), flags, raw (only when it shows more)]"""
+    flags = (FORMAT_ERROR * bool(step.get("format_error")) | HALLUCINATED * bool(step.get("hallucinated"))
+             | FEEDBACK * bool(step.get("feedback")))
+    row = [step.get("thought", ""), step.get("action"), step.get("argument"), strings(step.get("observation", "")),
+           flags]
+    if step.get("hallucinated") and step.get("raw"):
+        row.append(step["raw"])  # what the model wrote after its action: the invented observation
+    return row
+
+
+def trajectory_row(rec: dict, strings: Strings) -> dict:
+    score = rec.get("score", {})
+    return {"answer": rec.get("answer"), "em": score.get("em"), "f1": score.get("f1"), "prompt": rec.get("prompt", ""),
+            "steps": [step_row(s, strings) for s in rec.get("steps", [])],
+            "discarded": len(rec.get("discarded", []))}
+
+
+def page_data(runs: list[dict], info: dict | None = None) -> tuple[dict, list[dict]]:
+    """(the index of the page: tasks, types, outcomes, one row per question; the steps files' contents).
+
+    A question row: [id, question, gold, task, type, outcome, [[right, turns, answer] or None per run]]
+    (task, type and outcome index the lists beside it).
+    """
+    info = info or {}
+    names = [r["name"] for r in runs]
+    ids = list(dict.fromkeys(i for r in runs for i in r["trajectories"]))
+    tasks, types, outcomes = {}, {}, {}
+    rows, chunks = [], []
+    for n, qid in enumerate(ids):
+        recs = [r["trajectories"].get(qid) for r in runs]
+        first = next(rec for rec in recs if rec is not None)
+        qtype, facts = info.get(qid, ("", []))
+        oid, label = outcome(names, [_right(rec) for rec in recs])
+        outcomes.setdefault(oid, [label, 0])[1] += 1
+        per_run = [None if rec is None else [int(_right(rec)), len(rec.get("steps", [])), rec.get("answer")]
+                   for rec in recs]
+        rows.append([qid, first.get("question", ""), first.get("gold", ""),
+                     tasks.setdefault(first.get("task", ""), len(tasks)), types.setdefault(qtype, len(types)),
+                     list(outcomes).index(oid), per_run])
+        if n % CHUNK == 0:
+            strings = Strings()
+            chunks.append({"strings": strings, "questions": []})
+        chunks[-1]["questions"].append([[strings(s) for s in facts],
+                                        [None if rec is None else trajectory_row(rec, strings) for rec in recs]])
+    for chunk in chunks:
+        chunk["strings"] = chunk["strings"].table()
+    index = {"runs": names, "tasks": list(tasks), "types": list(types),
+             "outcomes": [{"id": k, "label": v[0], "count": v[1]} for k, v in outcomes.items()],
+             "questions": rows, "chunk": CHUNK}
+    return index, chunks
+
+
+def comparison_table(runs: list[dict]) -> dict:
+    """The comparison table (models x methods) as text cells, as the Markdown report shows it."""
+    from fireflan.report import COLUMNS, _cell
+
+    columns = list(COLUMNS)
+    if any("probes" in r["metrics"] for r in runs):
+        columns.append(("tool_misuse", "tool misuse (probes)"))
+    rows = []
+    for r in runs:
+        m = dict(r["metrics"])
+        m["tool_misuse"] = (m.get("probes") or {}).get("no_tools", {}).get("tool_misuse_rate")
+        rows.append([r["name"]] + [_cell(m.get(k)) for k, _ in columns])
+    return {"head": ["run"] + [h for _, h in columns], "rows": rows}
+
+
+def settings(runs: list[dict]) -> dict:
+    """Each run's settings (from config.json and metrics.json), one row per setting."""
+    rows = [[key] + [_text(r["config"].get(key, r["metrics"].get(key))) for r in runs] for key in SETTINGS]
+    rows.append(["model (as named)"] + [_text(r["metrics"].get("model")) for r in runs])
+    rows.append(["few-shot prompt"] + [_text(r["metrics"].get("few_shot")) for r in runs])
+    rows.append(["questions"] + [_text(r["metrics"].get("questions")) for r in runs])
+    rows.append(["evaluated"] + [r["evaluated"] for r in runs])
+    rows.append(["folder"] + [r["folder"] for r in runs])
+    return {"head": ["setting"] + [r["name"] for r in runs], "rows": rows}
+
+
+def _text(value) -> str:
+    return "" if value is None else str(value)
+
+
+def machine() -> dict:
+    """Where and when the report was written."""
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "platform": platform.platform(),
+            "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()}
+
+
+def training_summary(model_dir: Path) -> dict:
+    """What train.json and loss.csv say about a training run (the curve itself is loss.png)."""
+    import csv
+
+    out = {"folder": str(model_dir)}
+    if (model_dir / "train.json").exists():
+        t = json.loads((model_dir / "train.json").read_text())
+        c = t.get("config", {})
+        out["summary"] = [[k, _text(v)] for k, v in (
+            ("base", t.get("base_name") or t.get("base")), ("backend", t.get("backend")),
+            ("LoRA", f"rank {c.get('rank')}, alpha {c.get('alpha')}" if t.get("lora") else "no (full)"),
+            ("learning rate", c.get("lr")), ("batch size", c.get("batch_size")), ("steps", t.get("steps")),
+            ("records", t.get("records")), ("training loss", t.get("train_loss")),
+            ("validation loss", t.get("val_loss")),
+            ("seconds", t.get("seconds")), ("seed", c.get("seed")))]
+    if (model_dir / "loss.csv").exists():
+        with (model_dir / "loss.csv").open() as f:
+            losses = [float(r["loss"]) for r in csv.DictReader(f)]
+        if losses:
+            out["loss"] = {"steps": len(losses), "first": round(losses[0], 4), "last": round(losses[-1], 4),
+                           "min": round(min(losses), 4)}
+    return out
+
+
+def corpus_summary(corpus_dir: Path) -> dict:
+    """The corpus statistics the page shows: sizes, tokens, and the mixes (asked and realised)."""
+    s = json.loads((corpus_dir / "stats.json").read_text())
+    sizes = [[k, _text(s.get(k))] for k in ("records", "train", "val", "duplicates_removed", "too_long_dropped")]
+    sizes += [[f"tokens {k}", _text(v)] for k, v in s.get("tokens", {}).items()]
+    mixes = {}
+    for name, key in (("capability", "capability_mix"), ("negatives", "negative_shares")):
+        mix = s.get(key, {})
+        mixes[name] = {"asked": mix.get("asked", {}), "realised": mix.get("realised", {})}
+    for name, key in (("task", "task_mix"), ("method", "method_mix"), ("source", "sources")):
+        mixes[name] = {"asked": {}, "realised": s.get(key, {})}
+    chat = s.get("chat_share", {})
+    if chat.get("asked") or chat.get("realised"):
+        mixes["chat"] = {"asked": {"chat": chat.get("asked", 0)}, "realised": {"chat": chat.get("realised", 0)}}
+    return {"folder": str(corpus_dir), "sizes": sizes, "mixes": mixes}
+
+
+# --------------------------------------------------------------------------- writing the folder
+
+def find_beside(folders: list, name: str, markers: tuple[str, ...], given=None) -> Path | None:
+    """The folder `given` (it must hold one of `markers`), else the first PARENT/NAME beside the runs
+    that holds one, else None. (folders ['runs/x/eval-a'], 'model', ('loss.csv',)) -> runs/x/model"""
+    if given:
+        if not any((Path(given) / m).exists() for m in markers):
+            raise DataError(given, f"expected {' or '.join(markers)} in this folder")
+        return Path(given)
+    for folder in folders:
+        candidate = Path(folder).resolve().parent / name
+        if any((candidate / m).exists() for m in markers):
+            return candidate
+    return None
+
+
+def draw_loss(csv_path: Path, png: Path) -> Path:
+    """The training loss per step, as the trainer draws it (for a model folder without loss.png)."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with csv_path.open() as f:
+        rows = list(csv.DictReader(f))
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows])
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+def _write_script(path: Path, prefix: str, value, suffix: str) -> None:
+    """A script that hands `value` to the page: PREFIX<value as JSON>SUFFIX."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    path.write_text(f"{prefix}{text}{suffix}\n", encoding="utf-8")
+
+
+def write_html(run_folders: list, out_dir, model_dir=None, corpus_dir=None, plots: bool = True) -> Path:
+    """Write the page into OUT_DIR; returns the path of its index.html."""
+    from fireflan.report_page import INDEX_HTML, PAGE_CSS, PAGE_JS
+
+    folders = [str(f) for f in run_folders]
+    if not folders:
+        raise ValueError("the page needs at least one evaluation folder")
+    out = Path(out_dir)
+    runs = read_runs(folders)
+    info, notes = question_info(runs)
+    index, chunks = page_data(runs, info)
+    (out / "steps").mkdir(parents=True, exist_ok=True)
+    for old in (out / "steps").glob("*.js"):  # an earlier page's
+        old.unlink()
+
+    images = []
+    if plots:
+        from fireflan.report import plots as draw
+
+        as_read = [{**r["metrics"], "run": r["folder"], "turn_counts": [len(t["steps"]) for t in
+                                                                        r["trajectories"].values()]} for r in runs]
+        try:
+            images = [{"file": p.name, "title": p.stem.removeprefix("plot-")} for p in draw(as_read, out / "plot.png")]
+        except ImportError as e:
+            notes.append(f"no plots: {e}")
+    training = corpus = None
+    model = find_beside(folders, "model", ("loss.csv", "train.json"), model_dir)
+    if model is not None:
+        training = training_summary(model)
+        if (model / "loss.png").exists():
+            shutil.copyfile(model / "loss.png", out / "loss.png")
+            training["plot"] = "loss.png"
+        elif plots and (model / "loss.csv").exists():  # a run killed before it drew its curve
+            training["plot"] = draw_loss(model / "loss.csv", out / "loss.png").name
+    found = find_beside(folders, "corpus", ("stats.json",), corpus_dir)
+    if found is not None:
+        corpus = corpus_summary(found)
+
+    data = {"schema": SCHEMA_HTML, "title": " vs ".join(index["runs"]), "written": machine(), "notes": notes,
+            "table": comparison_table(runs), "settings": settings(runs), "plots": images,
+            "training": training, "corpus": corpus, **index}
+    _write_script(out / "data.js", "window.FIREFLAN_DATA = ", data, ";")
+    for n, chunk in enumerate(chunks):
+        _write_script(out / "steps" / f"{n:04d}.js", f"FIREFLAN_chunk({n}, ", chunk, ");")
+    (out / "page.css").write_text(PAGE_CSS, encoding="utf-8")
+    (out / "page.js").write_text(PAGE_JS, encoding="utf-8")
+    (out / "index.html").write_text(INDEX_HTML.replace("{title}", _html_text(data["title"])), encoding="utf-8")
+    return out / "index.html"
+
+
+def _html_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
