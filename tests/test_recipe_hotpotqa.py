@@ -74,6 +74,9 @@ def test_a_recipe_file_names_its_command_and_unknown_options_are_refused(tmp_pat
     assert path.read_text().startswith("# python -m fireflan.recipes.hotpotqa --config recipes/hotpotqa.toml")
     options = read_options(HotpotQARecipe, str(path), max_steps=3)
     assert options.max_steps == 3 and options.out == "runs/hotpotqa"
+    gpu = ROOT / "recipes" / "hotpotqa-gpu.toml"  # the documented GPU variant parses into the same options
+    assert gpu.read_text().startswith("# python -m fireflan.recipes.hotpotqa --config recipes/hotpotqa-gpu.toml")
+    assert read_options(HotpotQARecipe, str(gpu)).backend == "unsloth"
     bad = tmp_path / "bad.toml"
     bad.write_text('max_step = 3\n')
     with pytest.raises(ValueError, match=r"bad.toml: unknown option\(s\) \['max_step'\]"):
