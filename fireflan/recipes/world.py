@@ -22,27 +22,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from fireflan.recipes.common import load_config
+
 
 def no_tool_guess(question: str, kind: str, common: dict[str, str]) -> str:
     """What a model that cannot search would say. 'Which is older, A or B?' -> 'A'"""
     if kind.startswith("comparison/") and ", " in question and " or " in question:
         return question.rsplit(", ", 1)[1].split(" or ")[0]
     return common.get(kind, "")
-
-
-def load_config(path) -> dict:
-    """Options from a recipe TOML file; flags given on the command line win over it."""
-    import tomllib
-
-    from fireflan.io import DataError
-
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise DataError(path, "no such file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise DataError(path, f"not valid TOML ({e})") from None
 
 
 def main(out: str = "runs/world", seed: int = 0):
