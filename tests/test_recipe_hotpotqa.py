@@ -1,6 +1,7 @@
 """The main recipe end to end at a tiny scale: teach -> corpus -> train -> export -> evaluate -> report."""
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -115,6 +116,8 @@ def test_the_other_recipes_reuse_the_main_run_and_add_their_comparisons(recipe_r
     assert {"react", "reflexion"} <= set(taught)
     printed = capsys.readouterr().out
     assert "robustness" in printed and "branch agreement" in printed and "tool use when none is needed" in printed
+    for result in (noisy, methods, aligned, mixed):  # each recipe's page, its path printed
+        assert result["page"] in printed and Path(result["page"]).is_file()
 
 
 def test_every_recipe_has_a_config_naming_its_command_and_help_with_its_options():

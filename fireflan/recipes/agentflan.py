@@ -71,11 +71,12 @@ def main(r: AgentFlanRecipe) -> dict:
     for metrics in runs.values():
         metrics["needs_none"] = (metrics.get("probes") or {}).get("needs_none", {}).get("tool_misuse_rate")
     page = report(ReportConfig(runs=f"{out / 'eval-finetuned'},{out / 'eval-agentflan'}",
-                               out=str(out / "agentflan.md")))
+                               out=str(out / "agentflan.md"),
+                               html=str(out / "html-agentflan")))
     print(f"\nFireAct's format vs Agent-FLAN's alignment and negatives: the same {r.eval_questions} questions\n")
     print(comparison(runs, rows))
-    print(f"\nreport: {page}")
-    return {"runs": runs, "report": str(page)}
+    print(f"\nreport: {page}\npage: {out / 'html-agentflan' / 'index.html'} (open it in a browser)")
+    return {"runs": runs, "report": str(page), "page": str(out / "html-agentflan" / "index.html")}
 
 
 cli = recipe_command(AgentFlanRecipe, main, "FireAct's format vs Agent-FLAN's alignment with negative samples.")

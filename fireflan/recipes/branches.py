@@ -56,12 +56,13 @@ def main(r: BranchesRecipe) -> dict:
         folders.append(str(out / f"eval-{name}"))
 
     # 3. report
-    page = report(ReportConfig(runs=",".join(folders), out=str(out / "branches.md")))
+    page = report(ReportConfig(runs=",".join(folders), out=str(out / "branches.md"),
+                               html=str(out / "html-branches")))
     print(f"\ninference methods on the fine-tuned model: the same {r.method_questions} questions "
           f"(branches: k = {r.k}, temperature {r.branch_temperature}; backtrack: {r.backtracks})\n")
     print(comparison(runs, BUDGET_ROWS))
-    print(f"\nreport: {page}")
-    return {"runs": runs, "report": str(page)}
+    print(f"\nreport: {page}\npage: {out / 'html-branches' / 'index.html'} (open it in a browser)")
+    return {"runs": runs, "report": str(page), "page": str(out / "html-branches" / "index.html")}
 
 
 cli = recipe_command(BranchesRecipe, main,

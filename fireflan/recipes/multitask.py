@@ -102,12 +102,13 @@ def main(r: MultitaskRecipe) -> dict:
 
     # 6. report
     folders = [out / "eval-finetuned", out / "eval-finetuned-cot", out / "eval-multi", out / "eval-multi-cot"]
-    page = report(ReportConfig(runs=",".join(map(str, folders)), out=str(out / "multitask.md")))
+    page = report(ReportConfig(runs=",".join(map(str, folders)), out=str(out / "multitask.md"),
+                               html=str(out / "html-multitask")))
     print(f"\nsingle-method (ReAct) vs multi-method ({r.methods}) fine-tuning"
           f"{', with ' + r.extra if extra else ''}: the same {r.eval_questions} questions\n")
     print(comparison(runs))
-    print(f"\nreport: {page}")
-    return {"runs": runs, "report": str(page)}
+    print(f"\nreport: {page}\npage: {out / 'html-multitask' / 'index.html'} (open it in a browser)")
+    return {"runs": runs, "report": str(page), "page": str(out / "html-multitask" / "index.html")}
 
 
 cli = recipe_command(MultitaskRecipe, main, "FireAct's single-method vs multi-method (and multi-task) fine-tuning.")

@@ -56,11 +56,13 @@ def main(r: RobustnessRecipe) -> dict:
             folders.append(str(out / folder))
 
     # 3. report
-    page = report(ReportConfig(runs=",".join(folders), out=str(out / "robustness.md")))
+    page = report(ReportConfig(runs=",".join(folders), out=str(out / "robustness.md"),
+                               html=str(out / "html-robustness")))
     print(f"\nrobustness: the same {r.eval_questions} questions, observations replaced by noise with probability p\n")
     print(comparison(runs))
-    print(f"\nreport: {page} (EM against noise: {page.with_name('robustness-noise.png')})")
-    return {"runs": runs, "report": str(page)}
+    print(f"\nreport: {page} (EM against noise: {page.with_name('robustness-noise.png')})\n"
+          f"page: {out / 'html-robustness' / 'index.html'} (open it in a browser)")
+    return {"runs": runs, "report": str(page), "page": str(out / "html-robustness" / "index.html")}
 
 
 cli = recipe_command(RobustnessRecipe, main, "Prompted vs fine-tuned under a noisy search tool (FireAct).")
