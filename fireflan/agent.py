@@ -2,6 +2,9 @@
 
     traj = run_episode(model, wiki, example, method="react", prefix=few_shot_prefix("react"))
 
+`episode(...)` is the same loop as a generator that yields each model request and is sent the reply,
+so several episodes can be stepped side by side (multi-branch decoding in one batch).
+
 A plain `for` over steps, each building a `Step` record (smolagents' shape). What the model got
 wrong becomes an observation it can read (a parse error, an unknown action, an answer judged
 wrong under Reflexion); nothing is invented on its behalf. Text the model writes after its action
