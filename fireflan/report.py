@@ -55,12 +55,13 @@ def table(runs: list[dict]) -> str:
     """The comparison table in Markdown."""
     lines = ["| run | " + " | ".join(h for _, h in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for r in runs:
-        cells = [Path(r["run"]).name] + [_cell(r.get(k)) for k, _ in COLUMNS]
+        cells = [Path(r["run"]).name] + [cell(r.get(k)) for k, _ in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _cell(value) -> str:
+def cell(value) -> str:
+    """A table cell: 3 decimals below 10, 1 above; empty for None."""
     if isinstance(value, float):
         return f"{value:.3f}" if value < 10 else f"{value:.1f}"
     return "" if value is None else str(value)

@@ -196,7 +196,7 @@ def page_data(runs: list[dict], info: dict | None = None) -> tuple[dict, list[di
 
 def comparison_table(runs: list[dict]) -> dict:
     """The comparison table (models x methods) as text cells, as the Markdown report shows it."""
-    from fireflan.report import COLUMNS, _cell
+    from fireflan.report import COLUMNS, cell
 
     columns = list(COLUMNS)
     if any("probes" in r["metrics"] for r in runs):
@@ -205,7 +205,7 @@ def comparison_table(runs: list[dict]) -> dict:
     for r in runs:
         m = dict(r["metrics"])
         m["tool_misuse"] = (m.get("probes") or {}).get("no_tools", {}).get("tool_misuse_rate")
-        rows.append([r["name"]] + [_cell(m.get(k)) for k, _ in columns])
+        rows.append([r["name"]] + [cell(m.get(k)) for k, _ in columns])
     return {"head": ["run"] + [h for _, h in columns], "rows": rows}
 
 

@@ -141,11 +141,12 @@ class BatchDecoder:
                 L.llama_sampler_chain_add(chain, s)
         return chain
 
-    def _sample(self, chain, index: int, job: Job, generated: list[int]) -> int:
+    def _sample(self, chain, job: Job, generated: list[int]) -> int:
+        """The next token of one sequence from the logits of the last decode."""
         if job.processor is not None:  # the processor edits llama.cpp's logits in place
-            logits = np.ctypeslib.as_array(self.L.llama_get_logits_ith(self.ctx, index), shape=(self.n_vocab,))
+            logits = np.ctypeslib.as_array(self.L.llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab,))
             job.processor(np.asarray(job.tokens + generated, dtype=np.intc), logits)
-        return self.L.llama_sampler_sample(chain, self.ctx, index)
+        return self.L.llama_sampler_sample(chain, self.ctx, -1)
 
     def _text(self, token: int) -> bytes:
         n = self.L.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, False)
@@ -216,4 +217,4 @@ class BatchDecoder:
         self._decode([(token, pos, group, True)])
         for s in group:
             self.cached[s].append(token)
-        return {s: self._sample(chains[s], -1, jobs[s], generated[s]) for s in group}
+        return {s: self._sample(chains[s], jobs[s], generated[s]) for s in group}

@@ -76,6 +76,8 @@ BUDGET_ROWS = [("em", "EM"), ("f1", "F1"), ("calls_per_question", "model calls p
 
 def comparison(runs: dict[str, dict], rows=ROWS) -> str:
     """A plain-text table, one column per run ({name: metrics}), one row per measure."""
+    from fireflan.report import cell
+
     names = list(runs)
     width = max(len(label) for _, label in rows) + 2
     col = max([14] + [len(n) + 2 for n in names])
@@ -86,8 +88,7 @@ def comparison(runs: dict[str, dict], rows=ROWS) -> str:
             value = runs[n].get(key)
             if key == "tool_misuse":
                 value = (runs[n].get("probes") or {}).get("no_tools", {}).get("tool_misuse_rate")
-            cells.append(("-" if value is None else f"{value:.3f}" if isinstance(value, float) and value < 10
-                          else f"{value:.1f}" if isinstance(value, float) else str(value)).rjust(col))
+            cells.append((cell(value) or "-").rjust(col))
         lines.append(label.ljust(width) + "".join(cells))
     return "\n".join(lines)
 
