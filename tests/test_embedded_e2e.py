@@ -1,5 +1,5 @@
-"""The embedded path end to end (slow tier): Gemma 3 270M trained on a small world corpus for a few
-dozen steps, exported q8_0, and the GGUF, prompted through the template stored in the file, answers
+"""The embedded path end to end (slow tier): Gemma 3 270M trained on a small world corpus for 60
+steps with the main recipe's settings (ReAct trajectories, 2 x 2 records per step), exported q8_0, and the GGUF, prompted through the template stored in the file, answers
 a world question in the trained ReAct format through llama-cpp-python.
 
     .venv/bin/python -m pytest -m slow tests/test_embedded_e2e.py -s
@@ -24,12 +24,15 @@ def run(tmp_path_factory):
     from fireflan.world import WorldConfig, write_world
 
     root = tmp_path_factory.mktemp("e2e")
-    write_world(WorldConfig(seed=21, train=200, dev=20, test=20), root / "world")
-    teach(TeachConfig(out=str(root / "teach"), data=str(root / "world"), methods="react,cot"))
+    write_world(WorldConfig(seed=21, train=300, dev=20, test=20), root / "world")
+    teach(TeachConfig(out=str(root / "teach"), data=str(root / "world"), methods="react"))
     build_corpus(CorpusConfig(inputs=str(root / "teach" / "trajectories.jsonl"), out=str(root / "corpus"),
                               negatives="", max_tokens=600))
+    # 30 steps of 4 records on ReAct + CoT passed here but looped on CI's CPU (first thought repeated
+    # until the token limit): too close to the edge. 60 steps of 2 x 2 ReAct records gave 20/20
+    # well-formed first steps with seeds 1 and 2.
     trained = train(TrainConfig(corpus=str(root / "corpus"), base="embedded", out=str(root / "model"),
-                                max_steps=30, batch_size=4, lr=5e-4, save_steps=15, max_length=600))
+                                max_steps=60, batch_size=2, grad_accum=2, lr=5e-4, save_steps=30, max_length=600))
     exported = export(ExportConfig(model=str(root / "model"), quant="q8_0", verify_prompts=2))
     return root, trained, exported
 
@@ -39,7 +42,7 @@ def test_training_lowered_the_loss(run):
     rows = (root / "model" / "loss.csv").read_text().splitlines()[1:]
     losses = [float(r.split(",")[1]) for r in rows]
     print(f"loss {losses[0]:.3f} -> {losses[-1]:.3f} in {trained['steps']} steps, {trained['train_seconds']} s")
-    assert trained["steps"] == 30 and sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
+    assert trained["steps"] == 60 and sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
 
 
 def test_the_gguf_answers_in_the_trained_react_format(run):
