@@ -162,7 +162,8 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         right += traj.success
         bar.set_postfix(em=f"{right / i:.2f}", refresh=False)
     bar.close()
-    records = [rec for _, rec in iter_jsonl(path)]
+    wanted = {ex.id for ex in examples}  # a folder may hold more (a larger --limit before): report these
+    records = [rec for _, rec in iter_jsonl(path) if rec["id"] in wanted]
     metrics = {**summarize(records), "model": getattr(model, "name", config.model), "method": config.method,
                "task": config.task, "split": config.split, "noise": config.noise, "few_shot": fewshot,
                "ran_now": len(todo), "resumed": len(examples) - len(todo),
@@ -177,6 +178,6 @@ def evaluate(config: EvalConfig, model=None) -> dict:
             probe_examples = examples + [ex for ex in open_task("world", config.data, config.split)[1]
                                          if ex.type == "notool"]
         metrics["probes"] = run_probes(model, probe_examples, n=config.probes, max_tokens=config.max_tokens,
-                                       seed=config.seed)
+                                       seed=config.seed, path=out / "probes.jsonl")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

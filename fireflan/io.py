@@ -98,6 +98,28 @@ def write_jsonl(path, records: Iterable[dict]) -> int:
     return n
 
 
+def resumable_records(path) -> list[dict]:
+    """The records of a file that `append_jsonl` writes (none if it does not exist yet). A last line
+    torn by a kill is cut off the file, so appending goes on from the last whole record."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records, good = [], 0
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            try:
+                records.append(json.loads(raw))
+            except json.JSONDecodeError:
+                if not raw.endswith(b"\n"):  # the last line, torn by a kill
+                    break
+                raise DataError(path, "not valid JSON", line=n) from None
+            good += len(raw)
+    if good < path.stat().st_size:
+        with path.open("r+b") as f:
+            f.truncate(good)
+    return records
+
+
 def append_jsonl(path, record: dict) -> None:
     """Append one record and flush it to disk: the unit of resumable work."""
     path = Path(path)

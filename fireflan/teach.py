@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fireflan.agent import METHODS, AgentConfig, Trajectory, run_episode
-from fireflan.io import DataError, append_jsonl
+from fireflan.io import append_jsonl, resumable_records
 from fireflan.options import guard_run, opt
 
 
@@ -93,23 +93,7 @@ def plan(examples, methods: list[str], shares: dict[str, float], teacher: str, s
 
 def done_keys(path: Path) -> set[tuple[str, str, int]]:
     """(question id, method, seed) of every trajectory in the file; a torn last line is cut off."""
-    if not path.exists():
-        return set()
-    keys, good = set(), 0
-    with path.open("rb") as f:
-        for raw in f:
-            try:
-                rec = json.loads(raw)
-            except json.JSONDecodeError:
-                if not raw.endswith(b"\n"):  # the last line, torn by a kill
-                    break
-                raise DataError(path, "not valid JSON", line=len(keys) + 1) from None
-            keys.add((rec["id"], rec["method"], rec["seed"]))
-            good += len(raw)
-    if good < path.stat().st_size:
-        with path.open("r+b") as f:
-            f.truncate(good)
-    return keys
+    return {(rec["id"], rec["method"], rec["seed"]) for rec in resumable_records(path)}
 
 
 def make_teacher(config: TeachConfig, examples, method: str):

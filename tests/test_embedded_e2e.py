@@ -1,6 +1,7 @@
 """The embedded path end to end (slow tier): Gemma 3 270M trained on a small world corpus for 60
-steps with the main recipe's settings (ReAct trajectories, 2 x 2 records per step), exported q8_0, and the GGUF, prompted through the template stored in the file, answers
-a world question in the trained ReAct format through llama-cpp-python.
+steps with the main recipe's settings (ReAct trajectories, 2 x 2 records per step), exported q8_0,
+and the GGUF, prompted through the template stored in the file, answers a world question in the
+trained ReAct format through llama-cpp-python.
 
     .venv/bin/python -m pytest -m slow tests/test_embedded_e2e.py -s
 """

@@ -19,6 +19,8 @@ def test_metrics_of_a_scripted_expert_and_resume(small_world, tmp_path):
     assert metrics["few_shot"] is False and metrics["ran_now"] == 20
     again = evaluate(EvalConfig(out=str(tmp_path), data=str(small_world), limit=30), model=ScriptedExpert(examples))
     assert again["resumed"] == 20 and again["ran_now"] == 10 and again["questions"] == 30
+    fewer = evaluate(EvalConfig(out=str(tmp_path), data=str(small_world), limit=5), model=ScriptedExpert(examples))
+    assert fewer["questions"] == 5 and fewer["ran_now"] == 0  # the first 5 of the 30 in the folder, nothing run
 
 
 def test_format_errors_and_invented_observations_are_measured(small_world, tmp_path):
@@ -65,10 +67,27 @@ def test_hallucination_probes(small_world, tmp_path):
         def generate(self, messages, **kw):
             return "Thought: let me look.\nAction: search[Velmora]\nObservation: Velmora is big."
 
-    metrics = evaluate(EvalConfig(out=str(tmp_path), data=str(small_world), limit=3, probes=4), model=Eager())
+    config = EvalConfig(out=str(tmp_path), data=str(small_world), limit=3, probes=4)
+    metrics = evaluate(config, model=Eager())
     probes = metrics["probes"]
     assert probes["no_tools"] == {"questions": 4, "tool_misuse_rate": 1.0, "invented_observation_rate": 1.0}
     assert probes["needs_none"]["questions"] == 4 and probes["needs_none"]["tool_misuse_rate"] == 1.0
+
+    # the replies are kept: evaluating again asks the model nothing (a kill's torn last line is cut off)
+    kept = tmp_path / "probes.jsonl"
+    lines = kept.read_text().splitlines()
+    assert len(lines) == 8 and {json.loads(x)["probe"] for x in lines} == {"no_tools", "needs_none"}
+    kept.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])
+
+    class Counting(Eager):
+        calls = 0
+
+        def generate(self, messages, **kw):
+            Counting.calls += 1
+            return super().generate(messages, **kw)
+
+    assert evaluate(config, model=Counting())["probes"] == probes and Counting.calls == 1
+    assert len(kept.read_text().splitlines()) == 8
 
 
 def test_report_compares_runs_with_a_table_and_plots(small_world, tmp_path):

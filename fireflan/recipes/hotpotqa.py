@@ -129,7 +129,7 @@ def main(r: HotpotQARecipe) -> dict:
     print(table)
     if gain is not None:
         print(f"\nfine-tuning bought {100 * gain:+.1f} EM points")
-    plots = sorted(str(p) for p in out.glob("*.png")) + \
+    plots = sorted(str(p) for p in out.glob(f"{Path(page).stem}-*.png")) + \
         [str(p) for p in (out / "model").glob("loss.png")]
     html = out / "html" / "index.html"
     print(f"\nreport: {page}\npage: {html} (open it in a browser)\nplots: {', '.join(plots)}\n"
