@@ -24,7 +24,7 @@ from pathlib import Path
 
 from fireflan.options import opt
 from fireflan.recipes import hotpotqa
-from fireflan.recipes.common import ROWS, comparison, launch, recipe_command, stage
+from fireflan.recipes.common import ROWS, comparison, launch, recipe_command, report_pages, stage
 
 
 @dataclass
@@ -40,7 +40,6 @@ class AgentFlanRecipe(hotpotqa.HotpotQARecipe):
 def main(r: AgentFlanRecipe) -> dict:
     from fireflan.corpus.build import CorpusConfig, build_corpus
     from fireflan.export import ExportConfig, export
-    from fireflan.report import ReportConfig, report
     from fireflan.train.trainer import train
 
     out = Path(r.out)
@@ -70,13 +69,11 @@ def main(r: AgentFlanRecipe) -> dict:
     rows = ROWS + [("needs_none", "tool use when none is needed")]
     for metrics in runs.values():
         metrics["needs_none"] = (metrics.get("probes") or {}).get("needs_none", {}).get("tool_misuse_rate")
-    page = report(ReportConfig(runs=f"{out / 'eval-finetuned'},{out / 'eval-agentflan'}",
-                               out=str(out / "agentflan.md"),
-                               html=str(out / "html-agentflan")))
+    written = report_pages(out, "agentflan", [out / "eval-finetuned", out / "eval-agentflan"])
     print(f"\nFireAct's format vs Agent-FLAN's alignment and negatives: the same {r.eval_questions} questions\n")
     print(comparison(runs, rows))
-    print(f"\nreport: {page}\npage: {out / 'html-agentflan' / 'index.html'} (open it in a browser)")
-    return {"runs": runs, "report": str(page), "page": str(out / "html-agentflan" / "index.html")}
+    print(f"\nreport: {written['report']}\npage: {written['page']} (open it in a browser)")
+    return {"runs": runs, **written}
 
 
 cli = recipe_command(AgentFlanRecipe, main, "FireAct's format vs Agent-FLAN's alignment with negative samples.")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fireflan.options import opt
 from fireflan.recipes import hotpotqa
-from fireflan.recipes.common import BUDGET_ROWS, comparison, launch, recipe_command
+from fireflan.recipes.common import BUDGET_ROWS, comparison, launch, recipe_command, report_pages
 
 
 @dataclass
@@ -34,7 +34,6 @@ class BranchesRecipe(hotpotqa.HotpotQARecipe):
 
 def main(r: BranchesRecipe) -> dict:
     from fireflan.methods import METHODS
-    from fireflan.report import ReportConfig, report
 
     methods = [m.strip() for m in r.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -56,13 +55,12 @@ def main(r: BranchesRecipe) -> dict:
         folders.append(str(out / f"eval-{name}"))
 
     # 3. report
-    page = report(ReportConfig(runs=",".join(folders), out=str(out / "branches.md"),
-                               html=str(out / "html-branches")))
+    written = report_pages(out, "branches", folders)
     print(f"\ninference methods on the fine-tuned model: the same {r.method_questions} questions "
           f"(branches: k = {r.k}, temperature {r.branch_temperature}; backtrack: {r.backtracks})\n")
     print(comparison(runs, BUDGET_ROWS))
-    print(f"\nreport: {page}\npage: {out / 'html-branches' / 'index.html'} (open it in a browser)")
-    return {"runs": runs, "report": str(page), "page": str(out / "html-branches" / "index.html")}
+    print(f"\nreport: {written['report']}\npage: {written['page']} (open it in a browser)")
+    return {"runs": runs, **written}
 
 
 cli = recipe_command(BranchesRecipe, main,

@@ -74,6 +74,16 @@ BUDGET_ROWS = [("em", "EM"), ("f1", "F1"), ("calls_per_question", "model calls p
                ("backtracked_steps_per_question", "steps taken back per question")]
 
 
+def report_pages(out: Path, name: str, folders) -> dict:
+    """OUT/NAME.md with its plots and the page OUT/html-NAME/index.html over the given run folders;
+    returns their paths {"report": ..., "page": ...}."""
+    from fireflan.report import ReportConfig, report
+
+    page = report(ReportConfig(runs=",".join(map(str, folders)), out=str(Path(out) / f"{name}.md"),
+                               html=str(Path(out) / f"html-{name}")))
+    return {"report": str(page), "page": str(Path(out) / f"html-{name}" / "index.html")}
+
+
 def comparison(runs: dict[str, dict], rows=ROWS) -> str:
     """A plain-text table, one column per run ({name: metrics}), one row per measure."""
     from fireflan.report import cell

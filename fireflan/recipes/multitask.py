@@ -24,7 +24,7 @@ from pathlib import Path
 
 from fireflan.options import opt
 from fireflan.recipes import hotpotqa
-from fireflan.recipes.common import comparison, launch, recipe_command, stage
+from fireflan.recipes.common import comparison, launch, recipe_command, report_pages, stage
 
 
 @dataclass
@@ -55,7 +55,6 @@ def parse_extra(spec: str) -> list[tuple[str, str | None]]:
 def main(r: MultitaskRecipe) -> dict:
     from fireflan.corpus.build import CorpusConfig, build_corpus
     from fireflan.export import ExportConfig, export
-    from fireflan.report import ReportConfig, report
     from fireflan.teach import TeachConfig, teach
     from fireflan.train.trainer import train
 
@@ -102,13 +101,12 @@ def main(r: MultitaskRecipe) -> dict:
 
     # 6. report
     folders = [out / "eval-finetuned", out / "eval-finetuned-cot", out / "eval-multi", out / "eval-multi-cot"]
-    page = report(ReportConfig(runs=",".join(map(str, folders)), out=str(out / "multitask.md"),
-                               html=str(out / "html-multitask")))
+    written = report_pages(out, "multitask", folders)
     print(f"\nsingle-method (ReAct) vs multi-method ({r.methods}) fine-tuning"
           f"{', with ' + r.extra if extra else ''}: the same {r.eval_questions} questions\n")
     print(comparison(runs))
-    print(f"\nreport: {page}\npage: {out / 'html-multitask' / 'index.html'} (open it in a browser)")
-    return {"runs": runs, "report": str(page), "page": str(out / "html-multitask" / "index.html")}
+    print(f"\nreport: {written['report']}\npage: {written['page']} (open it in a browser)")
+    return {"runs": runs, **written}
 
 
 cli = recipe_command(MultitaskRecipe, main, "FireAct's single-method vs multi-method (and multi-task) fine-tuning.")

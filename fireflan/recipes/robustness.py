@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fireflan.options import opt
 from fireflan.recipes import hotpotqa
-from fireflan.recipes.common import comparison, launch, recipe_command
+from fireflan.recipes.common import comparison, launch, recipe_command, report_pages
 
 
 @dataclass
@@ -28,7 +28,6 @@ class RobustnessRecipe(hotpotqa.HotpotQARecipe):
 
 
 def main(r: RobustnessRecipe) -> dict:
-    from fireflan.report import ReportConfig, report
 
     levels = [float(p) for p in r.noise.split(",") if p.strip()]
     if not levels or any(not 0 <= p <= 1 for p in levels):
@@ -56,13 +55,12 @@ def main(r: RobustnessRecipe) -> dict:
             folders.append(str(out / folder))
 
     # 3. report
-    page = report(ReportConfig(runs=",".join(folders), out=str(out / "robustness.md"),
-                               html=str(out / "html-robustness")))
+    written = report_pages(out, "robustness", folders)
     print(f"\nrobustness: the same {r.eval_questions} questions, observations replaced by noise with probability p\n")
     print(comparison(runs))
-    print(f"\nreport: {page} (EM against noise: {page.with_name('robustness-noise.png')})\n"
-          f"page: {out / 'html-robustness' / 'index.html'} (open it in a browser)")
-    return {"runs": runs, "report": str(page), "page": str(out / "html-robustness" / "index.html")}
+    print(f"\nreport: {written['report']} (EM against noise: {out / 'robustness-noise.png'})\n"
+          f"page: {written['page']} (open it in a browser)")
+    return {"runs": runs, **written}
 
 
 cli = recipe_command(RobustnessRecipe, main, "Prompted vs fine-tuned under a noisy search tool (FireAct).")
