@@ -136,7 +136,7 @@ def row_of(table: Table, e, seed: int) -> list:
         return [e.name, f["band"], f["year"], f["label"], drawn("tracks", 7, 16)]
     if table.kind == "company":
         return [e.name, f["industry"], f["founded"], f["founder"], f["hq"], drawn("staff", 20, 4000, 10)]
-    return [e.name, f["occupation"], f["born"], f["city"], f["country"]]
+    return [e.name, f["occupation"], f["born"][0], f["city"], f["country"]]
 
 
 # --------------------------------------------------------------------------- SQL text

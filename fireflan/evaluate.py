@@ -73,6 +73,90 @@ def load_model(config: EvalConfig):
     return model, False
 
 
+OUTCOMES = {  # why an episode ended as it did, in the order `outcome` tests them
+    "right": "right",
+    "format_loop": "loop: unfinished, the last outputs unreadable or repeated",
+    "answer_seen": "answer string seen, not given",
+    "yesno_wrong": "yes/no wrong after reading both pages",
+    "no_gold_page": "never reached a gold page",
+    "some_gold_pages": "reached only some gold pages (one of two)",
+    "out_of_steps": "out of steps after reading every gold page",
+    "wrong_answer": "wrong answer after reading every gold page",
+}
+
+
+def gold_pages(example) -> dict[str, list[str]]:
+    """{title: its sentences} of the pages an example's supporting facts point to (in the context)."""
+    context = {title: sentences for title, sentences in example.context}
+    titles = dict.fromkeys(title for title, _ in example.supporting_facts)
+    return {t: [s.strip() for s in context.get(t, []) if len(s.strip()) >= 12] for t in titles}
+
+
+def _contains(haystack: str, needle: str) -> bool:
+    """Whether the normalised `needle` is a run of whole words of the normalised `haystack`."""
+    from fireflan.scoring import normalize_answer
+
+    needle = normalize_answer(needle)
+    return bool(needle) and f" {needle} " in f" {normalize_answer(haystack)} "
+
+
+def outcome(record: dict, example) -> str:
+    """Why an episode ended as it did: one key of OUTCOMES.
+
+    Tested in order: right (EM 1); a format loop (unfinished, its last two steps unreadable or the same
+    text twice); the gold answer (not yes/no) written in an observation but not given; a yes/no question
+    answered wrong after both pages were read; no gold page reached; only some reached; every gold page
+    reached but the episode never finished; or finished with another answer. A page is reached when an
+    observation shows one of its sentences. Questions without supporting facts (no tool needed, or a
+    task without paragraphs) can only be right, a format loop, out of steps or a wrong answer.
+    """
+    from fireflan.scoring import normalize_answer
+
+    steps = record.get("steps", [])
+    if record.get("score", {}).get("em", 0) >= 1:
+        return "right"
+    finished = record.get("answer") is not None
+    last = steps[-2:]
+    if not finished and len(last) == 2 and (all(s["format_error"] for s in last) or last[0]["raw"] == last[1]["raw"]):
+        return "format_loop"
+    observations = [s["observation"] for s in steps]
+    gold = normalize_answer(example.answer)
+    if gold not in ("yes", "no") and any(_contains(o, example.answer) for o in observations):
+        return "answer_seen"
+    pages = gold_pages(example)
+    reached = [t for t, sentences in pages.items() if any(s in o for s in sentences for o in observations)]
+    if pages and finished and gold in ("yes", "no") and len(reached) == len(pages):
+        return "yesno_wrong"
+    if pages and not reached:
+        return "no_gold_page"
+    if pages and len(reached) < len(pages):
+        return "some_gold_pages"
+    return "wrong_answer" if finished else "out_of_steps"
+
+
+def outcome_counts(records: list[dict], examples) -> dict[str, int] | None:
+    """{outcome: episodes} over the records whose question is among `examples` (None: a task without
+    wiki paragraphs, such as the DB tasks, where the classes do not apply)."""
+    by_id = {ex.id: ex for ex in examples}
+    if not any(ex.context for ex in examples):
+        return None
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for rec in records:
+        if rec["id"] in by_id:
+            counts[outcome(rec, by_id[rec["id"]])] += 1
+    return counts
+
+
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> list[float]:
+    """The 95% Wilson score interval of a proportion, as [low, high]. (7, 89) -> [0.0386, 0.1536]"""
+    if n == 0:
+        return [0.0, 1.0]
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / (1 + z * z / n)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+
+
 def summarize(trajectories: list[dict]) -> dict:
     """Metrics over trajectory records. Rates of steps: format errors, invented observations."""
     n = len(trajectories)
@@ -88,6 +172,7 @@ def summarize(trajectories: list[dict]) -> dict:
     return {
         "questions": n,
         "em": round(sum(t["score"].get("em", 0.0) for t in trajectories) / n, 4),
+        "em_ci95": wilson_interval(sum(t["score"].get("em", 0.0) for t in trajectories), n),
         "f1": round(sum(t["score"].get("f1", 0.0) for t in trajectories) / n, 4),
         "finished": round(sum(t["answer"] is not None for t in trajectories) / n, 4),
         "turns": round(len(steps) / n, 3),
@@ -168,6 +253,9 @@ def evaluate(config: EvalConfig, model=None) -> dict:
                "task": config.task, "split": config.split, "noise": config.noise, "few_shot": fewshot,
                "ran_now": len(todo), "resumed": len(examples) - len(todo),
                "wall_seconds_now": round(time.time() - started, 1)}
+    outcomes = outcome_counts(records, examples)
+    if outcomes is not None:
+        metrics["outcomes"] = outcomes
     if hasattr(task, "summarize"):  # the task's own report (AgentBench DB: accuracy per type)
         metrics[task.NAME] = task.summarize(records, examples)
     if config.probes:

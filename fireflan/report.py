@@ -21,7 +21,7 @@ from fireflan.io import DataError, iter_jsonl
 from fireflan.options import opt
 
 COLUMNS = [("model", "model"), ("method", "method"), ("noise", "noise"), ("questions", "n"), ("em", "EM"),
-           ("f1", "F1"), ("turns", "turns"), ("format_error_rate", "format err."),
+           ("em_ci95", "EM 95% CI"), ("f1", "F1"), ("turns", "turns"), ("format_error_rate", "format err."),
            ("hallucinated_observation_rate", "invented obs."), ("calls_per_question", "calls/q"),
            ("prompt_tokens_per_question", "prompt tok/q"), ("completion_tokens_per_question", "gen tok/q"),
            ("seconds_per_question", "s/q")]
@@ -60,8 +60,24 @@ def table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def outcome_table(runs: list[dict]) -> str | None:
+    """Why the episodes ended as they did (`evaluate.outcome`), one column per run, in Markdown; None when
+    no run has the classes (a task without wiki paragraphs)."""
+    from fireflan.evaluate import OUTCOMES
+
+    if not any(r.get("outcomes") for r in runs):
+        return None
+    lines = ["| outcome | " + " | ".join(Path(r["run"]).name for r in runs) + " |", "|---" * (len(runs) + 1) + "|"]
+    for key, label in OUTCOMES.items():
+        lines.append(f"| {label} | " + " | ".join(cell((r.get("outcomes") or {}).get(key)) for r in runs) + " |")
+    return "\n".join(lines)
+
+
 def cell(value) -> str:
-    """A table cell: 3 decimals below 10, 1 above; empty for None."""
+    """A table cell: 3 decimals below 10, 1 above; an interval as low-high; empty for None.
+    0.25 -> '0.250'; [0.1319, 0.2972] -> '0.132-0.297'"""
+    if isinstance(value, list) and len(value) == 2:
+        return "-".join(cell(float(v)) for v in value)
     if isinstance(value, float):
         return f"{value:.3f}" if value < 10 else f"{value:.1f}"
     return "" if value is None else str(value)
@@ -137,6 +153,10 @@ def report(config: ReportConfig) -> Path:
     out = Path(config.out or "runs/report.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     images = plots(runs, out)
-    text = ["# fireflan report", "", table(runs), ""] + [f"![{p.stem}]({p.name})" for p in images]
+    text = ["# fireflan report", "", table(runs), ""]
+    outcomes = outcome_table(runs)
+    if outcomes:
+        text += ["## Why the episodes ended as they did", "", outcomes, ""]
+    text += [f"![{p.stem}]({p.name})" for p in images]
     out.write_text("\n".join(text) + "\n")
     return out

@@ -12,6 +12,8 @@ same error), so a steps file keeps each text once in a string table.
 
 The outcome of a question over runs A and B (`outcome`):
     both right | only A right | only B right | both wrong | not in every run
+and, per run, why its episode ended as it did (`fireflan.evaluate.outcome`: never reached a gold page,
+answer seen but not given, ...), a filter of the question browser.
 
 Training curve and corpus statistics come from --model and --corpus, by default from the folders
 beside the runs (the recipes' layout: PARENT/model/loss.csv, PARENT/corpus/stats.json).
@@ -65,9 +67,9 @@ def run_names(folders: list) -> list[str]:
     return [f"{p.parent.name}/{n}" if names.count(n) > 1 else n for p, n in zip(paths, names, strict=True)]
 
 
-def question_info(runs: list[dict]) -> tuple[dict[str, tuple[str, list[str]]], list[str]]:
-    """{question id: (type, supporting-fact sentences)} from the evaluations' data, and notes on what
-    could not be read. Missing data (the hub offline, a moved file) leaves the page without types."""
+def question_info(runs: list[dict]) -> tuple[dict[str, tuple], list[str]]:
+    """{question id: (type, supporting-fact sentences, the Example)} from the evaluations' data, and notes
+    on what could not be read. Missing data (the hub offline, a moved file) leaves the page without types."""
     from fireflan.tasks import load_examples
 
     info, notes, seen = {}, [], set()
@@ -84,7 +86,7 @@ def question_info(runs: list[dict]) -> tuple[dict[str, tuple[str, list[str]]], l
                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
             continue
         for ex in examples:
-            info.setdefault(ex.id, (ex.type, fact_sentences(ex.supporting_facts, ex.context)))
+            info.setdefault(ex.id, (ex.type, fact_sentences(ex.supporting_facts, ex.context), ex))
     return info, notes
 
 
@@ -159,13 +161,25 @@ def trajectory_row(rec: dict, strings: Strings) -> dict:
             "discarded": len(rec.get("discarded", []))}
 
 
+def why(rec: dict, example) -> int:
+    """The index in OUTCOMES of why an episode ended as it did; -1 without the question's paragraphs."""
+    from fireflan.evaluate import OUTCOMES, outcome
+
+    if example is None or not example.context:
+        return -1
+    return list(OUTCOMES).index(outcome(rec, example))
+
+
 def page_data(runs: list[dict], info: dict | None = None) -> tuple[dict, list[dict]]:
     """(the index of the page: tasks, types, outcomes, one row per question; the steps files' contents).
 
-    A question row: [id, question, gold, task, type, outcome, [[right, turns, answer] or None per run]]
-    (task, type and outcome index the lists beside it).
+    A question row: [id, question, gold, task, type, outcome, [[right, turns, answer, why] or None per run]]
+    (task, type, outcome and why index the lists beside it; why is -1 where it does not apply).
     """
+    from fireflan.evaluate import OUTCOMES
+
     info = info or {}
+    why_counts = [[0] * len(OUTCOMES) for _ in runs]
     names = [r["name"] for r in runs]
     ids = list(dict.fromkeys(i for r in runs for i in r["trajectories"]))
     tasks, types, outcomes = {}, {}, {}
@@ -173,11 +187,14 @@ def page_data(runs: list[dict], info: dict | None = None) -> tuple[dict, list[di
     for n, qid in enumerate(ids):
         recs = [r["trajectories"].get(qid) for r in runs]
         first = next(rec for rec in recs if rec is not None)
-        qtype, facts = info.get(qid, ("", []))
+        qtype, facts, example = info.get(qid, ("", [], None))
         oid, label = outcome(names, [_right(rec) for rec in recs])
         outcomes.setdefault(oid, [label, 0])[1] += 1
-        per_run = [None if rec is None else [int(_right(rec)), len(rec.get("steps", [])), rec.get("answer")]
-                   for rec in recs]
+        per_run = [None if rec is None else [int(_right(rec)), len(rec.get("steps", [])), rec.get("answer"),
+                                             why(rec, example)] for rec in recs]
+        for r, cells in enumerate(per_run):
+            if cells is not None and cells[3] >= 0:
+                why_counts[r][cells[3]] += 1
         rows.append([qid, first.get("question", ""), first.get("gold", ""),
                      tasks.setdefault(first.get("task", ""), len(tasks)), types.setdefault(qtype, len(types)),
                      list(outcomes).index(oid), per_run])
@@ -190,7 +207,8 @@ def page_data(runs: list[dict], info: dict | None = None) -> tuple[dict, list[di
         chunk["strings"] = chunk["strings"].table()
     index = {"runs": names, "tasks": list(tasks), "types": list(types),
              "outcomes": [{"id": k, "label": v[0], "count": v[1]} for k, v in outcomes.items()],
-             "questions": rows, "chunk": CHUNK}
+             "questions": rows, "chunk": CHUNK, "why": list(OUTCOMES.values()),
+             "why_counts": why_counts if any(map(any, why_counts)) else None}
     return index, chunks
 
 

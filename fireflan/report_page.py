@@ -107,11 +107,11 @@ PAGE_JS = r"""// fireflan report page: draws window.FIREFLAN_DATA; steps/NNNN.js
 "use strict";
 (function () {
   const D = window.FIREFLAN_DATA;
-  const Q = D.questions;  // [id, question, gold, task, type, outcome, [[right, turns, answer] or null per run]]
+  const Q = D.questions;  // [id, question, gold, task, type, outcome, [[right, turns, answer, why] or null per run]]
   const ROW = 30;  // px per row of the question list (it is drawn only where it is visible)
   const byId = new Map(Q.map((q, i) => [q[0], i]));
   const chunks = [], loading = new Set();
-  const state = {view: "overview", task: "", type: "", outcome: "", text: "", q: ""};
+  const state = {view: "overview", task: "", type: "", outcome: "", why: "", text: "", q: ""};
   const page = window.FIREFLAN_PAGE = {filterMs: null, shown: []};
   let lowered = null;  // question texts in lower case, made at the first text search
 
@@ -159,6 +159,8 @@ PAGE_JS = r"""// fireflan report page: draws window.FIREFLAN_DATA; steps/NNNN.js
       h("h2", {}, "Outcomes per question"),
       h("ul", {}, D.outcomes.map((o) => h("li", {},
         h("a", {href: "#view=questions&outcome=" + encodeURIComponent(o.id)}, o.label), ": " + o.count))),
+      D.why_counts ? [h("h2", {}, "Why the episodes ended as they did"),
+        table(["", ...D.runs], D.why.map((label, k) => [label, ...D.why_counts.map((c) => String(c[k]))]))] : null,
       h("h2", {}, "Plots"),
       D.plots.length ? h("div", {class: "plots"}, D.plots.map((p) => h("figure", {},
         h("img", {src: p.file, alt: p.title}), h("figcaption", {}, p.title)))) : h("p", {class: "hint"}, "no plots"),
@@ -224,7 +226,9 @@ PAGE_JS = r"""// fireflan report page: draws window.FIREFLAN_DATA; steps/NNNN.js
       h("div", {class: "filters"},
         D.tasks.length > 1 ? select("task", "task", D.tasks.map((t) => [t, t])) : null,
         typeNames.length > 1 || typeNames[0] !== "(none)" ? select("type", "type", typeNames.map((t) => [t, t])) : null,
-        select("outcome", "outcome", D.outcomes.map((o) => [o.id, `${o.label} (${o.count})`])), search),
+        select("outcome", "outcome", D.outcomes.map((o) => [o.id, `${o.label} (${o.count})`])),
+        D.why_counts ? select("why", "reason", D.why_counts.flatMap((c, r) => D.why.map((label, k) =>
+          [`${r}:${k}`, `${D.runs[r]}: ${label} (${c[k]})`]).filter((_, k) => c[k]))) : null, search),
       count, h("div", {class: "count"}, "✓ / ✗ per run: " + D.runs.join(", ")), list), detail);
     document.addEventListener("keydown", (e) => {
       if (state.view !== "questions" || e.target.tagName === "INPUT" || e.target.tagName === "SELECT") return;
@@ -239,11 +243,13 @@ PAGE_JS = r"""// fireflan report page: draws window.FIREFLAN_DATA; steps/NNNN.js
     const started = performance.now();
     const t = D.tasks.indexOf(state.task), ty = D.types.indexOf(state.type === "(none)" ? "" : state.type);
     const o = D.outcomes.findIndex((x) => x.id === state.outcome), text = state.text.toLowerCase();
+    const [wr, wk] = state.why ? state.why.split(":").map(Number) : [-1, -1];
     if (text && !lowered) lowered = Q.map((q) => (q[0] + " " + q[1] + " " + q[2]).toLowerCase());
     const shown = [];
     for (let i = 0; i < Q.length; i++) {
       const q = Q[i];
       if ((state.task && q[3] !== t) || (state.type && q[4] !== ty) || (state.outcome && q[5] !== o)) continue;
+      if (wr >= 0 && !(q[6][wr] && q[6][wr][3] === wk)) continue;
       if (text && !lowered[i].includes(text)) continue;
       shown.push(i);
     }
@@ -337,13 +343,14 @@ PAGE_JS = r"""// fireflan report page: draws window.FIREFLAN_DATA; steps/NNNN.js
     const steps = Math.max(0, ...trajs.map((t) => (t ? t.steps.length : 0)));
     const cells = trajs.map((t, r) => {
       if (!t) return h("div", {class: "runhead"}, h("div", {class: "runname"}, D.runs[r]), "not in this run");
-      const ok = q[6][r][0];
+      const ok = q[6][r][0], reason = q[6][r][3];
       return h("div", {class: "runhead " + (ok ? "ok" : "bad")}, h("div", {class: "runname"}, D.runs[r]),
         h("div", {class: "hint"}, [models[r], methods[r], t.prompt].filter(Boolean).join(" · ")),
         h("div", {}, h("span", {class: ok ? "ok" : "bad"}, ok ? "✓ right" : "✗ wrong"), " · answer: ",
           t.answer === null ? h("i", {}, "none (never finished)") : t.answer),
         h("div", {class: "hint"}, `EM ${t.em} · F1 ${t.f1} · ${t.steps.length} steps` +
-          (t.discarded ? ` · ${t.discarded} taken back` : "")));
+          (t.discarded ? ` · ${t.discarded} taken back` : "")),
+        !ok && reason >= 0 ? h("div", {class: "hint why"}, "why: " + D.why[reason]) : null);
     });
     for (let k = 0; k < steps; k++) trajs.forEach((t) => cells.push(stepCell(t, k, facts, q[2], chunk.strings)));
     const type = D.types[q[4]];

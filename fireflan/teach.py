@@ -119,6 +119,12 @@ def teach(config: TeachConfig) -> dict:
     out = Path(config.out)
     guard_run(out, config, may_change=("limit", "methods", "shares", "seed", "max_usd", "prices", "out"))
     task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus)
+    unreachable = 0
+    if config.teacher == "scripted" and config.task != "dbbench":  # it can only say what the pages show
+        from fireflan.tools.wiki import gold_walk
+
+        reachable = [ex for ex in examples if gold_walk(ex, tool) is None]
+        unreachable, examples = len(examples) - len(reachable), reachable
     methods = config.method_list()
     todo = plan(examples, methods, config.share_map(), config.teacher, config.seed)
     path = out / "trajectories.jsonl"
@@ -152,6 +158,7 @@ def teach(config: TeachConfig) -> dict:
 
     summary = summarize(path)
     summary.update({"planned": len(todo), "skipped_done": len(todo) - len(remaining), "ran": kept,
+                    "skipped_unreachable": unreachable,
                     "usd_this_run": round(spent.usd, 4), "calls_this_run": spent.calls,
                     "stopped": stopped})
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,14 +1,28 @@
-"""The embedded world: a seeded, fictional encyclopedia and HotpotQA-style questions over it.
+"""The embedded world: a seeded, fictional encyclopedia that reads like Wikipedia, and questions over it
+that ask like HotpotQA.
 
 No model can know these facts, so an agent must use the tool to answer: exactly what fine-tuning
-has to teach. Entities of seven kinds (countries, cities, people, films, studios/labels/companies,
-bands, albums) are linked by relations (born in, directed by, produced by, founded by, member of,
-headquartered in, recorded by, released on, located in). Each entity has an article of 3-6
-sentences in varied wording; every fact sits in exactly one sentence, so supporting facts are
-`[title, sentence_index]` as in HotpotQA.
+has to teach. Entities of seven kinds (countries, cities, people, films, companies, bands, albums)
+are linked by relations (born in, directed by, starring, produced by, founded by, member of,
+headquartered in, recorded by, released by). What makes it read like the real thing:
 
-Splits own disjoint entities (only countries and their capitals are shared), so a test question
-is about people, films and bands that no training trajectory ever mentioned.
+- titles carry Wikipedia's disambiguations where names collide: a film and an album of one name
+  (`Harbor Letters (film)`, `Harbor Letters (album)`), two films of one name (`X (1998 film)`), two
+  people of one name (`Kaelo Brenn (director)`), one of them often the plain title; many people share
+  a surname. Other pages and the questions name an entity as people write it, without the bracket;
+- lead sentences in Wikipedia's shape (`Kaelo Brenn (born July 16, 1966) is a Drenlandic film director,
+  screenwriter and producer.`), facts inside longer sentences and lists, nationalities as adjectives,
+  dates written two ways (`July 16, 1966`, `16 July 1966`);
+- a question's distractor paragraphs are the pages that share the most words with it (BM25), as
+  HotpotQA's were retrieved;
+- questions in HotpotQA's phrasings (`The director of the 1998 film X was born in what city?`,
+  `Were A and B of the same nationality?`, `Which film came out first, A or B?`), answers that are
+  spans of a page (a date as written, an adjective), yes/no comparisons that need both pages read.
+
+Every fact sits in one sentence, so supporting facts are `[title, sentence_index]` as in HotpotQA. A
+comparison's record also says, in `reasoning`, how its two read values decide it (the scripted expert
+says it before answering). Splits own disjoint entities (only countries and their capitals are
+shared), so a test question is about people, films and bands that no training trajectory mentioned.
 
     python -m fireflan world --seed 0 --out runs/world
     # -> runs/world/{train,dev,test}.jsonl (HotpotQA distractor schema) and corpus.jsonl
@@ -22,8 +36,8 @@ from pathlib import Path
 
 from fireflan.options import opt
 
-SCHEMA_QUESTION = "fireflan.question/1"
-SCHEMA_PAGE = "fireflan.page/1"
+SCHEMA_QUESTION = "fireflan.question/2"
+SCHEMA_PAGE = "fireflan.page/2"
 
 
 @dataclass
@@ -59,8 +73,12 @@ def _word(rng: random.Random, syllables: int) -> str:
     return ("".join(parts) + rng.choice(_CODAS)).capitalize()
 
 
+def _pick(rng, options):
+    return options[rng.randrange(len(options))]
+
+
 class _Names:
-    """Unique invented names; titles never repeat (case-insensitively) across the world."""
+    """Invented names, unique (case-insensitively) unless a collision is asked for on purpose."""
 
     def __init__(self, rng: random.Random):
         self.rng, self.used = rng, set()
@@ -77,21 +95,49 @@ class _Names:
         return self.make(lambda r: _word(r, r.randint(lo, hi)))
 
 
-def _pick(rng, options):
-    return options[rng.randrange(len(options))]
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"]
+
+
+def format_date(date: tuple[int, int, int], style: str) -> str:
+    """(1966, 7, 16), 'us' -> 'July 16, 1966'; 'uk' -> '16 July 1966'"""
+    y, m, d = date
+    return f"{_MONTHS[m - 1]} {d}, {y}" if style == "us" else f"{d} {_MONTHS[m - 1]} {y}"
+
+
+def _date(rng, lo: int, hi: int) -> tuple[int, int, int]:
+    return rng.randint(lo, min(hi, 2023)), rng.randint(1, 12), rng.randint(1, 28)
+
+
+def _join(items: list[str]) -> str:
+    """['a'] -> 'a'; ['a', 'b', 'c'] -> 'a, b and c'"""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _a(word: str) -> str:
+    """'actor' -> 'an actor'"""
+    return ("an " if word[0] in "aeiouAEIOU" else "a ") + word
 
 
 _FILM_NOUNS = ("Letters Harbor Affair Winter Crossing Garden Inheritance Archive Lantern Orchard Signal Tide "
-               "Verdict Voyage").split()
+               "Verdict Voyage Summer Bridge Promise Season").split()
 _ALBUM_WORDS = "Blue Quiet Paper Golden Hollow Electric Northern Slow Wild Silver".split()
 _BAND_NOUNS = "Collective Orchestra Parade Machine Echo Brothers Society Engine".split()
-_GENRES_FILM = ["drama", "comedy", "thriller", "science fiction", "documentary", "horror", "musical", "western"]
-_GENRES_MUSIC = ["rock", "jazz", "folk", "electronic", "punk", "soul", "indie pop", "metal"]
+_GENRES_FILM = ["drama", "comedy", "thriller", "science fiction", "documentary", "horror", "musical", "western",
+                "romantic comedy", "crime"]
+_GENRES_MUSIC = ["rock", "jazz", "folk", "electronic", "punk", "soul", "indie pop", "heavy metal", "hip hop"]
 _INDUSTRIES = [("Industries", "manufacturing"), ("Systems", "software"), ("Motors", "automotive"),
                ("Foods", "food processing"), ("Shipping", "shipping"), ("Holdings", "investment")]
 _REGIONS = ["north", "south", "east", "west", "centre"]
 _CONTINENTS = ["Ardent", "Meridian", "Solace"]
 _DEMONYM = [("ia", "ian"), ("ar", "ari"), ("ova", "ovan"), ("eth", "ethi"), ("un", "unese"), ("and", "andic")]
+_FESTIVALS = ["Velmar", "Ostrand", "Kelloway", "Brisa", "Tarnow"]
+_AWARDS = ["Golden Lantern", "Silver Reed", "Meridian Arts", "Halden", "Crescent"]
+_SCHOOLS = ["University of {w}", "{w} Academy of Arts", "{w} Conservatory", "{w} Institute of Technology"]
+_CO_ROLES = {"film director": ["screenwriter", "producer", "film editor"],
+             "actor": ["singer", "model", "producer"], "musician": ["singer-songwriter", "record producer"],
+             "entrepreneur": ["investor", "philanthropist"]}
+_DISAMBIG = {"film director": "director", "actor": "actor", "musician": "musician", "entrepreneur": "businessman"}
 
 
 # --------------------------------------------------------------------------- entities
@@ -99,17 +145,20 @@ _DEMONYM = [("ia", "ian"), ("ar", "ari"), ("ova", "ovan"), ("eth", "ethi"), ("un
 @dataclass
 class Entity:
     kind: str  # country | city | person | film | company | band | album
-    name: str
+    name: str  # as other pages and the questions write it
     group: str  # train | dev | test | shared
     facts: dict = field(default_factory=dict)  # fact key -> value (names of other entities as str)
+    title: str = ""  # its page's title: the name, or the name with a disambiguation
 
-
-def _year(rng, lo, hi):
-    return rng.randint(lo, min(hi, 2024))
+    def key(self) -> tuple[str, str]:
+        """What links name: (the name as pages write it, the kind; a person's trade, as two people may
+        share a name)."""
+        return self.name, self.kind if self.kind != "person" else f"person:{self.facts['occupation']}"
 
 
 def _build_entities(rng: random.Random, names: _Names, n_questions: dict) -> dict[str, list[Entity]]:
-    """All entities, by group. Counts scale with the number of questions a group needs."""
+    """All entities, by group. Counts scale with the number of questions a group needs; some names
+    collide on purpose (a film and an album, two people, two films), as Wikipedia's do."""
     out: dict[str, list[Entity]] = {g: [] for g in ["shared", *n_questions]}
     countries = []
     for _ in range(12):
@@ -119,9 +168,10 @@ def _build_entities(rng: random.Random, names: _Names, n_questions: dict) -> dic
         capital = Entity("city", names.word(), "shared")
         c = Entity("country", name, "shared", {
             "demonym": stem + dem, "capital": capital.name, "region": _pick(rng, _REGIONS),
-            "continent": _pick(rng, _CONTINENTS), "independence": _year(rng, 1650, 1990)})
-        capital.facts = {"country": name, "founded": _year(rng, 700, 1400),
-                         "population": rng.randrange(400_000, 4_000_000, 1000), "capital_of": name}
+            "continent": _pick(rng, _CONTINENTS), "independence": _date(rng, 1650, 1990)[0]})
+        capital.facts = {"country": name, "founded": rng.randint(700, 1400), "region": _pick(rng, _REGIONS),
+                         "population": rng.randrange(400_000, 4_000_000, 1000), "capital_of": name,
+                         "census": rng.choice([2010, 2011, 2015, 2020])}
         countries.append(c)
         out["shared"] += [c, capital]
     by_name = {c.name: c for c in countries}
@@ -129,243 +179,338 @@ def _build_entities(rng: random.Random, names: _Names, n_questions: dict) -> dic
     for group, n in n_questions.items():
         scale = max(n, 30) / 100
         ents = out[group]
+        surnames = [names.word(2, 3) for _ in range(max(12, round(9 * scale)))]
         cities = []
         for _ in range(max(8, round(4 * scale))):
             country = _pick(rng, countries)
             name = names.make(lambda r: _pick(r, ["{w}", "{w}", "{w}", "Port {w}", "New {w}", "{w} Falls"]).format(
                 w=_word(r, r.randint(2, 3))))
-            cities.append(Entity("city", name, group, {
-                "country": country.name, "founded": _year(rng, 800, 1900),
-                "population": rng.randrange(20_000, 2_500_000, 500)}))
+            city = Entity("city", name, group, {
+                "country": country.name, "founded": rng.randint(800, 1900), "region": _pick(rng, _REGIONS),
+                "population": rng.randrange(20_000, 2_500_000, 500), "census": rng.choice([2010, 2011, 2015, 2020])})
+            twins = [c for c in cities if c.facts["country"] != country.name and "," not in c.name]
+            if twins and rng.random() < 0.08:  # a second city of an existing name, in another country:
+                twin = _pick(rng, twins)       # pages then write both as "Name, Country"
+                city.name = f"{twin.name}, {country.name}"
+                twin.name = f"{twin.name}, {twin.facts['country']}"
+            cities.append(city)
+        people: list[Entity] = []
 
-        def person(occupation, born_lo, born_hi, cities=cities, group=group):
+        def person(occupation, born_lo, born_hi, cities=cities, group=group, people=people, ents=ents,
+                   surnames=surnames):
             city = _pick(rng, cities)
             gender = _pick(rng, ["he", "she"])
-            name = names.make(lambda r: f"{_word(r, 2)} {_word(r, r.randint(2, 3))}")
-            return Entity("person", name, group, {
-                "occupation": occupation, "born": _year(rng, born_lo, born_hi), "city": city.name,
-                "demonym": by_name[city.facts["country"]].facts["demonym"],
-                "country": city.facts["country"], "pronoun": gender})
+            taken = {p.name for p in people if p.facts["occupation"] == occupation}
+            twins = [p for p in people if p.name not in taken]
+            if twins and rng.random() < 0.04:  # the same full name as someone of another trade
+                name = _pick(rng, twins).name
+            else:
+                name = names.make(lambda r, family=surnames: f"{_word(r, 2)} {_pick(r, family)}")
+            born = _date(rng, born_lo, born_hi)
+            facts = {"occupation": occupation, "born": born, "city": city.name,
+                     "demonym": by_name[city.facts["country"]].facts["demonym"], "country": city.facts["country"],
+                     "pronoun": gender, "date_style": _pick(rng, ["us", "uk"]),
+                     "roles": [occupation] + rng.sample(_CO_ROLES[occupation], rng.randint(0, 2))}
+            if born[0] < 1925 or (born[0] < 1950 and rng.random() < 0.5):
+                facts["died"] = _date(rng, born[0] + 45, born[0] + 90)
+            p = Entity("person", name, group, facts)
+            people.append(p)
+            ents.append(p)
+            return p
 
         companies = []
         for kind, count, suffixes in [("studio", 3 * scale, ["Pictures", "Films", "Studios"]),
                                       ("label", 3 * scale, ["Records", "Music", "Sound"]),
                                       ("company", 3 * scale, None)]:
             for _ in range(max(3, round(count))):
-                founded = _year(rng, 1850, 2015)
+                founded = rng.randint(1850, 2015)
                 founder = person("entrepreneur", founded - 60, founded - 22)
                 if suffixes:
-                    suffix, industry = _pick(rng, suffixes), {"studio": "film production", "label": "music"}[kind]
+                    suffix, industry = _pick(rng, suffixes), {"studio": "film production", "label": "record"}[kind]
                 else:
                     suffix, industry = _pick(rng, _INDUSTRIES)
                 name = names.make(lambda r, s=suffix: f"{_word(r, r.randint(2, 3))} {s}")
                 founder.facts["company"] = name
+                hq = _pick(rng, cities)
                 companies.append(Entity("company", name, group, {
                     "kind": kind, "industry": industry, "founded": founded, "founder": founder.name,
-                    "hq": _pick(rng, cities).name}))
-                ents.append(founder)
+                    "hq": hq.name, "demonym": by_name[hq.facts["country"]].facts["demonym"]}))
         studios = [c for c in companies if c.facts["kind"] == "studio"]
         labels = [c for c in companies if c.facts["kind"] == "label"]
 
+        actors = [person("actor", 1930, 2000) for _ in range(max(6, round(4 * scale)))]
         films = []
         for _ in range(max(8, round(6 * scale))):
             if films and rng.random() < 0.4:  # a director with several films
                 wanted = _pick(rng, films).facts["director"]
-                director = next(e for e in ents if e.name == wanted)
+                director = next(e for e in people if e.name == wanted and e.facts["occupation"] == "film director")
             else:
                 director = person("film director", 1900, 1990)
-                ents.append(director)
-            year = _year(rng, director.facts["born"] + 24, director.facts["born"] + 65)
-            title = names.make(lambda r: _pick(r, [
-                "The {w} {n}", "{w}", "Return to {w}", "A Winter in {w}", "{w}'s {n}", "The Last {w}"
-            ]).format(w=_word(r, r.randint(2, 3)), n=_pick(r, _FILM_NOUNS)))
+            year = rng.randint(director.facts["born"][0] + 24, min(2023, director.facts["born"][0] + 65))
+            if films and rng.random() < 0.07:  # a second film of an existing title, another year
+                twin = _pick(rng, films)
+                if twin.facts["year"] == year:
+                    continue
+                title = twin.name
+            else:
+                title = names.make(lambda r: _pick(r, [
+                    "The {w} {n}", "{w}", "Return to {w}", "A Winter in {w}", "{w}'s {n}", "The Last {w}", "{n} of {w}"
+                ]).format(w=_word(r, r.randint(2, 3)), n=_pick(r, _FILM_NOUNS)))
+            cast = [a for a in actors if a.facts["born"][0] <= year - 16] or actors
+            stars = rng.sample(cast, min(len(cast), rng.randint(1, 3)))
+            studio = _pick(rng, studios)
             films.append(Entity("film", title, group, {
                 "year": year, "genre": _pick(rng, _GENRES_FILM), "director": director.name,
-                "studio": _pick(rng, studios).name}))
-            director.facts.setdefault("films", []).append(title)
+                "studio": studio.name, "stars": [s.name for s in stars],
+                "demonym": director.facts["demonym"], "festival": _pick(rng, _FESTIVALS)}))
+            director.facts.setdefault("films", []).append((title, year))
+            for s in stars:
+                s.facts.setdefault("films", []).append((title, year))
 
         bands, albums = [], []
         for _ in range(max(6, round(3 * scale))):
-            formed = _year(rng, 1960, 2018)
+            formed = rng.randint(1960, 2018)
             name = names.make(lambda r: _pick(r, ["The {w}s", "{w} {n}", "{w}"]).format(
                 w=_word(r, r.randint(2, 3)), n=_pick(r, _BAND_NOUNS)))
             members = [person("musician", formed - 35, formed - 17) for _ in range(rng.randint(2, 4))]
-            for m in members:
+            for k, m in enumerate(members):
                 m.facts["band"] = name
-            ents += members
+                m.facts["band_role"] = ["lead vocalist", "guitarist", "bassist", "drummer"][k]
+            city = _pick(rng, cities)
             band = Entity("band", name, group, {
-                "formed": formed, "city": _pick(rng, cities).name, "genre": _pick(rng, _GENRES_MUSIC),
-                "members": [m.name for m in members]})
+                "formed": formed, "city": city.name, "genre": _pick(rng, _GENRES_MUSIC),
+                "members": [m.name for m in members], "demonym": by_name[city.facts["country"]].facts["demonym"]})
             bands.append(band)
             year = formed
             for i in range(rng.randint(1, 3)):
-                if year >= 2023:
+                if year >= 2022:
                     break
-                year = _year(rng, year + 1, year + 6)
-                title = names.make(lambda r: _pick(r, [
-                    "{w}", "Songs for {w}", "{a} {w}", "The {w} Sessions", "Nights in {w}"
-                ]).format(w=_word(r, r.randint(2, 3)), a=_pick(r, _ALBUM_WORDS)))
+                year = rng.randint(year + 1, min(2023, year + 6))
+                named = {a.name for a in albums}
+                pool = [f.name for f in films if f.name not in named] + [b.name for b in bands
+                                                                         if b is not band and b.name not in named]
+                if pool and rng.random() < 0.12:  # an album named like a film or a band
+                    title = _pick(rng, pool)
+                else:
+                    title = names.make(lambda r: _pick(r, [
+                        "{w}", "Songs for {w}", "{a} {w}", "The {w} Sessions", "Nights in {w}"
+                    ]).format(w=_word(r, r.randint(2, 3)), a=_pick(r, _ALBUM_WORDS)))
                 albums.append(Entity("album", title, group, {
-                    "band": name, "year": year, "label": _pick(rng, labels).name, "number": i + 1}))
+                    "band": name, "year": year, "released": (year, rng.randint(1, 12), rng.randint(1, 28)),
+                    "label": _pick(rng, labels).name, "number": i + 1, "genre": band.facts["genre"],
+                    "date_style": _pick(rng, ["us", "uk"])}))
+            band.facts["albums"] = [a.name for a in albums if a.facts["band"] == name]
         ents += cities + companies + films + bands + albums
+    _disambiguate([e for g in out.values() for e in g], rng)
     return out
 
 
+def _disambiguate(entities: list[Entity], rng: random.Random) -> None:
+    """Give every entity a unique page title, as Wikipedia does when names collide: one of them may keep
+    the plain name (the primary topic), the others get a bracket: `(film)`, `(1998 film)`, `(album)`,
+    `(band)`, `(director)`. (Two cities of one name are already written `Name, Country`.)"""
+    by_name: dict[str, list[Entity]] = {}
+    for e in entities:
+        by_name.setdefault(e.name.lower(), []).append(e)
+    for same in by_name.values():
+        if len(same) == 1:
+            same[0].title = same[0].name
+            continue
+        kinds = [e.kind for e in same]
+        for e in same:
+            if e.kind == "film":
+                e.title = f"{e.name} ({e.facts['year']} film)" if kinds.count("film") > 1 else f"{e.name} (film)"
+            elif e.kind == "album":
+                e.title = f"{e.name} ({e.facts['band']} album)" if kinds.count("album") > 1 else f"{e.name} (album)"
+            elif e.kind == "person":
+                trade = _DISAMBIG[e.facts["occupation"]]
+                if e.facts["pronoun"] == "she":
+                    trade = {"actor": "actress", "businessman": "businesswoman"}.get(trade, trade)
+                e.title = f"{e.name} ({trade})"
+            else:
+                e.title = f"{e.name} ({e.kind})"
+        if rng.random() < 0.5:  # the primary topic keeps the plain title
+            same[0].title = same[0].name
+        titles = [e.title.lower() for e in same]
+        if len(set(titles)) < len(titles):
+            raise RuntimeError(f"two pages would share the title {same[0].title!r}")
+
+
 # --------------------------------------------------------------------------- articles
-# A template names the facts it states; an article states each fact once, so every fact has one
-# sentence index. {S} is the subject of a later sentence: the name, a pronoun or "The film".
+# An article is a list of (sentence, facts it states); every fact is stated once, so it has one
+# sentence index. The lead sentence comes first, then the body in a shuffled order, then filler.
 
-_ORD = {1: "debut", 2: "second", 3: "third"}
-
-_TEMPLATES = {
-    "film": {
-        "intro": [
-            (("year", "genre"), ["{name} is a {year} {genre} film.", "{name} is a {genre} film released in {year}.",
-                                 "Released in {year}, {name} is a {genre} feature film."]),
-            (("genre", "director"), ["{name} is a {genre} film directed by {director}.",
-                                     "{name} is a {genre} picture made by the filmmaker {director}."]),
-            (("genre",), ["{name} is a {genre} film.", "{name} is a feature-length {genre}."]),
-        ],
-        "year": ["{S} was released in {year}.", "{S} premiered in {year}.", "{S} first reached cinemas in {year}."],
-        "genre": ["{S} is usually described as a {genre}.", "Critics filed {S_obj} under {genre}."],
-        "director": ["{S} was directed by {director}.", "{director} directed {S_obj}.",
-                     "The director of {S_obj} was {director}."],
-        "studio": ["{S} was produced by {studio}.", "{studio} produced {S_obj}.",
-                   "The production company behind {S_obj} was {studio}."],
-        "filler": ["{S} was shot over {n} weeks.", "{S} runs for {minutes} minutes.",
-                   "Its score was written for a small string ensemble.", "{S} received mixed reviews at first."],
-        "subjects": ["{name}", "The film", "It"],
-    },
-    "person": {
-        "intro": [
-            (("born", "demonym", "occupation"), ["{name} (born {born}) is a {demonym} {occupation}.",
-                                                 "{name} is a {demonym} {occupation} born in {born}."]),
-            (("demonym", "occupation"), ["{name} is a {demonym} {occupation}.",
-                                         "{name} is {an_occupation} of {demonym} nationality."]),
-            (("born", "city"), ["{name} was born in {city} in {born}."]),
-        ],
-        "born": ["{S} was born in {born}.", "{S} was born in the year {born}."],
-        "city": ["{S} was born in {city}.", "{S} was born in the city of {city}.",
-                 "{S} grew up in {city}, where {pronoun} was born."],
-        "demonym": ["{S} holds {demonym} citizenship."],
-        "occupation": ["{S} works as {an_occupation}.", "{S} is known as {an_occupation}."],
-        "films": ["{S} directed {films}.", "The films of {name} include {films}."],
-        "band": ["{S} is a member of {band}.", "{S} plays in the band {band}."],
-        "company": ["{S} founded {company}.", "{S} is the founder of {company}."],
-        "filler": ["{S} studied at the {word} Academy.", "{S} has given few interviews.",
-                   "{S} lives with a cat named {word2}."],
-        "subjects": ["{name}", "{Pronoun}"],
-    },
-    "city": {
-        "intro": [
-            (("country",), ["{name} is a city in {country}.", "{name} is a town in the {region} of {country}."]),
-            (("country", "founded"), ["{name} is a city in {country}, founded in {founded}."]),
-        ],
-        "country": ["{S} lies in {country}."],
-        "founded": ["{S} was founded in {founded}.", "The first settlement at {S_obj} dates from {founded}."],
-        "population": ["{S} has a population of {population}.",
-                       "About {population} people live in {S_obj}."],
-        "capital_of": ["{S} is the capital of {capital_of}."],
-        "filler": ["{S} is known for its covered markets.", "A river named the {word2} crosses {S_obj}.",
-                   "The old town has narrow streets."],
-        "subjects": ["{name}", "The city", "It"],
-    },
-    "country": {
-        "intro": [
-            (("continent",), ["{name} is a country on the {continent} continent."]),
-            (("continent", "capital"),
-             ["{name} is a country on the {continent} continent whose capital is {capital}."]),
-        ],
-        "capital": ["Its capital is {capital}.", "The capital of {name} is {capital}."],
-        "demonym": ["{demonym} is the word for people and things from {name}.",
-                    "The adjective for {name} is {demonym}."],
-        "independence": ["{S} became independent in {independence}.",
-                         "{S} declared independence in {independence}."],
-        "region": ["Most of its people live in the {region}."],
-        "filler": ["{S} has a temperate climate."],
-        "subjects": ["{name}", "The country", "It"],
-    },
-    "company": {
-        "intro": [
-            (("industry",), ["{name} is a {industry} company.", "{name} is a company in the {industry} business."]),
-            (("industry", "founded"), ["{name} is a {industry} company founded in {founded}."]),
-            (("industry", "founder"), ["{name} is a {industry} company founded by {founder}."]),
-        ],
-        "founded": ["{S} was founded in {founded}.", "{S} was established in {founded}."],
-        "founder": ["{S} was founded by {founder}.", "{founder} founded {S_obj}.",
-                    "The founder of {S_obj} is {founder}."],
-        "hq": ["{S} is headquartered in {hq}.", "The headquarters of {S_obj} are in {hq}.",
-               "{S} has its head office in {hq}."],
-        "filler": ["{S} employs about {n}00 people.", "{S} has offices in three countries.",
-                   "Its logo shows a {word} bird."],
-        "subjects": ["{name}", "The company", "It"],
-    },
-    "band": {
-        "intro": [
-            (("genre",), ["{name} is a {genre} band.", "{name} are a {genre} group."]),
-            (("genre", "city"), ["{name} is a {genre} band from {city}."]),
-            (("genre", "city", "formed"), ["{name} is a {genre} band formed in {city} in {formed}."]),
-        ],
-        "formed": ["{S} formed in {formed}.", "{S} was founded in {formed}.", "{S} got together in {formed}."],
-        "city": ["{S} was formed in {city}.", "{S} started out in {city}."],
-        "members": ["Its members are {members}.", "The band consists of {members}."],
-        "filler": ["{S} toured widely in the first years.", "{S} rehearses in an old {word} warehouse."],
-        "subjects": ["{name}", "The band"],
-    },
-    "album": {
-        "intro": [
-            (("number", "band"), ["{name} is the {ordinal} album by {band}.",
-                                  "{name} is the {ordinal} studio record of {band}."]),
-            (("number", "band", "year"), ["{name} is the {ordinal} album by {band}, released in {year}."]),
-        ],
-        "year": ["{S} was released in {year}.", "{S} came out in {year}."],
-        "label": ["{S} was released on {label}.", "{label} released {S_obj}.",
-                  "{S} was issued by the label {label}."],
-        "filler": ["{S} has {n} tracks.", "{S} was recorded in {n} days.", "Its cover shows a {word} lamp."],
-        "subjects": ["{name}", "The album", "It"],
-    },
-}
+def _person_article(e: Entity, g, rng) -> list[tuple[str, tuple]]:
+    f = e.facts
+    he, his = f["pronoun"].capitalize(), {"he": "his", "she": "her"}[f["pronoun"]]
+    surname = e.name.split()[-1]
+    born = format_date(f["born"], f["date_style"])
+    life = f"born {born}" if "died" not in f else f"{born} – {format_date(f['died'], f['date_style'])}"
+    is_ = "was" if "died" in f else "is"
+    roles = _join(f["roles"])
+    lead = [(f"{e.name} ({life}) {is_} {_a(f['demonym'])} {roles}.", ("born", "demonym", "occupation")),
+            (f"{e.name} ({life}) {is_} {_a(f['demonym'])} {roles} from {f['city']}.",
+             ("born", "demonym", "occupation", "city"))]
+    out = [_pick(rng, lead)]
+    body = []
+    if "city" not in out[0][1]:
+        body.append((_pick(rng, [f"{he} was born in {f['city']}.",
+                                 f"Born in {f['city']}, {f['pronoun']} moved to the capital as a teenager.",
+                                 f"{surname} was born and raised in {f['city']}."]), ("city",)))
+    if f.get("films"):
+        listed = _join([f"{t} ({y})" for t, y in f["films"]])
+        verb = "directing" if f["occupation"] == "film director" else "starring in"
+        body.append((_pick(rng, [f"{he} is best known for {verb} {listed}.",
+                                 f"{surname}'s films include {listed}."]), ("films",)))
+    if f.get("band"):
+        body.append((_pick(rng, [f"{he} is the {f['band_role']} of the band {f['band']}.",
+                                 f"{surname} is best known as the {f['band_role']} of {f['band']}."]), ("band",)))
+    if f.get("company"):
+        body.append((_pick(rng, [f"{he} is the founder of {f['company']}.",
+                                 f"{surname} founded {f['company']}, which {his} family still owns."]), ("company",)))
+    rng.shuffle(body)
+    filler = [f"{he} studied at the {_pick(rng, _SCHOOLS).format(w=_word(rng, 2))}.",
+              f"In {min(2023, f['born'][0] + rng.randint(25, 40))}, {f['pronoun']} received the {_pick(rng, _AWARDS)} "
+              "Award.",
+              f"{surname} has given few interviews about {his} private life.",
+              f"{he} lived in {_word(rng, 2)} in the {min(2010, f['born'][0] // 10 * 10 + 10 * rng.randint(2, 5))}s."]
+    rng.shuffle(filler)
+    return out + body + [(s, ()) for s in filler[: max(rng.randint(1, 2), 2 - len(body))]]
 
 
-def _join(items: list[str]) -> str:
-    """['a'] -> 'a'; ['a', 'b', 'c'] -> 'a, b and c'"""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+def _film_article(e: Entity, g, rng) -> list[tuple[str, tuple]]:
+    f = e.facts
+    stars = _join(f["stars"])
+    lead = [(f"{e.name} is a {f['year']} {f['demonym']} {f['genre']} film directed by {f['director']}.",
+             ("year", "genre", "director")),
+            (f"{e.name} is a {f['year']} {f['genre']} film written and directed by {f['director']} and starring "
+             f"{stars}.", ("year", "genre", "director", "stars")),
+            (f"{e.name} is a {f['demonym']} {f['genre']} film released in {f['year']}.", ("year", "genre"))]
+    out = [_pick(rng, lead)]
+    said = set(out[0][1])
+    body = []
+    if "director" not in said:
+        body.append((_pick(rng, [f"It was directed by {f['director']} and produced by {f['studio']}.",
+                                 f"The film was directed by {f['director']} for {f['studio']}."]),
+                     ("director", "studio")))
+        said.add("studio")
+    if "stars" not in said:
+        body.append((_pick(rng, [f"It stars {stars}.", f"The film stars {stars}.",
+                                 f"{stars} {'star' if len(f['stars']) > 1 else 'stars'} in the leading roles."]),
+                     ("stars",)))
+    if "studio" not in said:
+        body.append((_pick(rng, [f"The film was produced by {f['studio']}.",
+                                 f"It was produced by {f['studio']} on a small budget.",
+                                 f"{f['studio']} produced the film."]), ("studio",)))
+    rng.shuffle(body)
+    filler = [f"It premiered at the {f['festival']} Film Festival in {_pick(rng, _MONTHS)} {f['year']}.",
+              f"The film runs for {rng.randint(80, 150)} minutes.",
+              "It received mixed reviews from critics, who praised its score.",
+              f"The story follows a {_pick(rng, ['young teacher', 'retired sailor', 'journalist', 'widow'])} "
+              f"in a small town in the {_pick(rng, _REGIONS)}."]
+    rng.shuffle(filler)
+    return out + body + [(s, ()) for s in filler[: rng.randint(1, 2)]]
 
 
-def _vars(e: Entity, rng: random.Random) -> dict:
-    v = {k: (_join(x) if isinstance(x, list) else x) for k, x in e.facts.items()}
-    if e.kind == "city" and "region" not in v:
-        v["region"] = _pick(rng, _REGIONS)
-    if "population" in v:
-        v["population"] = f"{v['population']:,}"
-    if "occupation" in v:
-        v["an_occupation"] = ("an " if v["occupation"][0] in "aeiou" else "a ") + v["occupation"]
-    pronoun = e.facts.get("pronoun", "it")
-    v.update(name=e.name, Pronoun=pronoun.capitalize(), ordinal=_ORD.get(e.facts.get("number"), "latest"),
-             n=rng.randint(3, 19), minutes=rng.randint(80, 150), word=_word(rng, 2), word2=_word(rng, 2))
-    return v
+def _band_article(e: Entity, g, rng) -> list[tuple[str, tuple]]:
+    f = e.facts
+    members = _join(f["members"])
+    lead = [(f"{e.name} is {_a(f['demonym'])} {f['genre']} band formed in {f['city']} in {f['formed']}.",
+             ("demonym", "genre", "city", "formed")),
+            (f"{e.name} are {_a(f['demonym'])} {f['genre']} band from {f['city']}.",
+             ("demonym", "genre", "city"))]
+    out = [_pick(rng, lead)]
+    body = []
+    if "formed" not in out[0][1]:
+        body.append((_pick(rng, [f"The band formed in {f['formed']}.",
+                                 f"Formed in {f['formed']}, the band toured widely in its first years."]), ("formed",)))
+    body.append((_pick(rng, [f"The band consists of {members}.", f"Its members are {members}.",
+                             f"The lineup consists of {members}."]), ("members",)))
+    if f.get("albums"):
+        body.append((_pick(rng, [f"Their debut album, {f['albums'][0]}, was well received.",
+                                 f"The band released {f['albums'][0]} as their first album."]), ("albums",)))
+    rng.shuffle(body)
+    filler = [f"They rehearse in an old {_word(rng, 2)} warehouse.", "The band is known for long live shows."]
+    return out + body + [(_pick(rng, filler), ())]
 
 
-def write_article(e: Entity, rng: random.Random) -> tuple[list[str], dict[str, int]]:
-    """The sentences of an entity's article and, for each fact, the index of its sentence."""
-    t = _TEMPLATES[e.kind]
-    facts = [k for k in e.facts if k in t]
-    v = _vars(e, rng)
-    intros = [(c, opts) for c, opts in t["intro"] if all(k in e.facts for k in c)]
-    covers, options = _pick(rng, intros)
-    sentences, where = [_pick(rng, options).format(**v)], {k: 0 for k in covers}
-    rest = [k for k in facts if k not in where]
-    rng.shuffle(rest)
-    n_target = max(3, min(6, len(rest) + 1 + rng.randint(0, 2)))
-    fillers = list(t["filler"])
-    rng.shuffle(fillers)
-    body = [(k, _pick(rng, t[k])) for k in rest] + [(None, f) for f in fillers[: n_target - 1 - len(rest)]]
-    for key, template in body:
-        subject = _pick(rng, t["subjects"]).format(**v)
-        obj = subject if subject == e.name else subject.lower()
-        sentences.append(template.format(S=subject, S_obj=obj, **v))
-        if key is not None:
-            where[key] = len(sentences) - 1
+def _album_article(e: Entity, g, rng) -> list[tuple[str, tuple]]:
+    f = e.facts
+    ordinal = {1: "debut", 2: "second", 3: "third"}[f["number"]]
+    released = format_date(f["released"], f["date_style"])
+    band = g["by_name_kind"][(f["band"], "band")]
+    lead = [(f"{e.name} is the {ordinal} studio album by {band.facts['demonym']} {f['genre']} band {f['band']}.",
+             ("number", "band", "genre")),
+            (f"{e.name} is the {ordinal} album by {f['band']}, released in {f['year']}.", ("number", "band", "year"))]
+    out = [_pick(rng, lead)]
+    body = []
+    if "year" in out[0][1]:
+        body.append((_pick(rng, [f"It was released by {f['label']}.", f"{f['label']} released it."]), ("label",)))
+    else:
+        body.append((_pick(rng, [f"It was released on {released} through {f['label']}.",
+                                 f"The album was released on {released} by {f['label']}."]), ("year", "label")))
+    filler = [f"It was recorded in {rng.randint(3, 19)} days.", f"The album has {rng.randint(8, 14)} tracks.",
+              f"Its cover shows a {_word(rng, 2).lower()} lamp."]
+    rng.shuffle(filler)
+    return out + body + [(s, ()) for s in filler[: rng.randint(1, 2)]]
+
+
+def _company_article(e: Entity, g, rng) -> list[tuple[str, tuple]]:
+    f = e.facts
+    what = {"studio": "film production company", "label": "record label"}.get(f["kind"], f"{f['industry']} company")
+    lead = [(f"{e.name} is {_a(f['demonym'])} {what} headquartered in {f['hq']}.", ("hq", "kind")),
+            (f"{e.name} is {_a(f['demonym'])} {what} founded in {f['founded']} by {f['founder']}.",
+             ("founded", "founder", "kind"))]
+    out = [_pick(rng, lead)]
+    body = []
+    if "founder" not in out[0][1]:
+        body.append((_pick(rng, [f"It was founded in {f['founded']} by {f['founder']}.",
+                                 f"The company was established by {f['founder']} in {f['founded']}."]),
+                     ("founded", "founder")))
+    if "hq" not in out[0][1]:
+        body.append((_pick(rng, [f"It is headquartered in {f['hq']}.",
+                                 f"The company has its head office in {f['hq']}."]), ("hq",)))
+    filler = [f"It employs about {rng.randint(2, 90)}00 people.", "It has offices in three countries."]
+    return out + body + [(_pick(rng, filler), ())]
+
+
+def _city_article(e: Entity, g, rng) -> list[tuple[str, tuple]]:
+    f, name = e.facts, e.name.split(", ")[0]
+    pop = f"{f['population']:,}"
+    lead = [(f"{name} is a city in the {f['region']} of {f['country']}.", ("country",)),
+            (f"{name} is a city in {f['country']}, founded in {f['founded']}.", ("country", "founded"))]
+    out = [_pick(rng, lead)]
+    body = [(f"As of the {f['census']} census, the city had a population of {pop}.", ("population",))]
+    if "founded" not in out[0][1]:
+        body.append((_pick(rng, [f"It was founded in {f['founded']}.",
+                                 f"The first settlement there dates from {f['founded']}."]), ("founded",)))
+    if "capital_of" in f:
+        body.append((f"It is the capital and largest city of {f['capital_of']}.", ("capital_of",)))
+    rng.shuffle(body)
+    filler = ["It is known for its covered markets.", f"The {_word(rng, 2)} river runs through the city."]
+    return out + body + [(_pick(rng, filler), ())]
+
+
+def _country_article(e: Entity, g, rng) -> list[tuple[str, tuple]]:
+    f = e.facts
+    return [(f"{e.name} is a country on the {f['continent']} continent.", ("continent",)),
+            (f"Its capital and largest city is {f['capital']}.", ("capital",)),
+            (f"{e.name} became independent in {f['independence']}.", ("independence",)),
+            (f"Its people and language are called {f['demonym']}.", ("demonym",)),
+            (f"Most of its people live in the {f['region']}.", ("region",))]
+
+
+_ARTICLES = {"person": _person_article, "film": _film_article, "band": _band_article, "album": _album_article,
+             "company": _company_article, "city": _city_article, "country": _country_article}
+
+
+def write_article(e: Entity, g: dict, rng: random.Random) -> tuple[list[str], dict[str, int]]:
+    """The sentences of an entity's article and, for each fact it states, the index of its sentence."""
+    sentences, where = [], {}
+    for text, facts in _ARTICLES[e.kind](e, g, rng):
+        for key in facts:
+            where.setdefault(key, len(sentences))
+        sentences.append(text)
     return sentences, where
 
 
@@ -379,122 +524,230 @@ class _Q:
     level: str
     facts: list  # [(entity, fact key), ...]
     kind: str  # a finer label, e.g. "bridge/film-director-city"
+    reasoning: str = ""  # comparisons: how the two read values decide it
+
+
+def _value(e: Entity, key: str) -> str:
+    """A fact as the page writes it, i.e. as an answer: a date in the person's style, a name, a year."""
+    f = e.facts
+    if key == "born":
+        return format_date(f["born"], f["date_style"])
+    if key == "born_year":
+        return str(f["born"][0])
+    if key == "population":
+        return f"{f['population']:,}"
+    if key == "lead_star":
+        return f["stars"][0]
+    if key == "lead_vocalist":
+        return f["members"][0]
+    return str(f[key])
+
+
+def _named(template: str, e: Entity, rng) -> str:
+    """A question template with {x} (or {X} at its start) filled with the entity as questions name it:
+    with its kind ("the album X", "the band X"), a film with its year half of the time."""
+    if e.kind == "film":
+        x = f"the {e.facts['year']} film {e.name}" if rng.random() < 0.5 else f"the film {e.name}"
+    else:
+        x = {"album": f"the album {e.name}", "band": f"the band {e.name}"}.get(e.kind, e.name)
+    return template.replace("{X}", x[0].upper() + x[1:]).replace("{x}", x)
+
+
+_ANSWER_FACT = {"born": "born", "born_year": "born", "city": "city", "hq": "hq", "population": "population",
+                "lead_star": "stars", "lead_vocalist": "members"}
 
 
 def _bridge(g: dict, rng) -> list[_Q]:
     """Two hops: the subject's page names a second entity whose page holds the answer."""
-    chains = [  # subject kind, link fact, answer fact, templates
+    chains = [  # subject kind, link fact, answer fact, templates ({x}: the subject as the question names it)
         ("film", "director", "city", ["In which city was the director of {x} born?",
-                                      "Where was the director of the film {x} born?",
-                                      "{x} was directed by someone born in which city?"]),
-        ("film", "director", "born", ["In what year was the director of {x} born?",
-                                      "When was the person who directed {x} born?"]),
-        ("film", "director", "demonym", ["What nationality is the director of {x}?"]),
+                                      "The director of {x} was born in what city?",
+                                      "{X} was directed by a filmmaker born in which city?"]),
+        ("film", "director", "born", ["When was the director of {x} born?",
+                                      "What is the birth date of the director of {x}?"]),
+        ("film", "director", "born_year", ["In what year was the director of {x} born?",
+                                           "{X} was directed by a man or woman born in what year?"]),
+        ("film", "director", "demonym", ["What nationality is the director of {x}?",
+                                         "{X} was directed by a filmmaker of what nationality?"]),
+        ("film", "lead_star", "born", ["When was the star of {x} born?",
+                                       "The lead actor of {x} was born on what date?"]),
+        ("film", "lead_star", "city", ["Where was the lead actor of {x} born?",
+                                       "The star of {x} was born in which city?"]),
         ("film", "studio", "founder", ["Who founded the studio that produced {x}?",
-                                       "Who is the founder of the company that produced the film {x}?"]),
-        ("film", "studio", "hq", ["In which city is the studio behind {x} headquartered?"]),
+                                       "{X} was produced by a company founded by whom?"]),
+        ("film", "studio", "hq", ["In which city is the studio that produced {x} headquartered?",
+                                  "The company that produced {x} is based in what city?"]),
+        ("film", "studio", "founded", ["In what year was the studio behind {x} founded?"]),
         ("album", "band", "city", ["In which city was the band that recorded {x} formed?",
-                                   "Where did the band behind the album {x} form?"]),
-        ("album", "band", "formed", ["In what year was the band that made {x} formed?"]),
+                                   "{X} was recorded by a band from which city?"]),
+        ("album", "band", "formed", ["In what year was the band that made {x} formed?",
+                                     "{X} is an album by a band formed in what year?"]),
+        ("album", "band", "lead_vocalist", ["Who is the lead vocalist of the band that released {x}?"]),
         ("album", "label", "founder", ["Who founded the record label that released {x}?"]),
         ("album", "label", "hq", ["Where is the label that released {x} headquartered?"]),
         ("company", "founder", "city", ["Where was the founder of {x} born?",
-                                        "In which city was the person who founded {x} born?"]),
+                                        "The founder of {x} was born in which city?"]),
+        ("company", "founder", "born", ["When was the founder of {x} born?"]),
+        ("company", "founder", "demonym", ["What nationality is the founder of {x}?"]),
         ("company", "hq", "country", ["In which country is {x} headquartered?"]),
         ("band", "city", "country", ["In which country was {x} formed?"]),
-        ("person", "band", "formed", ["In what year was the band that {x} plays in formed?"]),
+        ("band", "lead_vocalist", "born", ["When was the lead vocalist of {x} born?",
+                                           "The frontman of {x} was born on what date?"]),
+        ("person", "band", "formed", ["{x} is a member of a band formed in what year?",
+                                      "In what year was the band that {x} plays in formed?"]),
+        ("person", "band", "city", ["{x} plays in a band from which city?"]),
         ("person", "company", "founded", ["When was the company founded by {x} established?"]),
+        ("person", "company", "hq", ["{x} founded a company headquartered in which city?"]),
         ("city", "country", "capital", ["What is the capital of the country where {x} lies?"]),
     ]
+    target_kind = {"director": "person:film director", "lead_star": "person:actor", "studio": "company",
+                   "band": "band", "label": "company", "founder": "person:entrepreneur", "hq": "city", "city": "city",
+                   "country": "country", "company": "company", "lead_vocalist": "person:musician"}
     out = []
     for kind, link, answer, templates in chains:
         for x in g[kind]:
-            if link not in x.facts:
+            fact = _ANSWER_FACT.get(link, link)
+            if fact not in x.facts:
                 continue
-            y = g["by_name"][x.facts[link]]
-            if answer not in y.facts:
+            y = g["by_name_kind"].get((_value(x, link), target_kind[link]))
+            if y is None or _ANSWER_FACT.get(answer, answer) not in y.facts:
                 continue
-            out.append(_Q(_pick(rng, templates).format(x=x.name), str(y.facts[answer]), "bridge", "medium",
-                          [(x, link), (y, answer)], f"bridge/{kind}-{link}-{answer}"))
+            out.append(_Q(_named(_pick(rng, templates), x, rng), _value(y, answer), "bridge", "medium",
+                          [(x, fact), (y, _ANSWER_FACT.get(answer, answer))], f"bridge/{kind}-{link}-{answer}"))
     for x in g["album"]:  # three hops: album -> band -> city -> country
-        band = g["by_name"][x.facts["band"]]
-        city = g["by_name"][band.facts["city"]]
+        band = g["by_name_kind"][(x.facts["band"], "band")]
+        city = g["by_name_kind"][(band.facts["city"], "city")]
         out.append(_Q(f"In which country was the band behind the album {x.name} formed?", city.facts["country"],
                       "bridge", "hard", [(x, "band"), (band, "city"), (city, "country")], "bridge/album-band-country"))
     return out
 
 
 def _comparison(g: dict, rng) -> list[_Q]:
-    """Which of two has the larger/smaller value; and yes/no: do two share a value?"""
-    specs = [  # kind, fact, templates answering the smaller value, templates answering the larger
-        ("film", "year", ["Which film came out first, {a} or {b}?"], ["Which film is more recent, {a} or {b}?"]),
+    """Which of two has the larger/smaller value; yes/no questions that need both pages read."""
+    specs = [  # kind, fact, templates answering the earlier/smaller, templates answering the later/larger, words
+        ("film", "year", ["Which film came out first, {a} or {b}?", "Which film was released first, {a} or {b}?",
+                          "Which came first, the film {a} or the film {b}?"],
+         ["Which film is more recent, {a} or {b}?", "Which film was released later, {a} or {b}?"],
+         ("came out in", "earlier", "later")),
         ("company", "founded", ["Which company was founded first, {a} or {b}?", "Which is older, {a} or {b}?"],
-         ["Which was founded more recently, {a} or {b}?"]),
-        ("person", "born", ["Who was born first, {a} or {b}?"], ["Who is younger, {a} or {b}?"]),
-        ("band", "formed", ["Which band formed earlier, {a} or {b}?"], ["Which band is newer, {a} or {b}?"]),
-        ("city", "population", ["Which city is smaller, {a} or {b}?"],
-         ["Which city has more inhabitants, {a} or {b}?", "Which has the larger population, {a} or {b}?"]),
-        ("album", "year", ["Which album was released first, {a} or {b}?"], ["Which album is newer, {a} or {b}?"]),
-    ]
-    same = [  # kind, fact, templates
-        ("person", "country", ["Are {a} and {b} of the same nationality?", "Do {a} and {b} share a nationality?"]),
-        ("company", "hq", ["Are {a} and {b} headquartered in the same city?"]),
-        ("film", "director", ["Were {a} and {b} directed by the same person?"]),
-        ("city", "country", ["Are {a} and {b} in the same country?"]),
-        ("band", "genre", ["Do {a} and {b} play the same kind of music?"]),
-        ("film", "studio", ["Were {a} and {b} produced by the same studio?"]),
+         ["Which was founded more recently, {a} or {b}?"], ("was founded in", "earlier", "later")),
+        ("person", "born", ["Who was born first, {a} or {b}?", "Who is older, {a} or {b}?"],
+         ["Who is younger, {a} or {b}?", "Who was born later, {a} or {b}?"], ("was born on", "earlier", "later")),
+        ("band", "formed", ["Which band formed earlier, {a} or {b}?", "Which band was formed first, {a} or {b}?"],
+         ["Which band is newer, {a} or {b}?"], ("formed in", "earlier", "later")),
+        ("city", "population", ["Which city is smaller, {a} or {b}?", "Which has the smaller population, {a} or {b}?"],
+         ["Which city has a higher population, {a} or {b}?", "Which city has more inhabitants, {a} or {b}?"],
+         ("has a population of", "smaller", "larger")),
+        ("album", "year", ["Which album was released first, {a} or {b}?"], ["Which album is newer, {a} or {b}?"],
+         ("came out in", "earlier", "later")),
     ]
     out = []
-    for kind, fact, small, large in specs:
+    for kind, fact, small, large, (verb, lo_word, hi_word) in specs:
         pool = g[kind]
         for _ in range(len(pool)):
             a, b = rng.sample(pool, 2)
-            if a.facts[fact] == b.facts[fact]:
+            if a.facts[fact] == b.facts[fact] or a.name == b.name:
                 continue
             larger = rng.random() < 0.5
-            pick = max if larger else min
-            winner = pick((a, b), key=lambda e: e.facts[fact])
+            winner = max((a, b), key=lambda e: e.facts[fact]) if larger else min((a, b), key=lambda e: e.facts[fact])
             text = _pick(rng, large if larger else small).format(a=a.name, b=b.name)
+            va, vb = _value(a, fact), _value(b, fact)
+            a_lower = a.facts[fact] < b.facts[fact]
+            word = lo_word if a_lower else hi_word
+            reasoning = f"{a.name} {verb} {va} and {b.name} {verb} {vb}; {va} is {word} than {vb}, " \
+                        f"so the answer is {winner.name}."
             out.append(_Q(text, winner.name, "comparison", "medium", [(a, fact), (b, fact)],
-                          f"comparison/{kind}-{fact}"))
-    for kind, fact, templates in same:
+                          f"comparison/{kind}-{fact}", reasoning))
+    out += _yes_no(g, rng)
+    out += _shared_value(g, rng)
+    return out
+
+
+def _yes_no(g: dict, rng) -> list[_Q]:
+    """Yes/no questions whose answer needs a value read from each of two pages."""
+    specs = [  # kind, fact, templates ({v}: a's value), how a page's value is said ({e}, {v}, {av}: a/an v)
+        ("person", "demonym", ["Were {a} and {b} of the same nationality?", "Are {a} and {b} both {v}?",
+                               "Do {a} and {b} share a nationality?"], "{e} is {v}"),
+        ("person", "occupation", ["Are {a} and {b} both {v}s?", "Do {a} and {b} have the same profession?"],
+         "{e} is {av}"),
+        ("company", "hq", ["Are {a} and {b} headquartered in the same city?"], "{e} is headquartered in {v}"),
+        ("film", "director", ["Were {a} and {b} directed by the same person?"], "{e} was directed by {v}"),
+        ("film", "genre", ["Are {a} and {b} both {v} films?"], "{e} is {av} film"),
+        ("city", "country", ["Are {a} and {b} in the same country?", "Are {a} and {b} both located in {v}?"],
+         "{e} is in {v}"),
+        ("band", "genre", ["Do {a} and {b} play the same kind of music?", "Are {a} and {b} both {v} bands?"],
+         "{e} plays {v}"),
+        ("film", "studio", ["Were {a} and {b} produced by the same studio?"], "{e} was produced by {v}"),
+    ]
+    out = []
+    for kind, fact, templates, said in specs:
         pool = g[kind]
         for _ in range(len(pool)):
             a = _pick(rng, pool)
             want_yes = rng.random() < 0.5
-            partners = [e for e in pool if e is not a and (e.facts[fact] == a.facts[fact]) == want_yes]
+            partners = [e for e in pool if e is not a and e.name != a.name
+                        and (e.facts[fact] == a.facts[fact]) == want_yes]
             if not partners:
                 continue
             b = _pick(rng, partners)
-            text = _pick(rng, templates).format(a=a.name, b=b.name)
-            fa, fb = ("demonym", "demonym") if fact == "country" and kind == "person" else (fact, fact)
-            out.append(_Q(text, "yes" if want_yes else "no", "comparison", "medium", [(a, fa), (b, fb)],
-                          f"yesno/{kind}-{fact}"))
+            va, vb = _value(a, fact), _value(b, fact)
+            text = _pick(rng, templates).format(a=a.name, b=b.name, v=va)
+            verdict = "the same, so the answer is yes" if want_yes else "not the same, so the answer is no"
+            sa, sb = said.format(e=a.name, v=va, av=_a(va)), said.format(e=b.name, v=vb, av=_a(vb))
+            reasoning = f"{sa} and {sb}: {verdict}."
+            out.append(_Q(text, "yes" if want_yes else "no", "comparison", "medium", [(a, fact), (b, fact)],
+                          f"yesno/{kind}-{fact}", reasoning))
+    return out
+
+
+def _shared_value(g: dict, rng) -> list[_Q]:
+    """'What kind of music do A and B play?': a value two pages share, read from both."""
+    specs = [("band", "genre", ["What kind of music do {a} and {b} play?", "{a} and {b} play which genre?"]),
+             ("film", "genre", ["What kind of film are {a} and {b}?", "{a} and {b} are both films of what genre?"]),
+             ("person", "demonym", ["What nationality are {a} and {b}?", "{a} and {b} are both of what nationality?"])]
+    out = []
+    for kind, fact, templates in specs:
+        pool = g[kind]
+        for _ in range(len(pool) // 3):
+            a = _pick(rng, pool)
+            partners = [e for e in pool if e is not a and e.name != a.name and e.facts[fact] == a.facts[fact]]
+            if not partners:
+                continue
+            b = _pick(rng, partners)
+            v = _value(a, fact)
+            reasoning = f"Both pages say {v}, so the answer is {v}."
+            out.append(_Q(_pick(rng, templates).format(a=a.name, b=b.name), v, "comparison", "medium",
+                          [(a, fact), (b, fact)], f"shared/{kind}-{fact}", reasoning))
     return out
 
 
 def _single(g: dict, rng) -> list[_Q]:
     specs = [
-        ("film", "director", ["Who directed {x}?", "Who was the director of {x}?"]),
-        ("film", "year", ["In what year was {x} released?"]),
-        ("film", "studio", ["Which studio produced {x}?"]),
-        ("person", "city", ["In which city was {x} born?"]),
-        ("person", "born", ["When was {x} born?"]),
-        ("company", "founder", ["Who founded {x}?"]),
-        ("company", "founded", ["When was {x} founded?"]),
-        ("company", "hq", ["Where is {x} headquartered?"]),
-        ("album", "band", ["Which band recorded {x}?"]),
-        ("album", "label", ["Which label released {x}?"]),
-        ("band", "city", ["In which city was {x} formed?"]),
+        ("film", "director", ["Who directed {x}?", "Who is the director of {x}?", "{X} was directed by whom?"]),
+        ("film", "year", ["In what year was {x} released?", "When was {x} released?"]),
+        ("film", "studio", ["Which studio produced {x}?", "{X} was produced by which company?"]),
+        ("film", "lead_star", ["Who starred in {x}?", "Who is the lead actor of {x}?"]),
+        ("person", "city", ["In which city was {x} born?", "Where was {x} born?"]),
+        ("person", "born", ["When was {x} born?", "What is the birth date of {x}?"]),
+        ("person", "demonym", ["What nationality is {x}?", "{x} is a person of what nationality?"]),
+        ("company", "founder", ["Who founded {x}?", "{x} was founded by whom?"]),
+        ("company", "founded", ["When was {x} founded?", "In what year was {x} established?"]),
+        ("company", "hq", ["Where is {x} headquartered?", "{x} is based in which city?"]),
+        ("album", "band", ["Which band recorded {x}?", "{X} is an album by which band?"]),
+        ("album", "label", ["Which label released {x}?", "{X} was released by which record label?"]),
+        ("band", "city", ["In which city was {x} formed?", "Where is {x} from?"]),
+        ("band", "formed", ["In what year was {x} formed?"]),
         ("city", "country", ["In which country is {x}?"]),
+        ("city", "population", ["What was the population of {x} at its latest census?"]),
         ("country", "capital", ["What is the capital of {x}?"]),
     ]
     out = []
     for kind, fact, templates in specs:
         for x in g[kind]:
-            if fact in x.facts:
-                out.append(_Q(_pick(rng, templates).format(x=x.name), str(x.facts[fact]), "single", "easy",
-                              [(x, fact)], f"single/{kind}-{fact}"))
+            key = _ANSWER_FACT.get(fact, fact)
+            if key in x.facts:
+                out.append(_Q(_named(_pick(rng, templates), x, rng), _value(x, fact), "single", "easy", [(x, key)],
+                              f"single/{kind}-{fact}"))
     return out
 
 
@@ -532,8 +785,8 @@ def _notool(rng, n: int) -> list[_Q]:
 # --------------------------------------------------------------------------- assembling
 
 def _mix(pools: dict[str, list[_Q]], n: int, notool: float, rng, seen: set) -> list[_Q]:
-    """n questions, drawn round-robin-by-share from the pools, never repeating a question text."""
-    shares = {"bridge": 0.38, "comparison": 0.30, "single": 0.32}
+    """n questions, drawn by share from the pools, never repeating a question text."""
+    shares = {"bridge": 0.45, "comparison": 0.30, "single": 0.25}
     want = {"notool": round(n * notool)}
     rest = n - want["notool"]
     want.update({k: round(rest * s) for k, s in shares.items()})
@@ -557,50 +810,74 @@ def _mix(pools: dict[str, list[_Q]], n: int, notool: float, rng, seen: set) -> l
     return out
 
 
+def _ranked(retriever, questions: list[str], k: int) -> list[list[int]]:
+    """For each question, the indices of the (at most k) pages that share the most words with it (BM25)."""
+    import bm25s
+
+    tokens = bm25s.tokenize(questions, stopwords="en", show_progress=False)
+    docs, scores = retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+    return [[int(d) for d, s in zip(row, score, strict=True) if s > 0] for row, score in zip(docs, scores, strict=True)]
+
+
+def _distractors(ranked: list[str], gold: list[str], n: int, titles: list[str], rng) -> list[str]:
+    """The n best-ranked pages that are not gold, as HotpotQA chose its distractors (the pages that
+    share the most words with the question); random pages fill up when too few share a word."""
+    picked = [t for t in dict.fromkeys(ranked) if t not in gold][:n]
+    while len(picked) < n:
+        t = _pick(rng, titles)
+        if t not in gold and t not in picked:
+            picked.append(t)
+    return picked
+
+
 def generate_world(config: WorldConfig) -> tuple[dict[str, list[dict]], list[dict]]:
     """(splits, corpus): question records per split in HotpotQA's distractor schema, and the pages.
 
     Pure and deterministic: the same config gives the same records.
     """
+    import bm25s
+
     rng = random.Random(f"fireflan-world-{config.seed}")
     sizes = {"train": config.train, "dev": config.dev, "test": config.test}
     names = _Names(rng)
     groups = _build_entities(rng, names, sizes)
     every = [e for g in groups.values() for e in g]
-    by_name = {e.name: e for e in every}
+    g_all = {"by_name_kind": {e.key(): e for e in every}}
 
     pages, where = {}, {}
     for e in every:
-        sentences, index = write_article(e, random.Random(f"{config.seed}-article-{e.name}"))
-        pages[e.name], where[e.name] = sentences, index
-    by_kind = {}
-    for e in every:
-        by_kind.setdefault(e.kind, []).append(e)
+        sentences, index = write_article(e, g_all, random.Random(f"{config.seed}-article-{e.title}"))
+        pages[e.title], where[e.title] = sentences, index
+    titles = list(pages)
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize([f"{t}. {' '.join(pages[t])}" for t in titles], stopwords="en",
+                                   show_progress=False), show_progress=False)
 
     splits, seen = {}, set()
     for split, n in sizes.items():
         qrng = random.Random(f"{config.seed}-questions-{split}")
         own = [e for e in every if e.group == split or (split == "train" and e.group == "shared")]
-        g = {k: [e for e in own if e.kind == k] for k in _TEMPLATES}
-        g["by_name"] = by_name
+        g = {k: [e for e in own if e.kind == k] for k in _ARTICLES}
+        g["by_name_kind"] = {e.key(): e for e in every if e.group in ("shared", split)}
         pools = {"bridge": _bridge(g, qrng), "comparison": _comparison(g, qrng), "single": _single(g, qrng),
                  "notool": _notool(qrng, n * 2)}
+        questions = _mix(pools, n, config.notool_share, qrng, seen)
+        ranked = _ranked(retriever, [q.question for q in questions], config.paragraphs + 4)
         records = []
-        for i, q in enumerate(_mix(pools, n, config.notool_share, qrng, seen)):
-            gold = list(dict.fromkeys(e.name for e, _ in q.facts))
-            kinds = list(dict.fromkeys(by_name[t].kind for t in gold)) or ["film", "person"]
-            candidates = [e.name for k in kinds for e in by_kind[k] if e.name not in gold]
-            distract = qrng.sample(candidates, min(len(candidates), config.paragraphs - len(gold)))
+        for i, q in enumerate(questions):
+            gold = list(dict.fromkeys(e.title for e, _ in q.facts))
+            distract = _distractors([titles[d] for d in ranked[i]], gold, config.paragraphs - len(gold), titles, qrng)
             context = [[t, pages[t]] for t in gold + distract]
             qrng.shuffle(context)
-            records.append({
-                "schema": SCHEMA_QUESTION, "_id": f"world-{config.seed}-{split}-{i:05d}", "task": "world",
-                "question": q.question, "answer": q.answer, "type": q.type, "level": q.level,
-                "kind": q.kind, "supporting_facts": [[e.name, where[e.name][k]] for e, k in q.facts],
-                "context": context})
+            rec = {"schema": SCHEMA_QUESTION, "_id": f"world-{config.seed}-{split}-{i:05d}", "task": "world",
+                   "question": q.question, "answer": q.answer, "type": q.type, "level": q.level, "kind": q.kind,
+                   "supporting_facts": [[e.title, where[e.title][k]] for e, k in q.facts], "context": context}
+            if q.reasoning:
+                rec["reasoning"] = q.reasoning
+            records.append(rec)
         splits[split] = records
-    corpus = [{"schema": SCHEMA_PAGE, "title": e.name, "text": " ".join(pages[e.name]),
-               "sentences": pages[e.name], "kind": e.kind} for e in every]
+    corpus = [{"schema": SCHEMA_PAGE, "title": e.title, "text": " ".join(pages[e.title]),
+               "sentences": pages[e.title], "kind": e.kind} for e in every]
     return splits, corpus
 
 

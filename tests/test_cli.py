@@ -81,6 +81,6 @@ def test_a_missing_model_file_is_named_without_a_traceback(tmp_path):
 
 def test_comma_lists_reach_text_options_as_text(tmp_path):
     """python-fire turns `--methods react,cot` into a tuple; text options take it back as 'react,cot'."""
-    proc = run_cli("teach", "--out", tmp_path / "t", "--task", "world", "--methods", "react,cot", "--limit", "5")
+    proc = run_cli("teach", "--out", tmp_path / "t", "--task", "world", "--methods", "react,cot", "--limit", "10")
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(summary["methods"]) == {"react", "cot"}

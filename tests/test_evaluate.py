@@ -117,3 +117,66 @@ def test_a_run_folder_refuses_other_settings(small_world, tmp_path):
     with pytest.raises(ValueError, match=r"other settings \(method: 'react' -> 'backtrack'\)"):
         evaluate(EvalConfig(out=str(tmp_path), data=str(small_world), limit=2, method="backtrack"),
                  model=ScriptedExpert(examples))
+
+
+# --------------------------------------------------------------------------- why an episode failed
+
+def _example(question="Who directed Harbor Letters and where was he born?", answer="Velmora", **kw):
+    from fireflan.tasks.base import Example
+
+    context = [["Harbor Letters", ["Harbor Letters is a 1998 film directed by Kaelo Brenn.", "It is long."]],
+               ["Kaelo Brenn", ["Kaelo Brenn (born 1950) is a director.", "He was born in Velmora."]],
+               ["Other page", ["Nothing of use is written on this page."]]]
+    facts = [["Harbor Letters", 0], ["Kaelo Brenn", 1]]
+    return Example(id="q", question=question, answer=answer, task="hotpotqa", type="bridge",
+                   supporting_facts=kw.pop("facts", facts), context=kw.pop("context", context), **kw)
+
+
+def _record(steps, answer=None, em=0.0):
+    return {"id": "q", "answer": answer, "score": {"em": em},
+            "steps": [{"observation": o, "format_error": e, "raw": r} for o, e, r in steps]}
+
+
+HARBOR = "Harbor Letters is a 1998 film directed by Kaelo Brenn. It is long."
+BRENN = "Kaelo Brenn (born 1950) is a director. He was born in Velmora."
+OTHER = "Nothing of use is written on this page."
+
+
+@pytest.mark.parametrize("steps, answer, em, expected", [
+    ([(HARBOR, False, "a"), (BRENN, False, "b"), ("Episode finished", False, "c")], "Velmora", 1.0, "right"),
+    ([(HARBOR, False, "a"), ("Invalid action", True, "x"), ("Invalid action", True, "y")], None, 0.0, "format_loop"),
+    ([(OTHER, False, "s"), (OTHER, False, "s")], None, 0.0, "format_loop"),  # the same search again
+    ([(HARBOR, False, "a"), (BRENN, False, "b"), ("Episode finished", False, "c")], "Kaelo Brenn", 0.0,
+     "answer_seen"),
+    ([(OTHER, False, "a"), ("Episode finished", False, "c")], "Paris", 0.0, "no_gold_page"),
+    ([(HARBOR, False, "a"), ("Episode finished", False, "c")], "Paris", 0.0, "some_gold_pages"),
+    ([(OTHER, False, "a"), (HARBOR, False, "b"), (OTHER, False, "c")], None, 0.0, "some_gold_pages"),
+])
+def test_outcome_names_where_an_episode_went_wrong(steps, answer, em, expected):
+    from fireflan.evaluate import outcome
+
+    assert outcome(_record(steps, answer, em), _example()) == expected
+
+
+def test_outcome_of_yes_no_questions_and_of_questions_without_pages():
+    from fireflan.evaluate import outcome, outcome_counts
+
+    yes_no = _example(question="Are Harbor Letters and Kaelo Brenn both from Velmora?", answer="yes")
+    both = [(HARBOR, False, "a"), (BRENN, False, "b"), ("Episode finished", False, "c")]
+    assert outcome(_record(both, "no"), yes_no) == "yesno_wrong"
+    assert outcome(_record(both[:2] + [(OTHER, False, "z")]), yes_no) == "out_of_steps"  # read both, never finished
+    plain = _example(answer="Paris", facts=[], context=[])
+    assert outcome(_record([(OTHER, False, "a"), ("done", False, "b")], "Rome"), plain) == "wrong_answer"
+    assert outcome_counts([_record(both, "Velmora", 1.0)], [plain]) is None  # no paragraphs: the classes do not apply
+    counts = outcome_counts([_record(both, "Velmora", 1.0), _record(both, "no")], [yes_no])
+    assert counts["right"] == 1 and counts["yesno_wrong"] == 1 and sum(counts.values()) == 2
+
+
+def test_evaluate_counts_outcomes_and_gives_an_interval(small_world, tmp_path):
+    outputs = ["Thought: I know it.\nAction: finish[Nobody]"] * 10
+    metrics = evaluate(EvalConfig(out=str(tmp_path), data=str(small_world), limit=10, max_steps=2),
+                       model=ReplayModel(outputs))
+    assert metrics["em"] == 0.0 and metrics["em_ci95"][0] == 0.0 and 0.2 < metrics["em_ci95"][1] < 0.35
+    counts = metrics["outcomes"]
+    assert sum(counts.values()) == 10 and counts["right"] == 0
+    assert counts["no_gold_page"] + counts["wrong_answer"] == 10  # questions needing no tool have no gold page

@@ -72,7 +72,7 @@ def run(small_world, tmp_path_factory):
     parent = tmp_path_factory.mktemp("run")
     examples = get_task("world").load(small_world, split="test")[:24]
     for name, plan, prompt in (("prompted", prompted_plan, "fewshot"), ("finetuned", finetuned_plan, "none")):
-        evaluate(EvalConfig(out=str(parent / f"eval-{name}"), data=str(small_world), limit=24, max_steps=4,
+        evaluate(EvalConfig(out=str(parent / f"eval-{name}"), data=str(small_world), limit=24, max_steps=6,
                             prompt=prompt, shots=1), model=Mixed(examples, plan, name=f"fake-{name}"))
     teach(TeachConfig(out=str(parent / "teach"), data=str(small_world), split="train", limit=30))
     build_corpus(CorpusConfig(inputs=str(parent / "teach" / "trajectories.jsonl"), out=str(parent / "corpus")))
@@ -123,6 +123,9 @@ def test_page_of_a_recipe_run(run, tmp_path):
             "only-eval-prompted-right" if p else "only-eval-finetuned-right"
         expected[key] += 1
     assert outcomes == expected
+    why = {label: n for label, n in zip(data["why"], data["why_counts"][0], strict=True)}  # the prompted run's
+    assert why["right"] == 8 and sum(why.values()) == 24
+    assert why["loop: unfinished, the last outputs unreadable or repeated"] == 8  # it searched one page 6 times
     assert set(data["types"]) <= {"bridge", "comparison", "single", "notool"} and "bridge" in data["types"]
     assert data["table"]["rows"][1][0] == "eval-finetuned" and data["settings"]["head"][1:] == data["runs"]
     assert data["training"]["loss"]["steps"] == 40 and data["training"]["plot"] == "loss.png"
@@ -132,7 +135,7 @@ def test_page_of_a_recipe_run(run, tmp_path):
     facts, trajs = chunk["questions"][1]  # question 1: the prompted model loops
     assert facts and all(isinstance(f, int) for f in facts)
     looped = trajs[0]["steps"]
-    assert len(looped) == 4 and len({s[3] for s in looped}) == 1  # four searches, one observation kept once
+    assert len(looped) == 6 and len({s[3] for s in looped}) == 1  # six searches, one observation kept once
     assert chunk["strings"][facts[0]] in chunk["strings"][looped[0][3]]  # the fact is on the page it found
 
 
@@ -402,15 +405,23 @@ def test_the_page_in_a_real_browser(run, browser, tmp_path):
     assert "outcome=only-eval-finetuned-right" in tab.js("location.hash")
     tab.screenshot(shots, "2-filtered.png")
 
-    tab.js("document.querySelector('.row').click()")
-    tab.wait(f"document.getElementById('detail').dataset.shown === {json.dumps(expected[0])}")
+    loop = data["why"].index("loop: unfinished, the last outputs unreadable or repeated")
+    choose = "{{const s = document.getElementById('filter-why'); s.value = '%s'; s.dispatchEvent(new Event('change'))}}"
+    tab.js(choose % f"0:{loop}")
+    both = [q[0] for q in data["questions"] if q[0] in expected and q[6][0][3] == loop]  # with the filters above
+    assert tab.js("[...document.querySelectorAll('.row')].map(r => r.dataset.id)") == both and both
+    tab.js(choose % "")
+    looped = next(q[0] for q in data["questions"] if q[0] in expected and q[6][0][1] == 6)  # the prompted loop
+    tab.js(f"document.querySelector('.row[data-id=\"{looped}\"]').click()")
+    tab.wait(f"document.getElementById('detail').dataset.shown === {json.dumps(looped)}")
     heads = tab.js(text_of(".runhead"))
     assert "eval-prompted" in heads and "✗ wrong" in heads and "eval-finetuned" in heads and "✓ right" in heads
-    question = next(q for q in data["questions"] if q[0] == expected[0])
+    assert "why: loop" in heads
+    question = next(q for q in data["questions"] if q[0] == looped)
     assert tab.js("document.querySelector('#detail h2').textContent") == question[1]
     assert question[2] in tab.js(text_of("#detail .obs mark.gold"))  # the fine-tuned model found the gold answer
     assert tab.js("document.querySelectorAll('#detail .obs mark.fact').length") >= 2
-    assert tab.js("document.querySelectorAll('#detail .badge.repeat').length") == 3  # the prompted loop
+    assert tab.js("document.querySelectorAll('#detail .badge.repeat').length") == 5  # the prompted loop
     assert "<u>not underlined</u>" in tab.js(text_of("#detail .step"))  # model output is shown as text,
     assert tab.js("document.querySelector('#detail u')") is None  # not as HTML
     tab.js("window.scrollTo(0, 0)")

@@ -80,6 +80,22 @@ _VAGUE_FAILED = [
     "named in the question. Let me search {t}.",
 ]
 _VAGUE_LUCKY = ['Searching "{q}" already found the page I need.']
+_FOLLOWED = [  # a search that found no exact title, but its best match was the page
+    'There is no page titled "{q}", but the best match, {t}, is the one I need.',
+    'No page has the exact title "{q}"; the best match, {t}, is the right page.',
+]
+_NOT_THE_MATCH_LISTED = [
+    "The best match, {m}, is not the page I need, but the similar titles include {t}. Let me search {t}.",
+    "That brought {m}, which is something else. {t} is in the list of similar titles, so let me search it.",
+]
+_NOT_THE_MATCH = [
+    "The best match, {m}, is not the page I need. Let me search the full title, {t}.",
+    "That brought {m}, which is something else. Let me try the fuller name {t}.",
+]
+_OTHER_PAGE = [  # the plain title is another page of the same name
+    "This page on {q} is about something else; I need the {w}. Let me search {t}.",
+    "That is a different {q}, not the {w}. Let me search {t}.",
+]
 _VAGUE_FIRST = [
     "Let me try a quick search with the key words of the question.",
     "Maybe a search for the main words of the question will find it.",
@@ -111,6 +127,53 @@ _SQL_ANSWER = ["The query returned {o}, so the answer is {a}.", "The result is {
 _SQL_DONE = ["The statement ran: {o} The table now looks as asked, so I am done.",
              "{o} The change is made."]
 _SQL_FAILED = ["The query failed ({o}), so I cannot find the answer."]
+
+
+def surface(title: str) -> str:
+    """A page title as running text names it, without Wikipedia's disambiguation in brackets.
+    'Kiss and Tell (1945 film)' -> 'Kiss and Tell'; 'Bath, Maine' -> 'Bath, Maine'"""
+    return re.sub(r"\s*\([^()]*\)$", "", title).strip() or title
+
+
+def best_match(observation: str) -> str | None:
+    """The title a search fell back to when no page had the exact title, else None.
+    'No page is titled "X". Best match, X (film): ...' -> 'X (film)'"""
+    m = re.match(r'No page is titled ".*?"\. Best match, (.+?): ', observation, re.DOTALL)
+    return m.group(1) if m else None
+
+
+def similar_titles(observation: str) -> list[str]:
+    """The titles of the 'Similar: [a, b]' line of a search result ([] when there is none). Titles
+    holding ', ' are split, so only titles without a comma can be matched against it."""
+    m = re.search(r"\nSimilar: \[(.*)\]\s*$", observation)
+    return [t.strip() for t in m.group(1).split(", ")] if m else []
+
+
+def clip(sentence: str, key: str, words: int = 22) -> str:
+    """A long sentence cut to the clause that holds `key` (or to its first words), so a quote stays short.
+
+    ('Ann Vell (born 1950) is a Drenlandic actress, singer and model from Port Avel, who starred in X.', 'Port Avel')
+    -> 'Ann Vell (born 1950) is a Drenlandic actress, singer and model from Port Avel'
+    """
+    if len(sentence.split()) <= words:
+        return sentence
+    clauses = re.split(r"(?<=[,;])\s+(?=\w)", sentence)
+    norm_key = normalize_answer(key)
+    for k, clause in enumerate(clauses):
+        if norm_key and norm_key in normalize_answer(clause):
+            start = k
+            while start > 0 and len(" ".join(clauses[start - 1:k + 1]).split()) <= words:
+                start -= 1
+            text = " ".join(clauses[start:k + 1]).rstrip(",;")
+            return " ".join(text.split()[:words * 2])
+    return " ".join(sentence.split()[:words]).rstrip(",;") + " ..."
+
+
+def _followed(title: str, found, rng) -> list[str]:
+    """What the expert says when the page was found as a search's best match rather than by its title."""
+    if found is None or best_match(found[1]) != title:
+        return []
+    return [rng.choice(_FOLLOWED).format(q=found[0], t=title)]
 
 
 def unquoted(sql: str) -> str:
@@ -198,7 +261,7 @@ class ScriptedExpert:
         titles = list(dict.fromkeys(t for t, _ in example.supporting_facts))
         facts = {t: [context[t][i].strip() for tt, i in example.supporting_facts if tt == t] for t in titles}
         q = normalize_answer(example.question)
-        titles.sort(key=lambda t: normalize_answer(t) not in q)  # stable: mentioned ones first
+        titles.sort(key=lambda t: normalize_answer(surface(t)) not in q)  # stable: mentioned ones first
         return [(t, facts[t]) for t in titles]
 
     def _rng(self, example, step: int) -> random.Random:
@@ -238,48 +301,81 @@ class ScriptedExpert:
             lucky = all(s in obs for s in hops[0][1])
             i = 0 if lucky else 1
             if len(history) == 1:  # the reflection comes right after the failed search, once
-                got = obs.split("Best match, ", 1)[1].split(":", 1)[0] if "Best match, " in obs else "nothing useful"
+                got = best_match(obs) or "nothing useful"
                 thought = _VAGUE_LUCKY if lucky else _VAGUE_FAILED
-                pending.append(rng.choice(thought).format(q=vague, got=got, t=hops[0][0]))
+                pending.append(rng.choice(thought).format(q=vague, got=got, t=surface(hops[0][0])))
 
-        read = []  # hops whose sentences an observation has shown
+        read = []  # (title, its sentences, the key to quote them by, how it was found) of each hop read
         for n, (title, sentences) in enumerate(hops):
-            tries, found = 0, False
-            while i < len(history) and not found:
-                action, _, obs = history[i]
+            key = hops[n + 1][0] if n + 1 < len(hops) and example.type != "comparison" else answer
+            attempts, found = [], None
+            while i < len(history) and found is None:
+                action, argument, obs = history[i]
                 i += 1
-                found = action == "search" and all(s in obs for s in sentences)
-                tries += not found
-            if not found:
-                if tries >= 3:
-                    pending.append(f"The tool keeps failing to return {title}, so I cannot find the answer.")
+                if action == "search" and all(s in obs for s in sentences):
+                    found = (argument, obs)
+                else:
+                    attempts.append((action, argument, obs))
+            if found is None:
+                if len(attempts) >= 3:
+                    pending.append(f"The tool keeps failing to return {surface(title)}, so I cannot find the answer.")
                     return self._say(pending, "finish[unknown]")
-                if tries:
-                    pending.append(rng.choice(_RETRY).format(t=title))
+                query, why = self._retry(title, attempts[-1], rng) if attempts else (surface(title), None)
+                if why:
+                    pending.append(why)
                 elif read:
-                    pending.append(rng.choice(_READ).format(t=read[-1][0], s=" ".join(read[-1][1])))
-                    pending.append(rng.choice(_NEXT).format(n=title))
+                    pending.append(self._quote(read[-1], rng))
+                    pending.append(rng.choice(_NEXT).format(n=query))
                 elif not pending and n == 0 and example.type == "comparison" and len(hops) > 1:
-                    pending.append(rng.choice(_COMPARE_FIRST).format(t=title, u=hops[1][0]))
+                    pending.append(rng.choice(_COMPARE_FIRST).format(t=query, u=surface(hops[1][0])))
                 elif not pending:  # (a pending reflection already says what to search)
                     first = _BRIDGE_FIRST if example.type == "bridge" and len(hops) > 1 else \
                         _SINGLE_FIRST if len(hops) == 1 and example.type in ("single", "") else _FIRST
-                    pending.append(rng.choice(first).format(t=title))
-                return self._say(pending, f"search[{title}]")
+                    pending.append(rng.choice(first).format(t=query))
+                return self._say(pending, f"search[{query}]")
             # found by the search at history[i-1]: a long page may be narrowed down with lookup
             keyword = self._lookup_keyword(example, title, sentences[0], self._rng(example, 1000 + n))
             if keyword and len(sentences) == 1:
                 if i == len(history):
-                    return self._say([rng.choice(_LOOKUP).format(k=keyword)], f"lookup[{keyword}]")
+                    return self._say([*_followed(title, found, rng), rng.choice(_LOOKUP).format(k=keyword)],
+                                     f"lookup[{keyword}]")
                 if history[i][0] == "lookup":
                     i += 1
-            read.append((title, sentences))
+                    found = None  # the lookup has been said; the match needs no word more
+            read.append((title, sentences, key, found))
 
         # every hop read: conclude, citing what the pages said
-        cited = [rng.choice(_READ).format(t=t, s=" ".join(s)) for t, s in read[-2:]]
-        pending += cited if example.type == "comparison" else cited[-1:]
-        pending.append(rng.choice(_ANSWER).format(a=answer))
+        if example.type == "comparison" and example.reasoning:
+            pending += [*_followed(read[-1][0], read[-1][3], rng), example.reasoning]
+        else:
+            cited = [self._quote(r, rng) for r in read[-2:]]
+            pending += cited if example.type == "comparison" else cited[-1:]
+            pending.append(rng.choice(_ANSWER).format(a=answer))
         return self._say(pending, f"finish[{answer}]")
+
+    @staticmethod
+    def _retry(title: str, attempt: tuple, rng) -> tuple[str, str]:
+        """(the next search, the thought that says why) after a search that did not bring `title`'s page."""
+        action, argument, obs = attempt
+        match = best_match(obs)
+        wanted = surface(title)
+        if match is not None and match != title:
+            if title in similar_titles(obs):
+                return title, rng.choice(_NOT_THE_MATCH_LISTED).format(m=match, t=title)
+            return title, rng.choice(_NOT_THE_MATCH).format(m=match, t=title)
+        if action == "search" and argument == wanted != title and match is None and not obs.startswith("Could not"):
+            what = title[len(wanted):].strip(" ()")
+            return title, rng.choice(_OTHER_PAGE).format(q=wanted, w=what, t=title)
+        return title, rng.choice(_RETRY).format(t=title)
+
+    @staticmethod
+    def _quote(read: tuple, rng) -> str:
+        """What a page said, quoted short: the clause of its sentences that holds `key` (the next page's
+        name or the answer), after a word on how the page was found when it was a best match."""
+        title, sentences, key, found = read
+        said = [s for s in sentences if normalize_answer(surface(key)) in normalize_answer(s)] or sentences[:1]
+        quote = " ... ".join(clip(s, surface(key)) for s in said[:2])
+        return " ".join([*_followed(title, found, rng), rng.choice(_READ).format(t=surface(title), s=quote)])
 
     def _next_sql(self, example, history) -> str:
         """One step of a DB task: [look at a few rows], run the reference SQL, answer from its result.

@@ -61,13 +61,15 @@ def stage(out: Path, name: str, config, run):
     return json.loads(json.dumps(result, default=str))
 
 
-ROWS = [("em", "EM"), ("f1", "F1"), ("turns", "turns per question"), ("format_error_rate", "format errors (of steps)"),
+ROWS = [("em", "EM"), ("em_ci95", "EM, 95% interval"), ("f1", "F1"), ("turns", "turns per question"),
+        ("format_error_rate", "format errors (of steps)"),
         ("hallucinated_observation_rate", "invented observations (of steps)"),
         ("tool_misuse", "tool misuse, no tools offered"), ("prompt_tokens_per_question", "prompt tokens per question"),
         ("seconds_per_question", "seconds per question")]
 
 
-BUDGET_ROWS = [("em", "EM"), ("f1", "F1"), ("calls_per_question", "model calls per question"),
+BUDGET_ROWS = [("em", "EM"), ("em_ci95", "EM, 95% interval"), ("f1", "F1"),
+               ("calls_per_question", "model calls per question"),
                ("prompt_tokens_per_question", "prompt tokens per question"),
                ("completion_tokens_per_question", "generated tokens per question"),
                ("seconds_per_question", "seconds per question"), ("branch_agreement", "branch agreement"),
@@ -101,6 +103,17 @@ def comparison(runs: dict[str, dict], rows=ROWS) -> str:
             cells.append((cell(value) or "-").rjust(col))
         lines.append(label.ljust(width) + "".join(cells))
     return "\n".join(lines)
+
+
+def outcome_table(runs: dict[str, dict]) -> str | None:
+    """Why each run's episodes ended as they did (`evaluate.outcome`), as a plain-text table of counts;
+    None when no run has them (a task without wiki paragraphs)."""
+    from fireflan.evaluate import OUTCOMES
+
+    if not any(m.get("outcomes") for m in runs.values()):
+        return None
+    counts = {n: {k: (m.get("outcomes") or {}).get(k) for k in OUTCOMES} for n, m in runs.items()}
+    return comparison(counts, list(OUTCOMES.items()))
 
 
 def launch(fn, name: str) -> None:

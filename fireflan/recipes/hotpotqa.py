@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fireflan.options import opt
-from fireflan.recipes.common import comparison, launch, recipe_command, stage
+from fireflan.recipes.common import comparison, launch, outcome_table, recipe_command, stage
 
 
 @dataclass
@@ -43,6 +43,10 @@ class HotpotQARecipe:
     teacher_model: str = opt("gpt-4o", "the teacher's model id (openai)")
     teacher_url: str | None = opt(None, "the teacher's server (None: api.openai.com; OPENAI_API_KEY from the env)")
     max_usd: float | None = opt(None, "the teacher's spend cap in USD")
+    fireact: str | None = opt(None, "FireAct's published trajectories (gpt_format_*.jsonl), added to the corpus "
+                                    "beside the teacher's (their path: the kit does not ship them)")
+    mix: str = opt("", "corpus shares by task, e.g. world=0.7,hotpotqa=0.3 (FireAct's are hotpotqa); empty: all "
+                       "records as they come")
     base: str = opt("embedded", "the model to fine-tune: embedded (Gemma 3 270M, offline) | tiny | a HF id or folder")
     backend: str = opt("auto", "auto (unsloth on a CUDA GPU, else trl) | trl | unsloth")
     rank: int = opt(16, "LoRA rank")
@@ -59,11 +63,14 @@ class HotpotQARecipe:
     agent_steps: int = opt(6, "model calls per question at evaluation")
     agent_tokens: int = opt(96, "tokens per model call at evaluation")
     probes: int = opt(20, "hallucination probes per model (questions with no tools offered; 0: none)")
+    real_data: str | None = opt(None, "an official HotpotQA distractor JSON the fine-tuned model is also evaluated "
+                                      "on (never trained on), e.g. ../shared/data/hotpotqa_dev_sample89.json")
     threads: int = opt(0, "CPU threads for training (0: all cores); llama.cpp picks its own")
 
 
 def main(r: HotpotQARecipe) -> dict:
     from fireflan.corpus.build import CorpusConfig, build_corpus
+    from fireflan.evaluate import EvalConfig, evaluate
     from fireflan.export import ExportConfig, export
     from fireflan.report import ReportConfig, report
     from fireflan.teach import TeachConfig, teach
@@ -94,10 +101,10 @@ def main(r: HotpotQARecipe) -> dict:
         seed=r.seed), teach)
     print(f"   {taught['success']} of {taught['trajectories']} trajectories succeeded")
 
-    # 3. corpus: the successful ReAct trajectories in FireAct's format
-    corpus = stage(out, "corpus", CorpusConfig(
-        inputs=str(out / "teach" / "trajectories.jsonl"), out=str(out / "corpus"), negatives="", seed=r.seed),
-        build_corpus)
+    # 3. corpus: the successful ReAct trajectories in FireAct's format (and FireAct's own, if given)
+    inputs = [str(out / "teach" / "trajectories.jsonl")] + ([r.fireact] if r.fireact else [])
+    corpus = stage(out, "corpus", CorpusConfig(inputs=",".join(inputs), out=str(out / "corpus"), tasks=r.mix,
+                                               negatives="", seed=r.seed), build_corpus)
     print(f"   {corpus['train']} training records, mean {corpus['tokens']['mean']:.0f} tokens (estimated)")
 
     # 4. train
@@ -118,6 +125,10 @@ def main(r: HotpotQARecipe) -> dict:
     if prompted != "none":
         runs["prompted"] = evaluation("prompted", prompted)
     runs["fine-tuned"] = evaluation("finetuned", str(gguf))
+    real = None
+    if r.real_data:  # the same model on real questions no one here wrote, with evaluate's defaults
+        real = stage(out, "eval-real", EvalConfig(model=str(gguf), out=str(out / "eval-real"), task="hotpotqa",
+                                                  data=r.real_data, seed=r.seed), evaluate)
 
     # 7. report
     page = report(ReportConfig(runs=",".join(str(out / f"eval-{n.replace('-', '')}") for n in runs),
@@ -127,14 +138,21 @@ def main(r: HotpotQARecipe) -> dict:
     print(f"\n{r.task}: {r.eval_questions} {eval_split} questions; prompted = {prompted} with {r.shots} "
           f"examples, fine-tuned = {r.base} + LoRA, {trained['steps']} steps\n")
     print(table)
+    why = outcome_table(runs)
+    if why:
+        print(f"\nwhy the episodes ended as they did (questions):\n{why}")
     if gain is not None:
         print(f"\nfine-tuning bought {100 * gain:+.1f} EM points")
+    if real is not None:
+        low, high = real["em_ci95"]
+        print(f"\nreal HotpotQA ({r.real_data}, {real['questions']} questions): fine-tuned EM {real['em']:.3f} "
+              f"(95% interval {low:.3f}-{high:.3f}), F1 {real['f1']:.3f}\n{outcome_table({'real': real})}")
     plots = sorted(str(p) for p in out.glob(f"{Path(page).stem}-*.png")) + \
         [str(p) for p in (out / "model").glob("loss.png")]
     html = out / "html" / "index.html"
     print(f"\nreport: {page}\npage: {html} (open it in a browser)\nplots: {', '.join(plots)}\n"
           f"wall time this run: {time.time() - started:.0f} s")
-    return {"runs": runs, "em_gain": gain, "report": str(page), "page": str(html), "plots": plots,
+    return {"runs": runs, "em_gain": gain, "real": real, "report": str(page), "page": str(html), "plots": plots,
             "gguf": str(gguf), "prompted_model": prompted, "eval_data": eval_data, "eval_split": eval_split}
 
 

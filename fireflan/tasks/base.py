@@ -23,12 +23,13 @@ class Example:
     labels: list = field(default_factory=list)  # a query's expected answers
     answer_md5: str = ""  # a statement's expected table hash, as AgentBench writes it: "[('<md5>',)]"
     sql: str = ""  # a reference solution: the record's query, or the statement it expects
+    reasoning: str = ""  # a comparison of the embedded world: how its two read values decide it
 
     def to_record(self) -> dict:
         """The HotpotQA-shaped record (`_id`, not `id`), as written to JSONL (DB fields only when set)."""
         rec = asdict(self)
         rec["_id"] = rec.pop("id")
-        for name in ("table", "labels", "answer_md5", "sql"):
+        for name in ("table", "labels", "answer_md5", "sql", "reasoning"):
             if not rec[name]:
                 del rec[name]
         return rec
@@ -50,9 +51,10 @@ def example_from_hotpot(rec: dict, task: str, path, n: int, default_id: str) -> 
     context = rec.get("context", [])
     if not (isinstance(context, list) and all(isinstance(c, list) and len(c) == 2 for c in context)):
         raise DataError(path, "expected [[title, [sentences]], ...]", line=n, field="context")
+    reasoning = require(rec, "reasoning", str, path, n) if "reasoning" in rec else ""
     return Example(id=str(rec.get("_id", default_id)), question=question, answer=str(answer), task=task,
                    type=str(rec.get("type", "")), level=str(rec.get("level", "")),
-                   supporting_facts=facts, context=context)
+                   supporting_facts=facts, context=context, reasoning=reasoning)
 
 
 def limit(examples: list[Example], n: int | None) -> list[Example]:

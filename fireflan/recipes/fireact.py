@@ -1,0 +1,114 @@
+"""FireAct with FireAct's own data: GPT-4's published HotpotQA trajectories fine-tune the small model,
+measured on real HotpotQA dev questions (distractor setting), prompted vs fine-tuned.
+
+    python -m fireflan.recipes.fireact --config recipes/fireact.toml
+    python -m fireflan.recipes.fireact --fireact PATH/gpt_format_hotpotqa.jsonl \
+        --eval-data hotpot_dev_distractor_v1.json
+    python -m fireflan.recipes.fireact --help                     # every option
+
+FireAct's files (Chen et al. 2023, MIT licence) are not shipped with the kit: pass the path of
+`gpt_format_hotpotqa.jsonl` (500 ReAct trajectories) or `gpt_format_hotpotqa_multimethod.jsonl`
+from the authors' repository. The questions come from HotpotQA's train split; the evaluation is on
+its dev split: an official distractor JSON (`--eval-data`) or, with a network, the hub's validation
+split. The wiki tool searches the paragraphs of the evaluated questions, as in the distractor
+setting. Their observations are Google snippets (one or two sentences), ours are whole paragraphs:
+the model learns to read short results and meets longer ones at test time.
+
+1. corpus: the trajectories as chat records in FireAct's format (OUT/corpus);
+2. train: LoRA on the base model (OUT/model);
+3. export: GGUF, checked against transformers, Ollama Modelfile (OUT/model/gguf);
+4. evaluate the prompted base (few-shot) and the fine-tuned model on the same dev questions, with
+   `evaluate`'s own defaults for steps and tokens (OUT/eval-prompted, OUT/eval-finetuned);
+5. report: the table (EM with its 95% interval) and why the episodes failed; OUT/report.md and the page.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fireflan.options import opt
+from fireflan.recipes import hotpotqa
+from fireflan.recipes.common import comparison, launch, outcome_table, recipe_command, report_pages, stage
+
+
+@dataclass
+class FireActRecipe:
+    """Options of `python -m fireflan.recipes.fireact`."""
+
+    fireact: str | None = opt(None, "FireAct's published trajectories: gpt_format_hotpotqa.jsonl (or its "
+                                    "multimethod file); required")
+    out: str = opt("runs/fireact", "the run folder (one sub-folder per stage)")
+    eval_data: str | None = opt(None, "an official HotpotQA distractor JSON to evaluate on (None: the hub's "
+                                      "validation split)")
+    eval_questions: int | None = opt(None, "dev questions to evaluate, the same for both models (None: all)")
+    seed: int = opt(0, "seed of training and evaluation")
+    base: str = opt("embedded", "the model to fine-tune: embedded (Gemma 3 270M, offline) | tiny | a HF id or folder")
+    backend: str = opt("auto", "auto (unsloth on a CUDA GPU, else trl) | trl | unsloth")
+    rank: int = opt(16, "LoRA rank")
+    lr: float = opt(5e-4, "peak learning rate")
+    max_steps: int = opt(160, "optimizer steps (2 x 2 records each: about 1.3 epochs of the 500 trajectories)")
+    batch_size: int = opt(2, "records per forward pass")
+    grad_accum: int = opt(2, "forward passes per step")
+    quant: str = opt("q8_0", "GGUF type of the fine-tuned model: q8_0 | f16 | q4_k_m")
+    prompted: str = opt("auto", "the prompted baseline: auto (the embedded Gemma when base=embedded, else none) | "
+                                "a GGUF file | none")
+    shots: int = opt(2, "few-shot examples in the prompted baseline's prompt")
+    agent_steps: int = opt(8, "model calls per question (evaluate's default)")
+    agent_tokens: int = opt(128, "tokens per model call (evaluate's default)")
+    probes: int = opt(0, "hallucination probes per model (0: none)")
+    threads: int = opt(0, "CPU threads for training (0: all cores); llama.cpp picks its own")
+
+    task = "hotpotqa"  # what `hotpotqa.evaluate_stage` evaluates on (not an option)
+
+
+def main(r: FireActRecipe) -> dict:
+    from fireflan.corpus.build import CorpusConfig, build_corpus
+    from fireflan.export import ExportConfig, export
+    from fireflan.train.trainer import train
+
+    if not r.fireact:
+        raise ValueError("--fireact must name FireAct's gpt_format_hotpotqa.jsonl (the kit does not ship it)")
+    if not Path(r.fireact).is_file():
+        raise FileNotFoundError(f"--fireact: no such file: {r.fireact}")
+    out = Path(r.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+
+    # 1. corpus: FireAct's trajectories as they were published
+    corpus = stage(out, "corpus", CorpusConfig(inputs=r.fireact, out=str(out / "corpus"), negatives="",
+                                               seed=r.seed), build_corpus)
+    print(f"   {corpus['train']} training records, mean {corpus['tokens']['mean']:.0f} tokens (estimated)")
+
+    # 2. train, 3. export
+    trained = stage(out, "train", hotpotqa.train_options(r, out / "corpus", out / "model"), train)
+    print(f"   loss {trained['train_loss']} over {trained['steps']} steps ({trained['backend']})")
+    stage(out, "export", ExportConfig(model=str(out / "model"), quant=r.quant), export)
+    gguf = out / "model" / "gguf" / f"model-{r.quant}.gguf"
+
+    # 4. evaluate both on the same dev questions
+    prompted = r.prompted if r.prompted != "auto" else ("embedded" if r.base == "embedded" else "none")
+    runs = {}
+    if prompted != "none":
+        runs["prompted"] = hotpotqa.evaluate_stage(r, out, "prompted", prompted, r.eval_data, "validation")
+    runs["fine-tuned"] = hotpotqa.evaluate_stage(r, out, "finetuned", str(gguf), r.eval_data, "validation")
+
+    # 5. report
+    written = report_pages(out, "report", [out / f"eval-{n.replace('-', '')}" for n in runs])
+    n = runs["fine-tuned"]["questions"]
+    print(f"\nreal HotpotQA dev: {n} questions ({r.eval_data or 'the hub validation split'}); prompted = {prompted} "
+          f"with {r.shots} examples, fine-tuned = {r.base} + LoRA on FireAct's {corpus['train']} trajectories\n")
+    print(comparison(runs))
+    why = outcome_table(runs)
+    if why:
+        print(f"\nwhy the episodes ended as they did (questions):\n{why}")
+    print(f"\nreport: {written['report']}\npage: {written['page']} (open it in a browser)\n"
+          f"wall time this run: {time.time() - started:.0f} s")
+    return {"runs": runs, "gguf": str(gguf), **written}
+
+
+cli = recipe_command(FireActRecipe, main, "FireAct's published trajectories -> LoRA -> GGUF -> real HotpotQA dev.")
+
+if __name__ == "__main__":
+    launch(cli, "fireflan.recipes.fireact")
