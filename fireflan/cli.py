@@ -37,8 +37,8 @@ class CLI:
         print(json.dumps({"out": str(out), **counts}))
 
     def dbworld(self, out: str = "runs/dbworld", seed: int = 0, train: int = 1000, dev: int = 100, test: int = 100,
-                min_rows: int = 6, max_rows: int = 12):
-        """Write AgentBench DB tasks over the embedded world's entities: OUT/{train,dev,test}.jsonl.
+                min_rows: int = 8, max_rows: int = 20, list_share: float = 0.75):
+        """Write AgentBench-shaped DB tasks (list tables, the embedded world's entities): OUT/{train,dev,test}.jsonl.
 
         Args:
             out: folder to write.
@@ -48,10 +48,12 @@ class CLI:
             test: tasks in the test split.
             min_rows: fewest rows in a task's table.
             max_rows: most rows in a task's table.
+            list_share: share of tasks on list tables of invented rows (AgentBench's kind); the rest on entities.
         """
         from fireflan.dbworld import DBWorldConfig, write_dbtasks
 
-        config = DBWorldConfig(seed=seed, train=train, dev=dev, test=test, min_rows=min_rows, max_rows=max_rows)
+        config = DBWorldConfig(seed=seed, train=train, dev=dev, test=test, min_rows=min_rows, max_rows=max_rows,
+                               list_share=list_share)
         print(json.dumps({"out": str(out), **write_dbtasks(config, out)}))
 
     def search(self, query, corpus: str = "runs/world", lookup: str | None = None):

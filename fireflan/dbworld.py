@@ -1,19 +1,28 @@
-"""DB tasks over the embedded world: AgentBench DB records whose tables hold its fictional entities.
+"""DB tasks in the shape of AgentBench's: one table, a question or an instruction, a reference SQL.
 
     python -m fireflan dbworld --seed 0 --out runs/dbworld
     # -> runs/dbworld/{train,dev,test}.jsonl, one AgentBench DB record a line
 
-Each task is one table (films, cities, bands, albums, companies or people, 6-12 rows of one split's
-entities: the entities of the embedded world of the same seed, so a table agrees with the wiki's
-articles, and a test table holds no entity a training table holds) and a question or an instruction
-about it, with a reference SQL. The generator runs that SQL in the task's database to write the
-record's `label` (a query's answer) or `answer_md5` (the table's hash after an INSERT, UPDATE or
-DELETE), so every record is solvable by construction. Types are AgentBench's: other, counting,
-comparison, ranking, aggregation-SUM/MIN/MAX/AVG, INSERT, UPDATE (and DELETE, which AgentBench's
-DB set also scores by hash).
+Most tables (`list_share`, 3/4) are Wikipedia-style lists of invented rows, as AgentBench's come from
+WikiSQL and WikiTQ: standings, season results, award winners, ships, buildings, episodes, medal
+tallies, draft picks..., named in the styles the records use (`Football Standings`,
+`football_standings`), every column TEXT, numbers written as text (`'18'`, `'5,200'`, `'W 27–20'`),
+column names with spaces, signs and brackets (`Tonnage (GRT)`, `School/Club Team`, `No.`). The rest
+hold the embedded world's entities (films, cities, bands, albums, companies, people of one split, so a
+test table holds no entity a training table holds). Task types and their shares follow AgentBench's
+dev set: a third INSERT, a third UPDATE, a third queries (other, counting, comparison, ranking,
+aggregation-SUM/MIN/MAX/AVG), worded as its records are: WikiSQL's "What is the X when the Y is Z?",
+"Which X has a Y of Z, and a W smaller than 17?", WikiTQ's lower-case questions, INSERTs with the
+values listed or told as a sentence ("On 2 March 1944, Bidux Queen, a ship registered in ..."),
+UPDATEs of one or two columns. The reference SQL is written as sqlite runs MySQL's habits: names in
+backticks, values as quoted text, numbers kept as text compared with `CAST(... AS REAL)`.
 
-    "Who directed the film The Last Nafern?" + Film Catalogue -> label ["Aldo Brenik"],
-    sql: SELECT `Director` FROM `Film Catalogue` WHERE `Title` = 'The Last Nafern'
+The generator runs the SQL in the task's database to write the record's `label` (a query's answer)
+or `answer_md5` (the table's hash after an INSERT or UPDATE), so every record is solvable by
+construction.
+
+    "What is the Tonnage (GRT) when the Name is Najix Queen?" + shipwrecks -> label ["6,548"],
+    sql: SELECT `Tonnage (GRT)` FROM `shipwrecks` WHERE `Name` = 'Najix Queen'
 """
 
 from __future__ import annotations
@@ -26,10 +35,11 @@ from fireflan.options import opt
 
 SCHEMA_DBTASK = "fireflan.dbtask/1"
 SPLITS = ("train", "dev", "test")
-# the share of each task type (AgentBench's dev set: 1/3 queries, 1/3 INSERT, 1/3 UPDATE)
-TYPE_SHARES = {"other": 0.16, "counting": 0.08, "comparison": 0.08, "ranking": 0.08, "aggregation-SUM": 0.05,
-               "aggregation-MIN": 0.05, "aggregation-MAX": 0.05, "aggregation-AVG": 0.05, "INSERT": 0.14,
-               "UPDATE": 0.16, "DELETE": 0.10}
+# the share of each task type, as in AgentBench's dev set (1/3 queries, 1/3 INSERT, 1/3 UPDATE; no
+# DELETE), the rarest query types a little above theirs
+TYPE_SHARES = {"other": 0.08, "counting": 0.06, "comparison": 0.07, "ranking": 0.06, "aggregation-SUM": 0.04,
+               "aggregation-MIN": 0.03, "aggregation-MAX": 0.03, "aggregation-AVG": 0.03, "INSERT": 0.30,
+               "UPDATE": 0.30}
 
 
 @dataclass
@@ -40,8 +50,10 @@ class DBWorldConfig:
     train: int = opt(1000, "tasks in the train split")
     dev: int = opt(100, "tasks in the dev split")
     test: int = opt(100, "tasks in the test split")
-    min_rows: int = opt(6, "fewest rows in a task's table")
-    max_rows: int = opt(12, "most rows in a task's table")
+    min_rows: int = opt(8, "fewest rows in a task's table")
+    max_rows: int = opt(20, "most rows in a task's table")
+    list_share: float = opt(0.75, "share of tasks on list tables of invented rows (results, standings, ships...: "
+                                  "AgentBench's kind of table); the rest are on the embedded world's entities")
 
     def __post_init__(self):
         for name in SPLITS:
@@ -49,6 +61,8 @@ class DBWorldConfig:
                 raise ValueError(f"dbworld option {name} must be an integer >= 0, got {getattr(self, name)!r}")
         if not 3 <= self.min_rows <= self.max_rows <= 40:
             raise ValueError(f"dbworld needs 3 <= min_rows <= max_rows <= 40, got {self.min_rows}, {self.max_rows}")
+        if not 0.0 <= self.list_share <= 1.0:
+            raise ValueError(f"dbworld option list_share must be within 0..1, got {self.list_share}")
 
 
 # --------------------------------------------------------------------------- tables
@@ -137,6 +151,167 @@ def row_of(table: Table, e, seed: int) -> list:
     if table.kind == "company":
         return [e.name, f["industry"], f["founded"], f["founder"], f["hq"], drawn("staff", 20, 4000, 10)]
     return [e.name, f["occupation"], f["born"][0], f["city"], f["country"]]
+
+
+# --------------------------------------------------------------------------- list tables
+# AgentBench's tables are Wikipedia's lists (WikiSQL, WikiTQ): results, standings, winners, ships...,
+# every column TEXT, numbers written as text ('18', '5,200', '2–1'). A family is one such list, with
+# names in the styles the records use ('Football Standings', 'football_standings') and a generator
+# for each column's values: invented names, dates written two ways, scores with en dashes.
+
+@dataclass(frozen=True)
+class Family:
+    names: tuple[str, ...]  # the table's name, in the styles the records use
+    noun: str  # what a row is: "club"
+    plural: str
+    columns: tuple[tuple[str, str], ...]  # (column name, value kind; see `list_value`)
+    key: int = 0  # the column that names a row
+    said: tuple[str, ...] = ()  # narrative INSERTs: a row told as a sentence ({column name} placeholders)
+
+
+_SPORTS = ["Tennis", "Athletics", "Swimming", "Cycling", "Rowing", "Fencing", "Judo", "Gymnastics"]
+_POSITIONS = ["Quarterback", "Running back", "Wide receiver", "Linebacker", "Tackle", "Safety", "Kicker"]
+_PARTIES = ["Liberal", "Labour", "Reform", "National", "Green", "Independent"]
+_FATES = ["Sunk", "Damaged", "Captured"]
+_CLUB_SUFFIXES = ["FC", "United", "Rovers", "Athletic", "City", "Town", "Wanderers"]
+
+FAMILIES = (
+    Family(("Football Standings", "football_standings", "League Table"), "club", "clubs", (
+        ("Position", "int:1:20"), ("Club", "club"), ("Games played", "int:18:38"), ("Wins", "int:0:25"),
+        ("Draws", "int:0:12"), ("Losses", "int:0:20"), ("Goals scored", "int:10:80"), ("Points", "int:5:80")), 1,
+        ("The club {Club} finished in position {Position} with {Wins} wins, {Draws} draws and {Losses} losses "
+         "from {Games played} games, scoring {Goals scored} goals for {Points} points.",)),
+    Family(("Season Results", "season_results", "Game Schedule"), "game", "games", (
+        ("Week", "int:1:17"), ("Date", "date"), ("Opponent", "club"), ("Result", "result"), ("Game site", "place"),
+        ("Attendance", "thousands:20000:90000")), 0,
+        ("In week {Week}, on {Date}, the team played {Opponent} at {Game site}; the result was {Result} and "
+         "{Attendance} people attended.",)),
+    Family(("Award Winners", "award_winners", "Sportsperson of the Year"), "year", "years", (
+        ("Year", "year"), ("Winner", "person"), ("Sport", "choice:" + "|".join(_SPORTS)), ("Nation", "nation")), 0,
+        ("In {Year}, {Winner} of {Nation} won the award for {Sport}.",)),
+    Family(("Shipping Incidents", "shipwrecks", "Ships Sunk"), "ship", "ships", (
+        ("Date", "date"), ("Name", "ship"), ("Nationality", "nation"), ("Tonnage (GRT)", "thousands:500:9000"),
+        ("Fate", "choice:" + "|".join(_FATES))), 1,
+        ("On {Date}, {Name}, a ship registered in {Nationality} with a tonnage of {Tonnage (GRT)} GRT, met the "
+         "fate {Fate}.",)),
+    Family(("Tallest Buildings", "skyscrapers", "Skyscraper Database"), "building", "buildings", (
+        ("Rank", "int:1:40"), ("Name", "building"), ("Height ft / m", "height"), ("Floors", "int:20:95"),
+        ("Year", "year"), ("City", "place")), 1,
+        ("{Name} in {City}, completed in {Year}, is ranked {Rank} with a height of {Height ft / m} and "
+         "{Floors} floors.",)),
+    Family(("Episode Guide", "episodes", "Series Episodes"), "episode", "episodes", (
+        ("No.", "int:1:60"), ("Title", "title"), ("Directed by", "person"), ("Original air date", "date"),
+        ("Viewers (millions)", "decimal:2:15")), 1,
+        ("The episode {Title}, number {No.}, directed by {Directed by}, first aired on {Original air date} to "
+         "{Viewers (millions)} million viewers.",)),
+    Family(("Medal Tally", "olympic_medal_counts", "Medal Table"), "nation", "nations", (
+        ("Rank", "int:1:30"), ("Nation", "nation"), ("Gold", "int:0:12"), ("Silver", "int:0:12"),
+        ("Bronze", "int:0:12"), ("Total", "int:0:30")), 1,
+        ("{Nation}, ranked {Rank}, won {Gold} gold, {Silver} silver and {Bronze} bronze medals, {Total} in "
+         "total.",)),
+    Family(("Elected Members", "parliament_members", "Members of Parliament"), "member", "members", (
+        ("Name", "person"), ("Electorate", "place"), ("Party", "choice:" + "|".join(_PARTIES)),
+        ("Date of birth", "date"), ("Term", "term")), 0,
+        ("{Name} of the {Party} party, born on {Date of birth}, represented {Electorate} from {Term}.",)),
+    Family(("Singles Discography", "singles_chart", "Chart History"), "single", "singles", (
+        ("Year", "year"), ("Title", "title"), ("Artist", "person"), ("Peak position", "int:1:40"),
+        ("Weeks at No. 1", "int:0:9")), 1,
+        ("{Artist}'s single {Title}, released in {Year}, peaked at number {Peak position} and spent "
+         "{Weeks at No. 1} weeks at No. 1.",)),
+    Family(("Draft Picks", "football_draft", "Football Draft Picks"), "player", "players", (
+        ("Round", "int:1:12"), ("Pick", "int:1:300"), ("Player", "person"),
+        ("Position", "choice:" + "|".join(_POSITIONS)), ("School/Club Team", "school")), 2,
+        ("{Player}, a {Position} from {School/Club Team}, was drafted in round {Round} as pick {Pick}.",)),
+    Family(("Race Results", "grand_prix_results", "Race Calendar"), "round", "rounds", (
+        ("Round", "int:1:20"), ("Circuit", "place"), ("Date", "date"), ("Pole Position", "person"),
+        ("Fastest Lap", "person"), ("Winning Driver", "person")), 1,
+        ("At {Circuit} on {Date}, round {Round}, {Pole Position} started from pole, {Fastest Lap} set the "
+         "fastest lap and {Winning Driver} won.",)),
+    Family(("School Locations", "schools", "School Directory"), "school", "schools", (
+        ("School", "school"), ("Location", "place"), ("Founded", "year"), ("Enrollment", "thousands:200:4000"),
+        ("Mascot", "choice:Eagles|Tigers|Wolves|Falcons|Bears")), 0,
+        ("{School} in {Location}, founded in {Founded}, has {Enrollment} students and the {Mascot} as its "
+         "mascot.",)),
+    Family(("Golf Champions", "golf_winners", "Championship Winners"), "player", "players", (
+        ("Player", "person"), ("Country", "nation"), ("Year(s) won", "years"), ("Total", "int:265:300"),
+        ("To par", "par")), 0,
+        ("{Player} of {Country} won in {Year(s) won} with a total of {Total}, {To par} to par.",)),
+    Family(("Radio Stations", "radio_stations", "Translator Stations"), "station", "stations", (
+        ("Call sign", "callsign"), ("Frequency MHz", "decimal:88:108"), ("City of license", "place"),
+        ("ERP W", "int:10:250"), ("Class", "choice:A|B|D")), 0,
+        ("{Call sign} broadcasts on {Frequency MHz} MHz from {City of license} with {ERP W} W, class {Class}.",)),
+)
+
+
+def list_value(kind: str, rng: random.Random) -> str:
+    """One invented value of a column kind, as text. 'thousands:500:9000' -> '5,200'; 'date' -> '2 March 1944'"""
+    from fireflan.world import _MONTHS, _word
+
+    name, _, args = kind.partition(":")
+    if name == "int":
+        lo, hi = map(int, args.split(":"))
+        return str(rng.randint(lo, hi))
+    if name == "thousands":
+        lo, hi = map(int, args.split(":"))
+        return f"{rng.randrange(lo, hi, 7):,}"
+    if name == "decimal":
+        lo, hi = map(int, args.split(":"))
+        return f"{rng.uniform(lo, hi):.1f}"
+    if name == "choice":
+        return rng.choice(args.split("|"))
+    if name == "year":
+        return str(rng.randint(1950, 2022))
+    if name == "date":
+        y, m, d = rng.randint(1940, 2022), rng.randint(1, 12), rng.randint(1, 28)
+        return f"{d} {_MONTHS[m - 1]} {y}" if rng.random() < 0.5 else f"{_MONTHS[m - 1]} {d}, {y}"
+    if name == "person":
+        return f"{_word(rng, 2)} {_word(rng, rng.randint(2, 3))}"
+    if name == "club":
+        return f"{_word(rng, 2)} {rng.choice(_CLUB_SUFFIXES)}"
+    if name in ("place", "nation"):
+        return _word(rng, rng.randint(2, 3)) + ("ia" if name == "nation" else "")
+    if name == "ship":
+        return f"{_word(rng, 2)} {rng.choice(['Maru', 'Star', 'Queen', 'Trader', ''])}".strip()
+    if name == "building":
+        return f"{_word(rng, 2)} {rng.choice(['Tower', 'Center', 'Plaza', 'Building'])}"
+    if name == "school":
+        return f"{_word(rng, 2)} {rng.choice(['High School', 'College', 'University', 'Academy'])}"
+    if name == "title":
+        return f"\"{rng.choice(['The', 'A', 'Night of the', 'Return of the'])} {_word(rng, 2)}\""
+    if name == "result":
+        a, b = rng.randint(10, 45), rng.randint(3, 40)
+        return f"{'W' if a > b else 'L'} {max(a, b)}–{min(a, b)}"
+    if name == "height":
+        m = rng.randint(150, 600)
+        return f"{round(m * 3.281):,} / {m}"
+    if name == "term":
+        start = rng.randint(1950, 2015)
+        return f"{start}–{start + rng.randint(2, 12)}"
+    if name == "years":
+        first = rng.randint(1960, 2010)
+        return ", ".join(str(first + k * rng.randint(1, 5)) for k in range(rng.randint(1, 3)))
+    if name == "par":
+        return rng.choice(["+", "-"]) + str(rng.randint(1, 18))
+    if name == "callsign":
+        return rng.choice("KW") + str(rng.randint(201, 299)) + "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ")
+                                                                      for _ in range(2))
+    raise ValueError(f"unknown column kind {kind!r}")
+
+
+def list_rows(family: Family, n: int, rng: random.Random) -> list[list[str]]:
+    """n rows of a family's table, no two with the same key; a numbered key (a week, a round) counts up."""
+    rows, keys = [], set()
+    numbered = family.columns[family.key][1].startswith("int")
+    for _ in range(100 * n):
+        row = [list_value(kind, rng) for _, kind in family.columns]
+        if numbered:
+            row[family.key] = str(len(rows) + 1)
+        if row[family.key] not in keys:
+            keys.add(row[family.key])
+            rows.append(row)
+            if len(rows) == n:
+                return rows
+    raise RuntimeError(f"could not make {n} rows of distinct {family.columns[family.key][0]}")
 
 
 # --------------------------------------------------------------------------- SQL text
@@ -258,15 +433,152 @@ def _task(kind: str, table: Table, rows: list[list], spare: list, rng: random.Ra
     raise ValueError(f"unknown task type {kind!r}")
 
 
-def _record(task: _Task, table: Table, rows: list[list], task_id: str, source: str) -> dict | None:
-    """The AgentBench record of a task: its SQL run in the task's database gives the label or the
-    table hash. None when the result makes a poor task (no answer, too many, nothing changed)."""
+def _numeric(family: Family) -> list[int]:
+    """The columns of a family that hold numbers (what comparisons, rankings and aggregates use)."""
+    return [i for i, (_, kind) in enumerate(family.columns) if kind.split(":")[0] in ("int", "decimal")]
+
+
+def _list_task(kind: str, family: Family, name: str, rows: list[list], spare: list, rng: random.Random):
+    """A task of `kind` over a list table, worded as WikiSQL's and WikiTQ's questions are, with the SQL
+    sqlite runs as MySQL would (numbers written as text compared as numbers: CAST(... AS REAL))."""
+    t, cols = ident(name), [c for c, _ in family.columns]
+    key = family.key
+    row = rng.choice(rows)
+    numbers = _numeric(family)
+    shared = [i for i in range(len(cols)) if i != key and len({r[i] for r in rows}) < len(rows)]
+
+    def num(i):
+        return f"CAST({ident(cols[i])} AS REAL)"
+
+    def eq(i, v):
+        return f"{ident(cols[i])} = {literal(v)}"
+
+    if kind == "other":
+        i = rng.choice([j for j in range(len(cols)) if j != key])
+        j = key if rng.random() < 0.5 else rng.choice([c for c in range(len(cols)) if c != i])
+        v = row[j]
+        text = rng.choice(["What is the {A} when the {B} is {b}?", "What {A} has a {B} of {b}?",
+                           "What is the {A} that has a {B} listed as {b}?", "what is the {a} for {b}?"])
+        return _Task(kind, text.format(A=cols[i], a=cols[i].lower(), B=cols[j], b=v),
+                     f"SELECT {ident(cols[i])} FROM {t} WHERE {eq(j, v)}")
+    if kind == "counting":
+        if not shared:
+            return None
+        j = rng.choice(shared)
+        v = rng.choice([r[j] for r in rows])
+        text = rng.choice(["How many {p} have a {B} of {b}?", "What is the total number of {p} with {B} {b}?",
+                           "how many {p} are listed with {b} as {B}?"])
+        return _Task(kind, text.format(p=family.plural, B=cols[j], b=v), f"SELECT COUNT(*) FROM {t} WHERE {eq(j, v)}")
+    if kind == "comparison":
+        if not numbers:
+            return None
+        c = rng.choice(numbers)
+        i = rng.choice([k for k in range(len(cols)) if k != c])
+        values = sorted({float(r[c]) for r in rows})
+        if len(values) < 4:
+            return None
+        x = values[rng.randint(1, 3)] if rng.random() < 0.5 else values[-rng.randint(2, 4)]
+        x = int(x) if x == int(x) else x
+        op, word = (">", rng.choice(["larger than", "more than", "greater than"])) if x > values[len(values) // 2] \
+            else ("<", rng.choice(["smaller than", "less than", "fewer than"]))
+        if shared and rng.random() < 0.5:
+            j = rng.choice([k for k in shared if k not in (i, c)] or [None])
+            if j is not None:
+                v = row[j]
+                return _Task(kind, f"Which {cols[i]} has a {cols[j]} of {v}, and a {cols[c]} {word} {x}?",
+                             f"SELECT {ident(cols[i])} FROM {t} WHERE {eq(j, v)} AND {num(c)} {op} {x}")
+        return _Task(kind, f"Which {cols[i]} has a {cols[c]} {word} {x}?",
+                     f"SELECT {ident(cols[i])} FROM {t} WHERE {num(c)} {op} {x}")
+    if kind == "ranking":
+        if not numbers:
+            return None
+        c = rng.choice(numbers)
+        high = rng.random() < 0.5
+        ordered = sorted(float(r[c]) for r in rows)
+        if (ordered[-1] == ordered[-2]) if high else (ordered[0] == ordered[1]):
+            return None
+        i = rng.choice([key] + [k for k in range(len(cols)) if k not in (key, c)])
+        text = rng.choice(["Which {A} has the {hl} {C}?", "Name the {A} with the {most} {C}",
+                           "which {n} had the {most} {c}?"])
+        return _Task(kind, text.format(A=cols[i], C=cols[c], c=cols[c].lower(), n=family.noun,
+                                       hl="highest" if high else "lowest", most="most" if high else "least"),
+                     f"SELECT {ident(cols[i])} FROM {t} ORDER BY {num(c)} {'DESC' if high else 'ASC'} LIMIT 1")
+    if kind.startswith("aggregation-"):
+        fn = kind.split("-")[1]
+        if not numbers:
+            return None
+        c = rng.choice(numbers)
+        scoped = [k for k in shared if k != c]
+        j = rng.choice(scoped) if scoped and rng.random() < 0.8 else None
+        cond = f" WHERE {eq(j, row[j])}" if j is not None else ""
+        scope = f" when the {cols[j]} is {row[j]}" if j is not None else ""
+        text = {"SUM": ["What is the total {C}{s}?", "What is the sum of {C}{s}?"],
+                "MIN": ["What is the lowest {C}{s}?", "What was the smallest {C}{s}?"],
+                "MAX": ["What is the highest {C}{s}?", "What's the biggest {C}{s}?"],
+                "AVG": ["What is the average {C}{s}?", "What is the mean {C}{s}?"]}[fn]
+        return _Task(kind, rng.choice(text).format(C=cols[c], s=scope), f"SELECT {fn}({num(c)}) FROM {t}{cond}")
+    if kind == "INSERT":
+        names = ", ".join(ident(c) for c in cols)
+        sql = f"INSERT INTO {t} ({names}) VALUES ({', '.join(literal(v) for v in spare)})"
+        values = dict(zip(cols, spare, strict=True))
+        style = rng.randrange(4)
+        if style == 0:
+            rest = [f"'{v}' for '{c}'" for c, v in zip(cols, spare, strict=True) if c != cols[key]]
+            text = f"Insert '{spare[key]}' into '{name}' with values {_and(rest)}."
+        elif style == 1:
+            parts = [f"{c.lower()} {v}" if v.replace(",", "").isdigit() else f"{c.lower()} '{v}'"
+                     for c, v in zip(cols, spare, strict=True)]
+            text = f"Insert a new record into the '{name}' table with the values of {_and(parts)}."
+        elif style == 2:
+            text = (f"Insert into the '{name}' table the values for {_and(cols)}, which are "
+                    f"{_and([repr_text(v) for v in spare])}, respectively.")
+        else:
+            told = rng.choice(family.said)
+            for column, value in values.items():  # (not str.format: column names hold dots and slashes)
+                told = told.replace("{" + column + "}", value)
+            text = told + rng.choice([f" Add this to the {name} table.", f" Record it in the {name} table.",
+                                      f" This was inserted into the {name} table."])
+        return _Task(kind, text, sql)
+    if kind == "UPDATE":
+        changed = rng.sample([k for k in range(len(cols)) if k != key], rng.choice([1, 1, 1, 2]))
+        new = {k: spare[k] for k in changed if spare[k] != row[k]}
+        if not new or sum(r[key] == row[key] for r in rows) != 1:
+            return None
+        sets = ", ".join(eq(k, v) for k, v in new.items())
+        said = _and([f"{cols[k]} '{v}'" for k, v in new.items()])
+        k0, v0 = next(iter(new.items()))
+        text = rng.choice([
+            f"Change the {cols[k0]} of {row[key]} in the {name} table to {v0}." if len(new) == 1 else
+            f"Update the {name} table so that {row[key]} has {said}.",
+            f"In the '{name}' table, update the '{cols[k0]}' column to '{v0}' where the '{cols[key]}' column "
+            f"equals {row[key]}." if len(new) == 1 else
+            f"In the '{name}' table, set {said} where the '{cols[key]}' is '{row[key]}'.",
+            f"Update the {family.noun} {row[key]} in {name}: {said}."])
+        return _Task(kind, text, f"UPDATE {t} SET {sets} WHERE {eq(key, row[key])}")
+    return None
+
+
+def _and(items: list[str]) -> str:
+    """['a', 'b', 'c'] -> 'a, b, and c'"""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + ", and " + items[-1]
+
+
+def repr_text(value: str) -> str:
+    """A value as a description quotes it. 'FK Trakai' -> "'FK Trakai'" """
+    return f"'{value}'"
+
+
+def _record(task: _Task, name: str, columns: list[tuple[str, str]], rows: list[list], task_id: str,
+            source: str) -> dict | None:
+    """The AgentBench record of a task on the table `name` ((column, type) pairs, rows): its SQL run in
+    the task's database gives the label or the table hash. None when the result makes a poor task (no
+    answer, too many, nothing changed)."""
     from fireflan.tasks.dbbench import STATEMENT_TYPES, answers_from_rows
     from fireflan.tools.sql import SqlEnv
 
-    heads = [c.name for c in table.columns]
-    spec = {"table_name": table.name, "table_info": {
-        "columns": [{"name": c.name, "type": c.type} for c in table.columns], "rows": rows}}
+    heads = [c for c, _ in columns]
+    spec = {"table_name": name, "table_info": {"columns": [{"name": c, "type": t} for c, t in columns],
+                                               "rows": rows}}
     env = SqlEnv(spec)
     before = env.table_hash()
     result, changed, _ = env.run(task.sql)
@@ -284,7 +596,7 @@ def _record(task: _Task, table: Table, rows: list[list], task_id: str, source: s
     rec.update({
         "create": {"database": "fireflan-world", "init": ""}, "table": spec, "evaluation": "", "example": "",
         "type": [task.type], "heads": heads, "source": source,
-        "add_description": f"The name of this table is {table.name}, and the headers of this table are "
+        "add_description": f"The name of this table is {name}, and the headers of this table are "
                            f"{','.join(heads)}."})
     return rec
 
@@ -313,18 +625,29 @@ def generate_dbtasks(config: DBWorldConfig) -> dict[str, list[dict]]:
             tries += 1
             if tries > 50 * want + 100:
                 raise RuntimeError(f"could not make {want} distinct {split} DB tasks; lower the number")
-            table = rng.choice(TABLES)
-            pool = sorted((e for e in groups[split] if e.kind == table.kind), key=lambda e: e.name)
-            if len(pool) < config.min_rows + 1:
-                continue
-            n = rng.randint(config.min_rows, min(config.max_rows, len(pool) - 1))
-            chosen = rng.sample(pool, n + 1)
-            rows = [row_of(table, e, config.seed) for e in chosen[:n]]
-            task = _task(rng.choices(kinds, shares)[0], table, rows, row_of(table, chosen[n], config.seed), rng)
-            if task is None or task.description in seen:
-                continue
-            rec = _record(task, table, rows, f"dbworld-{config.seed}-{split}-{len(records):05d}",
-                          f"fireflan-world-{config.seed}")
+            kind, task_id = rng.choices(kinds, shares)[0], f"dbworld-{config.seed}-{split}-{len(records):05d}"
+            if rng.random() < config.list_share:  # a list table of invented rows, as most of AgentBench's
+                family = rng.choice(FAMILIES)
+                name = rng.choice(family.names)
+                rows = list_rows(family, rng.randint(config.min_rows, config.max_rows) + 1, rng)
+                task = _list_task(kind, family, name, rows[:-1], rows[-1], rng)
+                if task is None or task.description in seen:
+                    continue
+                rec = _record(task, name, [(c, "TEXT") for c, _ in family.columns], rows[:-1], task_id,
+                              f"fireflan-lists-{config.seed}")
+            else:  # a table of the embedded world's entities
+                table = rng.choice(TABLES)
+                pool = sorted((e for e in groups[split] if e.kind == table.kind), key=lambda e: e.name)
+                if len(pool) < config.min_rows + 1:
+                    continue
+                n = rng.randint(config.min_rows, min(config.max_rows, len(pool) - 1))
+                chosen = rng.sample(pool, n + 1)
+                rows = [row_of(table, e, config.seed) for e in chosen[:n]]
+                task = _task(kind, table, rows, row_of(table, chosen[n], config.seed), rng)
+                if task is None or task.description in seen:
+                    continue
+                rec = _record(task, table.name, [(c.name, c.type) for c in table.columns], rows, task_id,
+                              f"fireflan-world-{config.seed}")
             if rec is not None:
                 seen.add(task.description)
                 records.append(rec)

@@ -185,7 +185,8 @@ def unquoted(sql: str) -> str:
 def answer_from_observation(observation: str) -> str | None:
     """The answer a result shows, as finish[...] takes it; None if the observation holds no rows.
 
-    "[('Velmora',)]" -> 'Velmora'; "[(3,), (5,)]" -> '["3", "5"]'; '[]' -> 'none'
+    "[('Velmora',)]" -> 'Velmora'; "[(3,), (5,)]" -> '["3", "5"]'; '[]' -> 'none'; "[('5,200',)]" -> '["5,200"]'
+    (a value with a comma is written as a list, or it would read as two)
     """
     from fireflan.tasks.dbbench import answers_from_rows
 
@@ -196,7 +197,7 @@ def answer_from_observation(observation: str) -> str | None:
     if not isinstance(rows, list) or not all(isinstance(r, tuple) for r in rows):
         return None
     values = answers_from_rows(rows)
-    return values[0] if len(values) == 1 else json.dumps(values, ensure_ascii=False)
+    return values[0] if len(values) == 1 and "," not in values[0] else json.dumps(values, ensure_ascii=False)
 
 
 def notool_reasoning(question: str, answer: str) -> str:
@@ -389,7 +390,9 @@ class ScriptedExpert:
         naive = unquoted(sql)
         plan = rng.choice(_SQL_PLAN["aggregation" if example.type.startswith("aggregation") else example.type])
         plan = plan.format(t=table, fn=example.type.split("-")[-1])
-        reflexion = self.method == "reflexion" and naive != sql
+        # (unquoted, only a name with a space or a sign in it makes the SQL fail: that mistake is the lesson)
+        reflexion = self.method == "reflexion" and any(not re.fullmatch(r"\w+", name)
+                                                       for name in re.findall(r"`([^`]*)`", sql))
         peek = not reflexion and self._rng(example, 1000).random() < self.lookup_share
         if not history:
             if reflexion:
