@@ -92,3 +92,17 @@ def test_the_fireact_config_names_its_command():
     assert path.read_text().startswith("# python -m fireflan.recipes.fireact --config recipes/fireact.toml")
     options = read_options(FireActRecipe, str(path))
     assert options.fireact.endswith("gpt_format_hotpotqa.jsonl") and options.max_steps == 160
+
+
+def test_the_dbbench_recipe_trains_on_generated_tasks_and_measures_real_records(needs_the_stack, tmp_path, capsys):
+    from fireflan.dbworld import DBWorldConfig, generate_dbtasks
+    from fireflan.recipes.dbbench import DBBenchRecipe, main
+
+    real = tmp_path / "dev.jsonl"  # stands in for AgentBench's file: records of its format made elsewhere
+    real.write_text("".join(json.dumps(r) + "\n" for r in generate_dbtasks(DBWorldConfig(seed=5, train=3, dev=0,
+                                                                                         test=0))["train"]))
+    result = main(DBBenchRecipe(out=str(tmp_path / "run"), real_data=str(real), train_questions=30, base="tiny",
+                                max_steps=2, prompted="none", eval_questions=3, agent_steps=2, agent_tokens=16))
+    assert set(result["runs"]) == {"fine-tuned, generated", "fine-tuned, AgentBench"}
+    assert result["runs"]["fine-tuned, AgentBench"]["questions"] == 3
+    assert "INSERT" in capsys.readouterr().out and (tmp_path / "run" / "eval-finetuned-real" / "metrics.json").is_file()

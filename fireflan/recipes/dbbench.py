@@ -1,0 +1,118 @@
+"""AgentBench DB on one box: the scripted expert solves generated DB tasks in AgentBench's shape, the
+small model is fine-tuned on its trajectories, then both it and the prompted base are measured on
+generated test tasks and on AgentBench's own records (which no training task was made from).
+
+    python -m fireflan.recipes.dbbench --config recipes/dbbench.toml
+    python -m fireflan.recipes.dbbench --real-data dbbench_dev.jsonl     # AgentBench's dev file, wherever it is
+    python -m fireflan.recipes.dbbench --help                             # every option
+
+1. tasks: generated DB tasks (OUT/tasks: list tables and the embedded world's entities; fireflan.dbworld);
+2. teach: the scripted expert writes the SQL, runs it, answers (OUT/teach);
+3. corpus: its trajectories in FireAct's format (OUT/corpus);
+4. train and export (OUT/model, OUT/model/gguf);
+5. evaluate the prompted base (few-shot SQL examples) and the fine-tuned model on the generated test
+   tasks and, when given, on the real records (OUT/eval-{prompted,finetuned}[-real]);
+6. report: EM with its 95% interval and AgentBench's accuracy per type; OUT/report.md and the page.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fireflan.options import opt
+from fireflan.recipes import hotpotqa
+from fireflan.recipes.common import comparison, launch, recipe_command, report_pages, stage
+
+
+@dataclass
+class DBBenchRecipe:
+    """Options of `python -m fireflan.recipes.dbbench`."""
+
+    out: str = opt("runs/dbbench", "the run folder (one sub-folder per stage)")
+    real_data: str | None = opt(None, "AgentBench DB records to evaluate on as well (its dev JSONL); never trained on")
+    seed: int = opt(0, "seed of the generated tasks, the teacher, training and evaluation")
+    train_questions: int = opt(1000, "generated training tasks the teacher solves")
+    base: str = opt("embedded", "the model to fine-tune: embedded (Gemma 3 270M, offline) | tiny | a HF id or folder")
+    backend: str = opt("auto", "auto (unsloth on a CUDA GPU, else trl) | trl | unsloth")
+    rank: int = opt(16, "LoRA rank")
+    lr: float = opt(5e-4, "peak learning rate")
+    max_steps: int = opt(120, "optimizer steps (2 x 2 records each)")
+    batch_size: int = opt(2, "records per forward pass")
+    grad_accum: int = opt(2, "forward passes per step")
+    quant: str = opt("q8_0", "GGUF type of the fine-tuned model: q8_0 | f16 | q4_k_m")
+    prompted: str = opt("auto", "the prompted baseline: auto (the embedded Gemma when base=embedded, else none) | "
+                                "a GGUF file | none")
+    eval_questions: int | None = opt(60, "generated test tasks (and real records) to evaluate (None: all)")
+    shots: int = opt(3, "few-shot examples in the prompted baseline's prompt")
+    agent_steps: int = opt(8, "model calls per task (evaluate's default)")
+    agent_tokens: int = opt(192, "tokens per model call: an INSERT of every column of a wide table runs long")
+    probes: int = opt(0, "hallucination probes per model (0: none)")
+    threads: int = opt(0, "CPU threads for training (0: all cores); llama.cpp picks its own")
+
+    task = "dbbench"  # what `hotpotqa.evaluate_stage` evaluates on (not an option)
+
+
+def main(r: DBBenchRecipe) -> dict:
+    from fireflan.corpus.build import CorpusConfig, build_corpus
+    from fireflan.dbworld import DBWorldConfig, write_dbtasks
+    from fireflan.export import ExportConfig, export
+    from fireflan.teach import TeachConfig, teach
+    from fireflan.train.trainer import train
+
+    if r.real_data and not Path(r.real_data).is_file():
+        raise FileNotFoundError(f"--real-data: no such file: {r.real_data}")
+    out = Path(r.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+
+    # 1. generated tasks, 2. the scripted teacher
+    tasks = DBWorldConfig(seed=r.seed, train=r.train_questions)
+    stage(out, "tasks", tasks, lambda c: write_dbtasks(c, out / "tasks"))
+    taught = stage(out, "teach", TeachConfig(out=str(out / "teach"), task="dbbench", data=str(out / "tasks"),
+                                             split="train", limit=r.train_questions, methods="react", seed=r.seed),
+                   teach)
+    print(f"   {taught['success']} of {taught['trajectories']} trajectories succeeded")
+
+    # 3. corpus, 4. train and export
+    corpus = stage(out, "corpus", CorpusConfig(inputs=str(out / "teach" / "trajectories.jsonl"),
+                                               out=str(out / "corpus"), negatives="", seed=r.seed), build_corpus)
+    print(f"   {corpus['train']} training records, mean {corpus['tokens']['mean']:.0f} tokens (estimated)")
+    trained = stage(out, "train", hotpotqa.train_options(r, out / "corpus", out / "model"), train)
+    print(f"   loss {trained['train_loss']} over {trained['steps']} steps ({trained['backend']})")
+    stage(out, "export", ExportConfig(model=str(out / "model"), quant=r.quant), export)
+    gguf = out / "model" / "gguf" / f"model-{r.quant}.gguf"
+
+    # 5. evaluate: generated test tasks, then the real records
+    prompted = r.prompted if r.prompted != "auto" else ("embedded" if r.base == "embedded" else "none")
+    models = ({"prompted": prompted} if prompted != "none" else {}) | {"fine-tuned": str(gguf)}
+    runs, folders = {}, []
+    for where, data, split in [("generated", str(out / "tasks"), "test")] + \
+            ([("AgentBench", r.real_data, "test")] if r.real_data else []):
+        suffix = "" if where == "generated" else "-real"
+        for name, model in models.items():
+            folder = f"{name.replace('-', '')}{suffix}"
+            runs[f"{name}, {where}"] = hotpotqa.evaluate_stage(r, out, folder, model, data, split)
+            folders.append(out / f"eval-{folder}")
+
+    # 6. report
+    written = report_pages(out, "report", folders)
+    rows = [("em", "EM"), ("em_ci95", "EM, 95% interval"), ("select", "queries (SELECT)"), ("INSERT", "INSERT"),
+            ("UPDATE", "UPDATE"), ("format_error_rate", "format errors (of steps)"), ("turns", "turns per task"),
+            ("seconds_per_question", "seconds per task")]
+    for metrics in runs.values():
+        accuracy = (metrics.get("dbbench") or {}).get("accuracy_by_type", {})
+        metrics.update(select=accuracy.get("SELECT"), INSERT=accuracy.get("INSERT"), UPDATE=accuracy.get("UPDATE"))
+    print(f"\nAgentBench DB: prompted = {prompted} with {r.shots} examples, fine-tuned = {r.base} + LoRA on "
+          f"{corpus['train']} generated tasks\n")
+    print(comparison(runs, rows))
+    print(f"\nreport: {written['report']}\npage: {written['page']} (open it in a browser)\n"
+          f"wall time this run: {time.time() - started:.0f} s")
+    return {"runs": runs, "gguf": str(gguf), **written}
+
+
+cli = recipe_command(DBBenchRecipe, main, "Generated AgentBench-shaped DB tasks -> LoRA -> GGUF -> AgentBench DB.")
+
+if __name__ == "__main__":
+    launch(cli, "fireflan.recipes.dbbench")
