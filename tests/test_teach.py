@@ -149,3 +149,55 @@ def test_a_teach_folder_refuses_another_teacher(small_world, tmp_path):
     with pytest.raises(ValueError, match="other settings"):
         teach(TeachConfig(out=str(tmp_path), data=str(small_world), limit=3, max_steps=3))
     teach(TeachConfig(out=str(tmp_path), data=str(small_world), limit=5, methods="react"))  # may change
+
+
+# --------------------------------------------------------------------------- the scripted expert's reading skills
+
+def test_expert_helpers_read_titles_best_matches_and_clauses():
+    from fireflan.models.scripted import best_match, clip, similar_titles, surface
+
+    assert surface("Kiss and Tell (1945 film)") == "Kiss and Tell" and surface("Bath, Maine") == "Bath, Maine"
+    obs = 'No page is titled "Creed". Best match, Creed (band): Creed is a band.\nSimilar: [Creed (band), Creed (film)]'
+    assert best_match(obs) == "Creed (band)" and similar_titles(obs) == ["Creed (band)", "Creed (film)"]
+    assert best_match("Creed is a band.") is None and similar_titles("Creed is a band.") == []
+    long = ("Jaclyn Stapp is a beauty queen, philanthropist and fashion model with pageant roots in Florida and "
+            "New York, and she is married to Scott Stapp, former frontman of the band Creed.")
+    assert clip(long, "Scott Stapp").endswith("married to Scott Stapp") and len(clip(long, "Scott Stapp").split()) <= 22
+    assert clip("Short and plain.", "x") == "Short and plain."
+
+
+def _one_question(question, answer, facts, pages):
+    from fireflan.tasks.base import Example
+    from fireflan.tools.wiki import Page, Wiki
+
+    wiki = Wiki([Page(t, tuple(s)) for t, s in pages.items()])
+    context = [[t, s] for t, s in pages.items()]
+    return Example(id="q", question=question, answer=answer, task="world", type="bridge", supporting_facts=facts,
+                   context=context), wiki
+
+
+def test_the_expert_follows_a_best_match_and_retries_a_disambiguated_title():
+    from fireflan.agent import run_episode
+    from fireflan.models.scripted import ScriptedExpert
+
+    film = {"Harbor Letters": ["Harbor Letters is a 1998 film directed by Kaelo Brenn."], "Velmora": ["A city."]}
+    director = {"Kaelo Brenn (director)": ["Kaelo Brenn (born 1950) is a film director.", "He was born in Velmora."]}
+    facts = [["Harbor Letters", 0], ["Kaelo Brenn (director)", 1]]
+    question = "Where was the director of the film Harbor Letters born?"
+
+    def walk(pages):
+        ex, wiki = _one_question(question, "Velmora", facts, pages)
+        traj = run_episode(ScriptedExpert([ex], lookup_share=0.0), wiki, ex,
+                           score=lambda a: {"em": float(a == "Velmora")})
+        assert traj.success
+        return [s.argument for s in traj.steps if s.action == "search"], [s.thought for s in traj.steps]
+
+    # only the bracketed page exists: search[Kaelo Brenn] falls back to it, and the expert follows it
+    searches, thoughts = walk({**film, **director})
+    assert searches == ["Harbor Letters", "Kaelo Brenn"]  # the name as the page writes it
+    assert "the best match, Kaelo Brenn (director)" in thoughts[-1]
+    # the plain title is a musician of the same name: the expert says so and asks for the full title
+    musician = {"Kaelo Brenn": ["Kaelo Brenn (born 1980) is a musician from Ostra."]}
+    searches, thoughts = walk({**film, **director, **musician})
+    assert searches == ["Harbor Letters", "Kaelo Brenn", "Kaelo Brenn (director)"]
+    assert "Kaelo Brenn (director)" in thoughts[2] and ("something else" in thoughts[2] or "different" in thoughts[2])

@@ -152,8 +152,9 @@ def similar_titles(observation: str) -> list[str]:
 def clip(sentence: str, key: str, words: int = 22) -> str:
     """A long sentence cut to the clause that holds `key` (or to its first words), so a quote stays short.
 
-    ('Ann Vell (born 1950) is a Drenlandic actress, singer and model from Port Avel, who starred in X.', 'Port Avel')
-    -> 'Ann Vell (born 1950) is a Drenlandic actress, singer and model from Port Avel'
+    ('Jaclyn Stapp is a beauty queen, philanthropist and fashion model with pageant roots in Florida and New York,
+    and she is married to Scott Stapp, former frontman of the band Creed.', 'Scott Stapp')
+    -> 'philanthropist and fashion model with pageant roots in Florida and New York, and she is married to Scott Stapp'
     """
     if len(sentence.split()) <= words:
         return sentence
