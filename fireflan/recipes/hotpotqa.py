@@ -51,7 +51,7 @@ class HotpotQARecipe:
     backend: str = opt("auto", "auto (unsloth on a CUDA GPU, else trl) | trl | unsloth")
     rank: int = opt(16, "LoRA rank")
     lr: float = opt(5e-4, "peak learning rate")
-    max_steps: int = opt(240, "optimizer steps")
+    max_steps: int = opt(160, "optimizer steps")
     batch_size: int = opt(2, "records per forward pass")
     grad_accum: int = opt(2, "forward passes per step (batch_size x grad_accum records per step; 2 x 2 needs "
                              "2 GB less memory than 4 x 1 at the same speed)")
