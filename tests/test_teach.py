@@ -201,3 +201,44 @@ def test_the_expert_follows_a_best_match_and_retries_a_disambiguated_title():
     searches, thoughts = walk({**film, **director, **musician})
     assert searches == ["Harbor Letters", "Kaelo Brenn", "Kaelo Brenn (director)"]
     assert "Kaelo Brenn (director)" in thoughts[2] and ("something else" in thoughts[2] or "different" in thoughts[2])
+
+
+# --------------------------------------------------------------------------- the free FireAct: the expert on HotpotQA
+
+def test_the_scripted_teacher_on_real_hotpotqa_records(tmp_path):
+    """The offline teacher over an official HotpotQA file: every question solved through the wiki of their
+    paragraphs, names searched as text writes them, best matches followed (never trained on here: a check)."""
+    from conftest import shared
+
+    data = shared("hotpotqa_dev_sample89.json")
+    summary = teach(TeachConfig(out=str(tmp_path), task="hotpotqa", data=str(data), split="validation",
+                                methods="react"))
+    assert summary["trajectories"] == summary["success"] == 89 and summary["skipped_unreachable"] == 0
+    trajectories = [json.loads(x) for x in (tmp_path / "trajectories.jsonl").read_text().splitlines()]
+    thoughts = " ".join(s["thought"] for t in trajectories for s in t["steps"])
+    assert "best match" in thoughts and max(len(s["thought"].split()) for t in trajectories for s in t["steps"]) < 90
+
+
+def test_the_scripted_teacher_on_the_hubs_train_split(small_world, tmp_path, monkeypatch):
+    """With no file, HotpotQA's train split comes from the hub through its loader (faked here: no network),
+    in the hub's columnar shape; the teacher skips and counts what the pages cannot answer."""
+    import datasets
+
+    from fireflan.tasks import hotpotqa
+
+    rows = []
+    for line in (small_world / "train.jsonl").read_text().splitlines()[:12]:
+        r = json.loads(line)
+        if not r["supporting_facts"]:
+            continue
+        rows.append({"id": r["_id"], "question": r["question"], "answer": r["answer"], "type": r["type"],
+                     "level": r["level"], "supporting_facts": {"title": [t for t, _ in r["supporting_facts"]],
+                                                               "sent_id": [i for _, i in r["supporting_facts"]]},
+                     "context": {"title": [t for t, _ in r["context"]], "sentences": [s for _, s in r["context"]]}})
+    rows[0]["answer"] = "an answer no page holds"
+    asked = []
+    monkeypatch.setattr(hotpotqa, "load_hub", lambda name, config, split: asked.append((name, config, split))
+                        or datasets.Dataset.from_list(rows))
+    summary = teach(TeachConfig(out=str(tmp_path), task="hotpotqa", split="train", methods="react"))
+    assert asked == [("hotpotqa/hotpot_qa", "distractor", "train")]
+    assert summary["skipped_unreachable"] == 1 and summary["trajectories"] == summary["success"] == len(rows) - 1
