@@ -543,13 +543,27 @@ def _value(e: Entity, key: str) -> str:
     return str(f[key])
 
 
-def _named(template: str, e: Entity, rng) -> str:
-    """A question template with {x} (or {X} at its start) filled with the entity as questions name it:
-    with its kind ("the album X", "the band X"), a film with its year half of the time."""
-    if e.kind == "film":
-        x = f"the {e.facts['year']} film {e.name}" if rng.random() < 0.5 else f"the film {e.name}"
+def _named(template: str, e: Entity, rng, asked: str = "") -> str:
+    """A question template with {x} (or {X} at its start) filled with the entity as HotpotQA's questions
+    name it: with its kind ("the album X"), often with what its page's lead says of it ("the 1998
+    Drenlandic drama film X", "the jazz band X", "the Drenlandic film director X"), never the fact
+    `asked`."""
+    f = e.facts
+    said = {"year": str(f.get("year", "")), "genre": f.get("genre", ""), "demonym": f.get("demonym", ""),
+            "occupation": f.get("occupation", "")}
+    keep = {k: v for k, v in said.items() if v and k != asked and not (asked == "born" and k == "year")}
+    words = [keep[k] for k in ("year", "demonym", "genre") if k in keep and rng.random() < 0.45]
+    if e.kind in ("film", "album", "band"):
+        x = f"the {' '.join(words + [e.kind])} {e.name}"
+    elif e.kind == "person" and "occupation" in keep and rng.random() < 0.4:
+        x = f"the {' '.join([keep['demonym']] if 'demonym' in keep and rng.random() < 0.5 else [])} " \
+            f"{keep['occupation']} {e.name}".replace("the  ", "the ")
+    elif e.kind == "company" and rng.random() < 0.4:
+        what = {"studio": "film studio", "label": "record label"}.get(f["kind"], "company")
+        x = f"the {what} {e.name}"
     else:
-        x = {"album": f"the album {e.name}", "band": f"the band {e.name}"}.get(e.kind, e.name)
+        x = e.name
+    template = "{X}" + template[3:] if template.startswith("{x}") else template
     return template.replace("{X}", x[0].upper() + x[1:]).replace("{x}", x)
 
 
@@ -562,12 +576,15 @@ def _bridge(g: dict, rng) -> list[_Q]:
     chains = [  # subject kind, link fact, answer fact, templates ({x}: the subject as the question names it)
         ("film", "director", "city", ["In which city was the director of {x} born?",
                                       "The director of {x} was born in what city?",
+                                      "What city was the director of {x} born in?",
                                       "{X} was directed by a filmmaker born in which city?"]),
         ("film", "director", "born", ["When was the director of {x} born?",
                                       "What is the birth date of the director of {x}?"]),
         ("film", "director", "born_year", ["In what year was the director of {x} born?",
+                                           "What year was the director of {x} born?",
                                            "{X} was directed by a man or woman born in what year?"]),
         ("film", "director", "demonym", ["What nationality is the director of {x}?",
+                                         "What is the nationality of the filmmaker who directed {x}?",
                                          "{X} was directed by a filmmaker of what nationality?"]),
         ("film", "lead_star", "born", ["When was the star of {x} born?",
                                        "The lead actor of {x} was born on what date?"]),
@@ -576,19 +593,23 @@ def _bridge(g: dict, rng) -> list[_Q]:
         ("film", "studio", "founder", ["Who founded the studio that produced {x}?",
                                        "{X} was produced by a company founded by whom?"]),
         ("film", "studio", "hq", ["In which city is the studio that produced {x} headquartered?",
+                                  "What city is the company that produced {x} based in?",
                                   "The company that produced {x} is based in what city?"]),
         ("film", "studio", "founded", ["In what year was the studio behind {x} founded?"]),
         ("album", "band", "city", ["In which city was the band that recorded {x} formed?",
                                    "{X} was recorded by a band from which city?"]),
         ("album", "band", "formed", ["In what year was the band that made {x} formed?",
+                                     "What year was the band that recorded {x} formed?",
                                      "{X} is an album by a band formed in what year?"]),
         ("album", "band", "lead_vocalist", ["Who is the lead vocalist of the band that released {x}?"]),
-        ("album", "label", "founder", ["Who founded the record label that released {x}?"]),
+        ("album", "label", "founder", ["Who founded the record label that released {x}?",
+                                       "Which entrepreneur founded the label that released {x}?"]),
         ("album", "label", "hq", ["Where is the label that released {x} headquartered?"]),
         ("company", "founder", "city", ["Where was the founder of {x} born?",
                                         "The founder of {x} was born in which city?"]),
         ("company", "founder", "born", ["When was the founder of {x} born?"]),
-        ("company", "founder", "demonym", ["What nationality is the founder of {x}?"]),
+        ("company", "founder", "demonym", ["What nationality is the founder of {x}?",
+                                           "What is the nationality of the person who founded {x}?"]),
         ("company", "hq", "country", ["In which country is {x} headquartered?"]),
         ("band", "city", "country", ["In which country was {x} formed?"]),
         ("band", "lead_vocalist", "born", ["When was the lead vocalist of {x} born?",
@@ -612,7 +633,7 @@ def _bridge(g: dict, rng) -> list[_Q]:
             y = g["by_name_kind"].get((_value(x, link), target_kind[link]))
             if y is None or _ANSWER_FACT.get(answer, answer) not in y.facts:
                 continue
-            out.append(_Q(_named(_pick(rng, templates), x, rng), _value(y, answer), "bridge", "medium",
+            out.append(_Q(_named(_pick(rng, templates), x, rng, link), _value(y, answer), "bridge", "medium",
                           [(x, fact), (y, _ANSWER_FACT.get(answer, answer))], f"bridge/{kind}-{link}-{answer}"))
     for x in g["album"]:  # three hops: album -> band -> city -> country
         band = g["by_name_kind"][(x.facts["band"], "band")]
@@ -724,8 +745,10 @@ def _shared_value(g: dict, rng) -> list[_Q]:
 def _single(g: dict, rng) -> list[_Q]:
     specs = [
         ("film", "director", ["Who directed {x}?", "Who is the director of {x}?", "{X} was directed by whom?"]),
-        ("film", "year", ["In what year was {x} released?", "When was {x} released?"]),
-        ("film", "studio", ["Which studio produced {x}?", "{X} was produced by which company?"]),
+        ("film", "year", ["In what year was {x} released?", "When was {x} released?",
+                          "What year did {x} come out?"]),
+        ("film", "studio", ["Which studio produced {x}?", "{X} was produced by which company?",
+                            "What company produced {x}?"]),
         ("film", "lead_star", ["Who starred in {x}?", "Who is the lead actor of {x}?"]),
         ("person", "city", ["In which city was {x} born?", "Where was {x} born?"]),
         ("person", "born", ["When was {x} born?", "What is the birth date of {x}?"]),
@@ -734,8 +757,9 @@ def _single(g: dict, rng) -> list[_Q]:
         ("company", "founded", ["When was {x} founded?", "In what year was {x} established?"]),
         ("company", "hq", ["Where is {x} headquartered?", "{x} is based in which city?"]),
         ("album", "band", ["Which band recorded {x}?", "{X} is an album by which band?"]),
-        ("album", "label", ["Which label released {x}?", "{X} was released by which record label?"]),
-        ("band", "city", ["In which city was {x} formed?", "Where is {x} from?"]),
+        ("album", "label", ["Which label released {x}?", "{X} was released by which record label?",
+                            "What record label released {x}?"]),
+        ("band", "city", ["In which city was {x} formed?", "Where is {x} from?", "What city is {x} from?"]),
         ("band", "formed", ["In what year was {x} formed?"]),
         ("city", "country", ["In which country is {x}?"]),
         ("city", "population", ["What was the population of {x} at its latest census?"]),
@@ -746,7 +770,7 @@ def _single(g: dict, rng) -> list[_Q]:
         for x in g[kind]:
             key = _ANSWER_FACT.get(fact, fact)
             if key in x.facts:
-                out.append(_Q(_named(_pick(rng, templates), x, rng), _value(x, fact), "single", "easy", [(x, key)],
+                out.append(_Q(_named(_pick(rng, templates), x, rng, key), _value(x, fact), "single", "easy", [(x, key)],
                               f"single/{kind}-{fact}"))
     return out
 
