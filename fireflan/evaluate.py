@@ -261,10 +261,11 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     if config.probes:
         from fireflan.probes import run_probes
 
-        probe_examples = examples
-        if config.task == "world" and not any(ex.type == "notool" for ex in examples):
+        probe_examples = examples  # "N that need none": fewer among the questions asked, more from the split
+        if config.task == "world" and sum(ex.type == "notool" for ex in examples) < config.probes:
+            asked = {ex.id for ex in examples}
             probe_examples = examples + [ex for ex in open_task("world", config.data, config.split)[1]
-                                         if ex.type == "notool"]
+                                         if ex.type == "notool" and ex.id not in asked]
         metrics["probes"] = run_probes(model, probe_examples, n=config.probes, max_tokens=config.max_tokens,
                                        seed=config.seed, path=out / "probes.jsonl")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -132,8 +132,9 @@ def test_page_of_a_recipe_run(run, tmp_path):
     assert data["corpus"]["mixes"]["method"]["realised"] and data["corpus"]["mixes"]["negatives"]["asked"]
     assert data["written"]["cpus"] == os.cpu_count() and not data["notes"]
     chunk = read_script(tmp_path / "html" / "steps" / "0000.js", "FIREFLAN_chunk(0, ")
-    facts, trajs = chunk["questions"][1]  # question 1: the prompted model loops
-    assert facts and all(isinstance(f, int) for f in facts)
+    # a question the prompted model loops on (every third, from the second) that has supporting facts
+    facts, trajs = next(q for i, q in enumerate(chunk["questions"]) if prompted_plan(i) == "loop" and q[0])
+    assert all(isinstance(f, int) for f in facts)
     looped = trajs[0]["steps"]
     assert len(looped) == 6 and len({s[3] for s in looped}) == 1  # six searches, one observation kept once
     assert chunk["strings"][facts[0]] in chunk["strings"][looped[0][3]]  # the fact is on the page it found

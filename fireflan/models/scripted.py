@@ -84,17 +84,17 @@ _FOLLOWED = [  # a search that found no exact title, but its best match was the 
     'There is no page titled "{q}", but the best match, {t}, is the one I need.',
     'No page has the exact title "{q}"; the best match, {t}, is the right page.',
 ]
-_NOT_THE_MATCH_LISTED = [
-    "The best match, {m}, is not the page I need, but the similar titles include {t}. Let me search {t}.",
-    "That brought {m}, which is something else. {t} is in the list of similar titles, so let me search it.",
+_NOT_THE_MATCH_LISTED = [  # {s}: the first words of the page it found
+    'The best match, {m}, says "{s}": not the page I need, but the similar titles include {t}. Let me search {t}.',
+    'That brought {m} ("{s}"), which is something else. {t} is in the list of similar titles, so let me search it.',
 ]
 _NOT_THE_MATCH = [
-    "The best match, {m}, is not the page I need. Let me search the full title, {t}.",
-    "That brought {m}, which is something else. Let me try the fuller name {t}.",
+    'The best match, {m}, says "{s}": not the page I need. Let me search the full title, {t}.',
+    'That brought {m} ("{s}"), which is something else. Let me try the fuller name {t}.',
 ]
 _OTHER_PAGE = [  # the plain title is another page of the same name
-    "This page on {q} is about something else; I need the {w}. Let me search {t}.",
-    "That is a different {q}, not the {w}. Let me search {t}.",
+    'This page on {q} says "{s}": it is about something else; I need the {w}. Let me search {t}.',
+    'That is a different {q} ("{s}"), not the {w}. Let me search {t}.',
 ]
 _VAGUE_FIRST = [
     "Let me try a quick search with the key words of the question.",
@@ -362,12 +362,15 @@ class ScriptedExpert:
         match = best_match(obs)
         wanted = surface(title)
         if match is not None and match != title:
+            page = obs.split(": ", 1)[1].split("\nSimilar:")[0]
+            said = " ".join(page.split()[:8]).rstrip(".,;")
             if title in similar_titles(obs):
-                return title, rng.choice(_NOT_THE_MATCH_LISTED).format(m=match, t=title)
-            return title, rng.choice(_NOT_THE_MATCH).format(m=match, t=title)
+                return title, rng.choice(_NOT_THE_MATCH_LISTED).format(m=match, t=title, s=said)
+            return title, rng.choice(_NOT_THE_MATCH).format(m=match, t=title, s=said)
         if action == "search" and argument == wanted != title and match is None and not obs.startswith("Could not"):
             what = title[len(wanted):].strip(" ()")
-            return title, rng.choice(_OTHER_PAGE).format(q=wanted, w=what, t=title)
+            said = " ".join(obs.split()[:8]).rstrip(".,;")
+            return title, rng.choice(_OTHER_PAGE).format(q=wanted, w=what, t=title, s=said)
         return title, rng.choice(_RETRY).format(t=title)
 
     @staticmethod
