@@ -45,6 +45,9 @@ class TeachConfig:
     shots: int = opt(3, "few-shot examples in an LLM teacher's prompt")
     lookup_share: float = opt(0.3, "scripted teacher: how often a long page is narrowed with lookup[...] (DB "
                                    "tasks: how often it looks at the first rows before its SQL)")
+    mistake_share: float = opt(0.0, "scripted teacher, DB tasks: how often its first SQL has a mistake small "
+                                    "models make (a shortened table name, a header with underscores, a missing "
+                                    "value) and it recovers from the error; the mistake is never trained on")
 
     def method_list(self) -> list[str]:
         methods = [m.strip() for m in self.methods.split(",") if m.strip()]
@@ -100,7 +103,8 @@ def make_teacher(config: TeachConfig, examples, method: str):
     if config.teacher == "scripted":
         from fireflan.models.scripted import ScriptedExpert
 
-        return ScriptedExpert(examples, method=method, seed=config.seed, lookup_share=config.lookup_share)
+        return ScriptedExpert(examples, method=method, seed=config.seed, lookup_share=config.lookup_share,
+                              mistake_share=config.mistake_share)
     if config.teacher == "openai":
         from fireflan.models.openai_compat import OpenAIModel
 

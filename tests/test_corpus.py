@@ -79,6 +79,16 @@ def test_a_wrong_reflexion_attempt_carries_no_loss():
     assert [m["loss"] for m in again["messages"] if m["role"] == "assistant"] == [False, True, True]
 
 
+def test_a_failed_sql_statement_carries_no_loss():
+    mistake = Step("I need the count.", "execute", "SELECT COUNT(*) FROM `Film`", "Error: no such table: Film", "")
+    fixed = Step("The table is `Film Catalogue`.", "execute", "SELECT COUNT(*) FROM `Film Catalogue`", "[(3,)]", "")
+    done = Step("It is 3.", "finish", "3", "Episode finished", "")
+    rec = trajectory_record(_traj([mistake, fixed, done], question="How many films are there?"))
+    assert [m["loss"] for m in rec["messages"] if m["role"] == "assistant"] == [False, True, True]
+    (again,) = assign_capabilities([rec], {"retrieval": 1.0}, random.Random(0))
+    assert [m["loss"] for m in again["messages"] if m["role"] == "assistant"] == [False, True, False]
+
+
 def test_agentflan_style_has_a_tool_system_turn_and_plain_replies():
     rec = restyle(trajectory_record(TRAJ), "agentflan")
     assert rec["messages"][0] == {"role": "system", "content": SYSTEM_TOOLS, "loss": False}

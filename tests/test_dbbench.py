@@ -3,6 +3,7 @@ scripted expert, and teach / corpus / evaluate with --task dbbench."""
 
 import hashlib
 import json
+import random
 import re
 import time
 from collections import Counter
@@ -11,10 +12,11 @@ import pytest
 from conftest import run_cli, shared
 
 from fireflan.agent import AgentConfig, run_episode
+from fireflan.corpus.format import trajectory_record
 from fireflan.dbworld import DBWorldConfig, generate_dbtasks, write_dbtasks
 from fireflan.io import DataError
 from fireflan.models.fake import BatchReplayModel, ReplayModel
-from fireflan.models.scripted import ScriptedExpert, answer_from_observation, unquoted
+from fireflan.models.scripted import ScriptedExpert, answer_from_observation, split_values, sql_mistake, unquoted
 from fireflan.tasks import bind, dbbench, get_task, open_task
 from fireflan.tasks.dbbench import (
     STATEMENT_TYPES,
@@ -289,6 +291,54 @@ def test_scripted_expert_solves_every_generated_task(small_tasks):
                     assert traj.steps[0].observation.startswith("Error") and "Reflection:" in traj.steps[1].thought
 
 
+def test_sql_mistakes_are_the_ones_small_models_make():
+    heads = ["Position", "Club", "Games played"]
+    sql = "INSERT INTO `Football Standings` (`Position`, `Club`, `Games played`) VALUES ('10', 'FK, Trakai', 18)"
+    made = {}
+    for seed in range(40):
+        wrong, kind, fix = sql_mistake(sql, "Football Standings", heads, random.Random(seed))
+        made[kind] = wrong, fix
+    assert made["table"] == (sql.replace("`Football Standings`", "`Football`"), {"bad": "`Football`"})
+    assert made["column"] == (sql.replace("`Games played`", "`Games_played`"),
+                              {"bad": "`Games_played`", "good": "`Games played`"})
+    assert split_values(made["value"][0].split("VALUES (")[1][:-1]) in (["'FK, Trakai'", "18"], ["'10'", "18"],
+                                                                           ["'10'", "'FK, Trakai'"])
+    # nothing to get wrong: a one-word table with one-word headers, and no INSERT
+    assert sql_mistake("SELECT `Year` FROM `episodes`", "episodes", ["Year"], random.Random(0)) is None
+    assert split_values("'a, b', 3, 'it''s'") == ["'a, b'", "3", "'it''s'"]
+
+
+def _mistake_kind(error: str) -> str:
+    if error.startswith("no such table"):
+        return "table"
+    if error.startswith("no such column") or "has no column named" in error:
+        return "column"
+    return "value" if re.fullmatch(r"\d+ values for \d+ columns", error) else error
+
+
+def test_the_expert_recovers_from_its_mistakes_and_never_trains_on_them(small_tasks):
+    task = get_task("dbbench")
+    examples = task.load(small_tasks, split="train")
+    expert = ScriptedExpert(examples, method="react", seed=1, lookup_share=0.0, mistake_share=1.0)
+    kinds = Counter()
+    for ex in examples:
+        env, score = bind(task, SqlTool(), ex)
+        traj = run_episode(expert, env, ex, method="react", config=AgentConfig(), score=score)
+        assert traj.success, (ex.question, [s.raw for s in traj.steps])
+        reference = ex.sql.replace("\n", " ").strip()
+        first = traj.steps[0]
+        if first.observation.startswith("Error:"):  # the mistake failed (so it changed nothing); then the fix
+            kinds[_mistake_kind(first.observation.removeprefix("Error: "))] += 1
+            assert traj.steps[1].argument == reference
+            assert traj.steps[1].thought.startswith(("The error says", "It failed ("))
+            flags = [m["loss"] for m in trajectory_record(traj)["messages"] if m["role"] == "assistant"]
+            assert flags == [False] + [True] * (len(traj.steps) - 1)
+        else:  # nothing in this SQL to get wrong
+            assert first.argument == reference and sql_mistake(reference, ex.table["table_name"], [
+                c["name"] for c in ex.table["table_info"]["columns"]], random.Random(0)) is None
+    assert set(kinds) == {"table", "column", "value"} and sum(kinds.values()) >= len(examples) // 2, kinds
+
+
 def test_expert_helpers():
     assert unquoted("SELECT `Home city` FROM `Band Directory`") == "SELECT Home city FROM Band Directory"
     assert answer_from_observation("[('Velmora',)]") == "Velmora"
@@ -324,8 +374,13 @@ def test_teach_corpus_and_a_mix_with_the_world_through_the_cli(small_tasks, smal
     db = [r for r in records if r["meta"]["task"] == "dbbench" and r["meta"]["negative"] is None]
     assert db and all("execute[SQL]" in r["messages"][0]["content"] for r in db)
     retrieval = [r for r in db if r["meta"]["capability"] == "retrieval"]
-    assert retrieval and all(m["loss"] == ("Action: execute[" in m["content"])
-                             for r in retrieval for m in r["messages"] if m["role"] == "assistant")
+    for r in retrieval:  # SQL turns train, except one whose statement failed (the reflexion's unquoted try)
+        turns = r["messages"]
+        for i, m in enumerate(turns):
+            if m["role"] == "assistant":
+                failed = i + 1 < len(turns) and turns[i + 1]["content"].startswith("Observation: Error:")
+                assert m["loss"] == ("Action: execute[" in m["content"] and not failed), (m, failed)
+    assert retrieval
 
 
 def test_evaluate_writes_metrics_per_type(small_tasks, tmp_path):

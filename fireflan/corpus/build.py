@@ -172,8 +172,8 @@ def assign_capabilities(records: list[dict], shares: dict[str, float], rng: rand
 
 
 def _frozen_turns(rec: dict) -> int:
-    """Assistant turns that never carry loss (a failed Reflexion attempt): those before the last
-    assistant turn that had loss=False in a full-loss record."""
+    """Assistant turns that never carry loss (a failed Reflexion attempt, a failed first SQL): those
+    before the last assistant turn that had loss=False in a full-loss record."""
     flags = [m["loss"] for m in rec["messages"] if m["role"] == "assistant"]
     return max((k + 1 for k, f in enumerate(flags) if not f), default=0)
 

@@ -95,14 +95,15 @@ def supported(messages: list[dict]) -> list[str]:
     return [c for c in CAPABILITIES if any(capability_mask(messages, c))]
 
 
-def apply_mask(messages: list[dict], flags: list[bool], frozen: int = 0) -> list[dict]:
+def apply_mask(messages: list[dict], flags: list[bool], frozen: int = 0, failed: tuple[int, ...] = ()) -> list[dict]:
     """Copies of the messages with `loss` set: assistant turns from `flags`, the first `frozen`
-    assistant turns never (a failed first attempt), every other turn never."""
+    assistant turns never (a failed first attempt), nor those in `failed` (a step whose tool call
+    failed), every other turn never."""
     out, k = [], 0
     for m in messages:
         loss = False
         if m["role"] == "assistant":
-            loss = flags[k] and k >= frozen
+            loss = flags[k] and k >= frozen and k not in failed
             k += 1
         out.append({"role": m["role"], "content": m["content"], "loss": loss})
     return out
@@ -116,15 +117,18 @@ def trajectory_record(traj, capability: str = "format") -> dict:
     """A successful trajectory as a FireAct-format record (no system turn, no few-shot examples).
 
     Turns of a Reflexion attempt that the judge found wrong (up to and including its finish) are
-    kept as context but carry no loss: the model learns the recovery, not the mistake.
+    kept as context but carry no loss, nor does a step whose SQL failed (`Error: ...`): the model
+    learns the recovery, not the mistake.
     """
     messages = traj.messages()
     wrong = [i for i, s in enumerate(traj.steps) if s.feedback]
     frozen = wrong[-1] + 1 if wrong else 0
+    failed = tuple(i for i, s in enumerate(traj.steps)
+                   if s.action == "execute" and s.observation.startswith("Error:"))
     meta = {"id": f"{traj.id}/{traj.method}/{traj.seed}", "source": "teach", "task": traj.task,
             "method": traj.method, "capability": capability, "negative": None, "tools": True,
             "question_id": traj.id}
-    return record(apply_mask(messages, capability_mask(messages, capability), frozen), meta)
+    return record(apply_mask(messages, capability_mask(messages, capability), frozen, failed), meta)
 
 
 def restyle(rec: dict, style: str) -> dict:

@@ -14,7 +14,10 @@ Wording varies with the seed; the same seed gives the same text.
 AgentBench DB tasks (`example.table`): it runs the task's reference SQL with execute[...] (now and
 then after a look at the first rows) and answers with what the result shows, or finish[done] after
 a statement; under `reflexion` it first writes the SQL with its names unquoted, reads the error,
-and reflects.
+and reflects. With `mistake_share`, that share of its ReAct DB episodes first runs SQL with one of the
+mistakes small models make on AgentBench (`sql_mistake`: a shortened table name, a header with
+underscores, an INSERT missing a value), reads the error and runs the right SQL; the corpus trains on
+the recovery, never on the failed statement (`corpus.format.trajectory_record`).
 """
 
 from __future__ import annotations
@@ -127,6 +130,14 @@ _SQL_ANSWER = ["The query returned {o}, so the answer is {a}.", "The result is {
 _SQL_DONE = ["The statement ran: {o} The table now looks as asked, so I am done.",
              "{o} The change is made."]
 _SQL_FAILED = ["The query failed ({o}), so I cannot find the answer."]
+_SQL_FIX = {  # after a mistake's error: what the error says, and the corrected statement
+    "table": ["The error says {e}: the table is not called {bad}. Its full name is {t}.",
+              "It failed ({e}): I shortened the table's name. The table is {t}, the whole name."],
+    "column": ["The error says {e}: there is no column {bad}. The headers are {heads}, so the column is {good}.",
+               "It failed ({e}). The table's headers are {heads}; the one I meant is {good}."],
+    "value": ["The error says {e}: I left out a value. One value for each of the columns, in their order.",
+              "It failed ({e}): a value is missing. Let me give every column its value from the question, in order."],
+}
 
 
 def surface(title: str) -> str:
@@ -183,6 +194,56 @@ def unquoted(sql: str) -> str:
     return re.sub(r"`([^`]*)`", r"\1", sql)
 
 
+def split_values(values: str) -> list[str]:
+    """The items of a VALUES list, split at the commas outside quotes.
+    "'a, b', 3, 'it''s'" -> ["'a, b'", '3', "'it''s'"]"""
+    items, current, quoted = [], "", False
+    for ch in values:
+        if ch == "'":
+            quoted = not quoted
+        if ch == "," and not quoted:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    return [*items, current.strip()] if current.strip() else items
+
+
+def sql_mistake(sql: str, table: str, headers: list[str], rng: random.Random) -> tuple[str, str, dict] | None:
+    """A first attempt with a mistake small models make on AgentBench's tables, one that fails when run
+    (so it never changes the table): (wrong SQL, kind, what the fix says), or None when `sql` offers none.
+
+    kinds: table (the name shortened to its first word), column (a header written with underscores or
+    cut to its first word), value (one value of an INSERT left out).
+    ('SELECT `Games played` FROM `Football Standings`', 'Football Standings', [...]) ->
+    ('SELECT `Games played` FROM `Football`', 'table', {'bad': '`Football`'}) (or another kind)
+    """
+    lower = {h.lower() for h in headers} | {table.lower()}
+    options = {"table": [], "column": [], "value": []}
+    short = table.split()[0] if " " in table else None
+    if short and short.lower() not in lower and f"`{table}`" in sql:
+        options["table"].append((sql.replace(f"`{table}`", f"`{short}`"), {"bad": f"`{short}`"}))
+    for name in dict.fromkeys(re.findall(r"`([^`]+)`", sql)):
+        if name not in headers:
+            continue
+        for wrong in (name.replace(" ", "_"), name.split()[0]):
+            if wrong.lower() not in lower and re.fullmatch(r"[\w.]+", wrong):
+                options["column"].append((sql.replace(f"`{name}`", f"`{wrong}`", 1),
+                                          {"bad": f"`{wrong}`", "good": f"`{name}`"}))
+                break
+    values = re.search(r"\bVALUES \((.*)\)\s*;?$", sql)
+    if values and sql.startswith("INSERT") and "`) VALUES" in sql and len(items := split_values(values[1])) >= 2:
+        drop = rng.randrange(len(items))
+        kept = [v for i, v in enumerate(items) if i != drop]
+        options["value"].append((sql[: values.start(1)] + ", ".join(kept) + sql[values.end(1):], {}))
+    kinds = [k for k, found in options.items() if found]
+    if not kinds:
+        return None
+    kind = rng.choice(kinds)
+    wrong, fix = rng.choice(options[kind])
+    return wrong, kind, fix
+
+
 def answer_from_observation(observation: str) -> str | None:
     """The answer a result shows, as finish[...] takes it; None if the observation holds no rows.
 
@@ -227,9 +288,10 @@ class ScriptedExpert:
     """
 
     def __init__(self, examples, method: str = "react", seed: int = 0, lookup_share: float = 0.3,
-                 name: str = "scripted-expert"):
+                 mistake_share: float = 0.0, name: str = "scripted-expert"):
         self.by_question = {ex.question.strip(): ex for ex in examples}
         self.method, self.seed, self.lookup_share, self.name = method, seed, lookup_share, name
+        self.mistake_share = mistake_share
         self.usage, self.last_usage = Usage(), Usage()
 
     # -- the Model interface
@@ -398,19 +460,26 @@ class ScriptedExpert:
         reflexion = self.method == "reflexion" and any(not re.fullmatch(r"\w+", name)
                                                        for name in re.findall(r"`([^`]*)`", sql))
         peek = not reflexion and self._rng(example, 1000).random() < self.lookup_share
+        heads = [c["name"] for c in example.table["table_info"]["columns"]]
+        mistake = None
+        if self.method == "react" and not peek and self._rng(example, 2000).random() < self.mistake_share:
+            mistake = sql_mistake(sql, example.table["table_name"], heads, self._rng(example, 2001))
         if not history:
             if reflexion:
                 return self._say([plan, rng.choice(_SQL_NAIVE)], f"execute[{naive}]")
             if peek:
                 return self._say([rng.choice(_SQL_PEEK).format(t=table)], f"execute[SELECT * FROM {table} LIMIT 3]")
-            return self._say([plan], f"execute[{sql}]")
+            return self._say([plan], f"execute[{mistake[0] if mistake else sql}]")
         ran = next((obs for action, arg, obs in history if action == "execute" and arg in (sql, naive)
                     and not obs.startswith("Error")), None)
-        if ran is None:  # the SQL has not run yet, or it failed unquoted
+        if ran is None:  # the SQL has not run yet, or it failed unquoted or with a mistake
             last = history[-1][2]
+            error = last.removeprefix("Error: ").rstrip(".")
             if reflexion and len(history) == 1 and last.startswith("Error"):
-                error = last.removeprefix("Error: ").rstrip(".")
                 return self._say([rng.choice(_SQL_REFLECT).format(e=error, t=table)], f"execute[{sql}]")
+            if mistake and len(history) == 1 and history[0][1] == mistake[0] and last.startswith("Error"):
+                fix = rng.choice(_SQL_FIX[mistake[1]]).format(e=error, t=table, heads=", ".join(heads), **mistake[2])
+                return self._say([fix], f"execute[{sql}]")
             if len(history) == 1 and peek:
                 return self._say([rng.choice(_SQL_AFTER_PEEK), plan], f"execute[{sql}]")
             return self._say([rng.choice(_SQL_FAILED).format(o=last)], "finish[unknown]")

@@ -7,7 +7,8 @@ generated test tasks and on AgentBench's own records (which no training task was
     python -m fireflan.recipes.dbbench --help                             # every option
 
 1. tasks: generated DB tasks (OUT/tasks: list tables and the embedded world's entities; fireflan.dbworld);
-2. teach: the scripted expert writes the SQL, runs it, answers (OUT/teach);
+2. teach: the scripted expert writes the SQL, runs it, answers (OUT/teach); in a share of the tasks its
+   first SQL has a mistake small models make, and it recovers from the error (the mistake is not trained);
 3. corpus: its trajectories in FireAct's format (OUT/corpus);
 4. train and export (OUT/model, OUT/model/gguf);
 5. evaluate the prompted base (few-shot SQL examples) and the fine-tuned model on the generated test
@@ -34,6 +35,9 @@ class DBBenchRecipe:
     real_data: str | None = opt(None, "AgentBench DB records to evaluate on as well (its dev JSONL); never trained on")
     seed: int = opt(0, "seed of the generated tasks, the teacher, training and evaluation")
     train_questions: int = opt(1000, "generated training tasks the teacher solves")
+    mistake_share: float = opt(0.5, "how often the teacher's first SQL has a mistake it then recovers from (a "
+                                    "shortened table name, a header with underscores, a missing value; never "
+                                    "trained on): 0 for none")
     base: str = opt("embedded", "the model to fine-tune: embedded (Gemma 3 270M, offline) | tiny | a HF id or folder")
     backend: str = opt("auto", "auto (unsloth on a CUDA GPU, else trl) | trl | unsloth")
     rank: int = opt(16, "LoRA rank")
@@ -71,7 +75,8 @@ def main(r: DBBenchRecipe) -> dict:
     tasks = DBWorldConfig(seed=r.seed, train=r.train_questions)
     stage(out, "tasks", tasks, lambda c: write_dbtasks(c, out / "tasks"))
     taught = stage(out, "teach", TeachConfig(out=str(out / "teach"), task="dbbench", data=str(out / "tasks"),
-                                             split="train", limit=r.train_questions, methods="react", seed=r.seed),
+                                             split="train", limit=r.train_questions, methods="react", seed=r.seed,
+                                             mistake_share=r.mistake_share),
                    teach)
     print(f"   {taught['success']} of {taught['trajectories']} trajectories succeeded")
 
