@@ -6,7 +6,8 @@
 Most tables (`list_share`, 3/4) are Wikipedia-style lists of invented rows, as AgentBench's come from
 WikiSQL and WikiTQ: standings, season results, award winners, ships, buildings, episodes, medal
 tallies, draft picks..., named in the styles the records use (`Football Standings`,
-`football_standings`), every column TEXT, numbers written as text (`'18'`, `'5,200'`, `'W 27–20'`),
+`football_standings`; two in five with a season, years or place: `Football Standings 1987–88`,
+`schools_in_Penound`), every column TEXT, numbers written as text (`'18'`, `'5,200'`, `'W 27–20'`),
 column names with spaces, signs and brackets (`Tonnage (GRT)`, `School/Club Team`, `No.`). The rest
 hold the embedded world's entities (films, cities, bands, albums, companies, people of one split, so a
 test table holds no entity a training table holds). Task types and their shares follow AgentBench's
@@ -296,6 +297,22 @@ def list_value(kind: str, rng: random.Random) -> str:
         return rng.choice("KW") + str(rng.randint(201, 299)) + "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ")
                                                                       for _ in range(2))
     raise ValueError(f"unknown column kind {kind!r}")
+
+
+def qualified_name(name: str, rng: random.Random, share: float = 0.4) -> str:
+    """A list's name, now and then with the season, years or place that half of AgentBench's longer names
+    carry ('Dallas Cowboys 1986 Season', 'skyscrapers_in_Columbus'), in the name's own style.
+    'Football Standings' -> 'Football Standings 1987–88' | '1987 Football Standings' | 'Football Standings of
+    Drenlavia' | ...; 'football_standings' -> 'football_standings_in_Drenlavia' | 'football_standings_1987'"""
+    if rng.random() >= share:
+        return name
+    year, place = rng.randint(1950, 2020), list_value("place", rng)
+    if "_" in name or name.islower():
+        forms = [f"{name}_{year}", f"{name}_in_{place}", f"{place.lower()}_{name}"]
+    else:
+        forms = [f"{name} {year}", f"{year} {name}", f"{name} {year}–{(year + 1) % 100:02d}", f"{name} of {place}",
+                 f"{place} {name}", f"{name} and Results"]
+    return rng.choice(forms)
 
 
 def list_rows(family: Family, n: int, rng: random.Random) -> list[list[str]]:
@@ -628,7 +645,7 @@ def generate_dbtasks(config: DBWorldConfig) -> dict[str, list[dict]]:
             kind, task_id = rng.choices(kinds, shares)[0], f"dbworld-{config.seed}-{split}-{len(records):05d}"
             if rng.random() < config.list_share:  # a list table of invented rows, as most of AgentBench's
                 family = rng.choice(FAMILIES)
-                name = rng.choice(family.names)
+                name = qualified_name(rng.choice(family.names), rng)
                 rows = list_rows(family, rng.randint(config.min_rows, config.max_rows) + 1, rng)
                 task = _list_task(kind, family, name, rows[:-1], rows[-1], rng)
                 if task is None or task.description in seen:

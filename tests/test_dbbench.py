@@ -13,7 +13,7 @@ from conftest import run_cli, shared
 
 from fireflan.agent import AgentConfig, run_episode
 from fireflan.corpus.format import trajectory_record
-from fireflan.dbworld import DBWorldConfig, generate_dbtasks, write_dbtasks
+from fireflan.dbworld import DBWorldConfig, generate_dbtasks, qualified_name, write_dbtasks
 from fireflan.io import DataError
 from fireflan.models.fake import BatchReplayModel, ReplayModel
 from fireflan.models.scripted import ScriptedExpert, answer_from_observation, split_values, sql_mistake, unquoted
@@ -268,6 +268,8 @@ def test_generator_is_deterministic_with_disjoint_splits():
     assert len(lists) >= 40 and all(c["type"] == "TEXT" for r in lists for c in r["table"]["table_info"]["columns"])
     assert any(" " in c["name"] or "(" in c["name"] for r in lists for c in r["table"]["table_info"]["columns"])
     assert any(t.startswith("aggregation") for t in types)
+    words = Counter(min(len(r["table"]["table_name"].replace("_", " ").split()), 3) for r in lists)
+    assert words[3] >= len(lists) // 5, words  # a season, years or place in the name, as half of AgentBench's
     for split, recs in splits.items():
         for i, rec in enumerate(recs):
             ex = example_from_record(rec, split, i, "x")
@@ -289,6 +291,15 @@ def test_scripted_expert_solves_every_generated_task(small_tasks):
                 spaced = any(" " in name for name in re.findall(r"`([^`]*)`", ex.sql))
                 if method == "reflexion" and spaced:  # unquoted, such names fail: the mistake it reflects on
                     assert traj.steps[0].observation.startswith("Error") and "Reflection:" in traj.steps[1].thought
+
+
+def test_qualified_names_keep_the_name_and_its_style():
+    forms = {qualified_name("Football Standings", random.Random(seed), share=1.0) for seed in range(60)}
+    assert all("Football Standings" in f and f != "Football Standings" for f in forms) and len(forms) > 20
+    assert any(re.fullmatch(r"Football Standings \d{4}–\d{2}", f) for f in forms)
+    snake = {qualified_name("football_standings", random.Random(seed), share=1.0) for seed in range(30)}
+    assert all(" " not in f and "football_standings" in f for f in snake)
+    assert qualified_name("Medal Tally", random.Random(0), share=0.0) == "Medal Tally"
 
 
 def test_sql_mistakes_are_the_ones_small_models_make():
