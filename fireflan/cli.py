@@ -17,7 +17,8 @@ class CLI:
     """fireflan: make small language models into tool-using agents on one machine."""
 
     def world(self, out: str = "runs/world", seed: int = 0, train: int = 3000, dev: int = 300,
-              test: int = 300, paragraphs: int = 10, notool_share: float = 0.10):
+              test: int = 300, paragraphs: int = 10, notool_share: float = 0.10, comparison_share: float = 0.20,
+              single_share: float = 0.05):
         """Write the embedded world: OUT/{train,dev,test}.jsonl (HotpotQA schema) and OUT/corpus.jsonl.
 
         Args:
@@ -28,11 +29,14 @@ class CLI:
             test: questions in the test split.
             paragraphs: paragraphs in each question's context (gold + distractors).
             notool_share: share of questions answerable without the tool.
+            comparison_share: share of comparisons among the questions that need the tool (HotpotQA dev: 0.20).
+            single_share: share of single-hop questions among them (HotpotQA has none; the rest are bridge).
         """
         from fireflan.world import WorldConfig, write_world
 
         config = WorldConfig(seed=seed, train=train, dev=dev, test=test, paragraphs=paragraphs,
-                             notool_share=notool_share)
+                             notool_share=notool_share, comparison_share=comparison_share,
+                             single_share=single_share)
         counts = write_world(config, out)
         print(json.dumps({"out": str(out), **counts}))
 

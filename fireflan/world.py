@@ -17,7 +17,9 @@ headquartered in, recorded by, released by). What makes it read like the real th
   HotpotQA's were retrieved;
 - questions in HotpotQA's phrasings (`The director of the 1998 film X was born in what city?`,
   `Were A and B of the same nationality?`, `Which film came out first, A or B?`), answers that are
-  spans of a page (a date as written, an adjective), yes/no comparisons that need both pages read.
+  spans of a page (a date as written, an adjective), yes/no comparisons that need both pages read;
+- the question types in HotpotQA dev's shares: of the questions that need the tool, 0.80 bridge and
+  0.20 comparison, with a few single-hop questions kept (0.05 of them; HotpotQA has none).
 
 Every fact sits in one sentence, so supporting facts are `[title, sentence_index]` as in HotpotQA. A
 comparison's record also says, in `reasoning`, how its two read values decide it (the scripted expert
@@ -50,6 +52,9 @@ class WorldConfig:
     test: int = opt(300, "questions in the test split")
     paragraphs: int = opt(10, "paragraphs in each question's context (gold + distractors), as HotpotQA")
     notool_share: float = opt(0.10, "share of questions answerable without the tool (arithmetic, definitions)")
+    comparison_share: float = opt(0.20, "share of comparisons among the questions that need the tool (HotpotQA dev: 0.20)")
+    single_share: float = opt(0.05, "share of single-hop questions among those that need the tool (HotpotQA has "
+                                    "none: the rest are bridge questions, 0.80 of HotpotQA dev)")
 
     def __post_init__(self):
         for name in ("train", "dev", "test"):
@@ -59,6 +64,12 @@ class WorldConfig:
             raise ValueError(f"world option paragraphs must be within 4..50, got {self.paragraphs}")
         if not 0.0 <= self.notool_share <= 0.5:
             raise ValueError(f"world option notool_share must be within 0..0.5, got {self.notool_share}")
+        for name in ("comparison_share", "single_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"world option {name} must be within 0..1, got {getattr(self, name)}")
+        if self.comparison_share + self.single_share > 1.0:
+            raise ValueError(f"world options comparison_share + single_share must be at most 1 (the rest are bridge "
+                             f"questions), got {self.comparison_share} + {self.single_share}")
 
 
 # --------------------------------------------------------------------------- invented words
@@ -808,13 +819,12 @@ def _notool(rng, n: int) -> list[_Q]:
 
 # --------------------------------------------------------------------------- assembling
 
-def _mix(pools: dict[str, list[_Q]], n: int, notool: float, rng, seen: set) -> list[_Q]:
-    """n questions, drawn by share from the pools, never repeating a question text."""
-    shares = {"bridge": 0.45, "comparison": 0.30, "single": 0.25}
-    want = {"notool": round(n * notool)}
+def _mix(pools: dict[str, list[_Q]], n: int, config: WorldConfig, rng, seen: set) -> list[_Q]:
+    """n questions, drawn by the config's shares from the pools, never repeating a question text."""
+    want = {"notool": round(n * config.notool_share)}
     rest = n - want["notool"]
-    want.update({k: round(rest * s) for k, s in shares.items()})
-    want["single"] += n - sum(want.values())
+    want.update(comparison=round(rest * config.comparison_share), single=round(rest * config.single_share))
+    want["bridge"] = n - sum(want.values())
     out = []
     for kind in ["bridge", "comparison", "single", "notool"]:
         pool = list(pools[kind])
@@ -885,7 +895,7 @@ def generate_world(config: WorldConfig) -> tuple[dict[str, list[dict]], list[dic
         g["by_name_kind"] = {e.key(): e for e in every if e.group in ("shared", split)}
         pools = {"bridge": _bridge(g, qrng), "comparison": _comparison(g, qrng), "single": _single(g, qrng),
                  "notool": _notool(qrng, n * 2)}
-        questions = _mix(pools, n, config.notool_share, qrng, seen)
+        questions = _mix(pools, n, config, qrng, seen)
         ranked = _ranked(retriever, [q.question for q in questions], config.paragraphs + 4)
         records = []
         for i, q in enumerate(questions):

@@ -103,7 +103,9 @@ def test_question_kinds_and_answers():
     train = splits["train"]
     types = Counter(r["type"] for r in train)
     assert set(types) == {"bridge", "comparison", "single", "notool"}
-    assert all(types[t] >= 200 for t in types)
+    tool = len(train) - types["notool"]
+    assert types["notool"] == 300 and types["comparison"] == round(0.20 * tool) and types["single"] == round(0.05 * tool)
+    assert types["bridge"] == tool - types["comparison"] - types["single"]  # HotpotQA dev: 0.80 bridge
     yes_no = Counter(r["answer"] for r in train if r["kind"].startswith("yesno/"))
     assert min(yes_no["yes"], yes_no["no"]) >= 0.35 * sum(yes_no.values())
     assert len({r["kind"] for r in train if r["type"] == "bridge"}) >= 10
@@ -130,3 +132,10 @@ def test_world_sizes_are_configurable_and_bad_sizes_are_refused():
     assert {k: len(v) for k, v in splits.items()} == {"train": 50, "dev": 10, "test": 20}
     with pytest.raises(ValueError, match="train"):
         generate_world(WorldConfig(train=-1))
+    with pytest.raises(ValueError, match="comparison_share \\+ single_share"):
+        WorldConfig(comparison_share=0.6, single_share=0.5)
+    with pytest.raises(ValueError, match="single_share"):
+        WorldConfig(single_share=-0.1)
+    # the shares are options: a world of only single-hop questions and questions that need no tool
+    splits, _ = generate_world(WorldConfig(seed=0, train=50, dev=10, test=20, comparison_share=0, single_share=1))
+    assert {r["type"] for r in splits["train"]} == {"single", "notool"}
