@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fireflan.options import guard_run, opt
+from fireflan.tasks import OBSERVATIONS
 
 
 @dataclass
@@ -34,6 +35,9 @@ class EvalConfig:
     split: str = opt("test", "the split to evaluate")
     limit: int | None = opt(None, "the first N questions")
     corpus: str | None = opt(None, "the tool's corpus, when the questions carry no paragraphs")
+    observations: str = opt("pages", "pages | snippets: search returns the whole paragraph (HotpotQA's distractor "
+                                     "setting), or a search engine's snippet of it, the lead sentence and the one "
+                                     "matching the query best (what FireAct's trajectories saw)")
     method: str = opt("react", "react | cot | reflexion | branches | decompose | backtrack")
     k: int = opt(5, "branches: trajectories sampled and voted")
     branch_temperature: float = opt(0.7, "branches: sampling temperature")
@@ -210,6 +214,8 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         raise ValueError(f"--noise must be within 0..1, got {config.noise}")
     if config.method not in METHODS:
         raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {config.method!r}")
+    if config.observations not in OBSERVATIONS:
+        raise ValueError(f"--observations must be one of {', '.join(OBSERVATIONS)}, got {config.observations!r}")
     if config.prompt not in ("auto", "none", "fewshot", "system"):
         raise ValueError(f"--prompt must be auto, none, fewshot or system, got {config.prompt!r}")
     if config.task == "dbbench" and (config.noise or config.constrain):
@@ -217,7 +223,8 @@ def evaluate(config: EvalConfig, model=None) -> dict:
                          "(use --noise 0 and no --constrain)")
     out = Path(config.out)
     guard_run(out, config, may_change=("limit", "threads", "probes", "out"))
-    task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus)
+    task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus,
+                                     config.observations)
     if config.noise:
         tool = NoisyTool(tool, config.noise, seed=config.seed)
     model, needs_shots = load_model(config) if model is None else (model, config.prompt == "fewshot")

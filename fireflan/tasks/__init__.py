@@ -13,6 +13,7 @@ import importlib
 from fireflan.tasks.base import Example
 
 TASKS = ("world", "hotpotqa", "bamboogle", "strategyqa", "mmlu", "dbbench")
+OBSERVATIONS = ("pages", "snippets")  # what the wiki's search returns (see tools.wiki)
 
 
 def get_task(name: str):
@@ -33,29 +34,42 @@ def load_examples(task: str, data=None, split: str | None = None, n: int | None 
     return t.load(data, **kwargs)
 
 
-def open_task(task: str, data=None, split: str | None = None, limit: int | None = None, corpus=None):
+def open_task(task: str, data=None, split: str | None = None, limit: int | None = None, corpus=None,
+              observations: str = "pages"):
     """(task module, questions, tool) for a stage's data options. A split applies to the world, the DB
     tasks, HotpotQA and the hub; a local file of another task is read whole."""
     split = split if task in ("world", "hotpotqa", "dbbench") or data is None else None
     examples = load_examples(task, data, split, limit)
-    return get_task(task), examples, make_tool(task, examples, data, corpus)
+    return get_task(task), examples, make_tool(task, examples, data, corpus, observations)
 
 
-def make_tool(task: str, examples: list[Example], data=None, corpus=None):
+def make_tool(task: str, examples: list[Example], data=None, corpus=None, observations: str = "pages"):
     """The tool for a task's questions: SQL databases for dbbench (one per question, see `bind`), else the wiki.
 
     `corpus` (a corpus file or world folder) wins; a world folder given as `data` brings its own
     corpus.jsonl; with no data the default world's articles are used; otherwise the union of the
-    questions' `context` paragraphs (HotpotQA's distractor setting).
+    questions' `context` paragraphs (HotpotQA's distractor setting). `observations`: "pages" (the
+    wiki's search returns a whole paragraph) or "snippets" (a search engine's two sentences).
     """
+    if observations not in OBSERVATIONS:
+        raise ValueError(f"unknown observations {observations!r}; choose one of {', '.join(OBSERVATIONS)}")
+    wiki = _wiki(task, examples, data, corpus)
+    if wiki is not None:
+        wiki.snippets = observations == "snippets"
+        return wiki
+    from fireflan.tools.sql import SqlTool
+
+    return SqlTool()
+
+
+def _wiki(task: str, examples: list[Example], data, corpus):
+    """make_tool's wiki (None for the DB tasks)."""
     from pathlib import Path
 
     from fireflan.tools.wiki import Page, Wiki, load_corpus
 
     if task == "dbbench":
-        from fireflan.tools.sql import SqlTool
-
-        return SqlTool()
+        return None
     if corpus is not None:
         return Wiki(load_corpus(corpus))
     if task == "world" and data is not None and (Path(data) / "corpus.jsonl").exists():

@@ -4,7 +4,9 @@ A corpus is any list of pages (title + sentences): the embedded world's articles
 `context` paragraphs of a HotpotQA split, or a user's JSONL of `{"title", "text"}`.
 
 - search[X]: if X is a title (case-insensitive), that page; otherwise the best BM25 passage
-  and a line `Similar: [t1, t2, t3, t4, t5]` of the top titles.
+  and a line `Similar: [t1, t2, t3, t4, t5]` of the top titles. With `snippets=True` it answers as
+  a search engine does (FireAct's trajectories were made behind one): the same page, but only its
+  lead sentence and the sentence sharing the most words with X, with no title or best-match line.
 - lookup[K]: the next sentence of the last page found that contains K: `(Result i / n) ...`.
 - finish[A]: ends the episode with the answer A.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from fireflan.io import DataError, read_records, require
 
+_WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 
@@ -88,9 +91,10 @@ class Wiki:
 
     actions = ("search", "lookup", "finish")
 
-    def __init__(self, pages: list[Page], similar: int = 5):
+    def __init__(self, pages: list[Page], similar: int = 5, snippets: bool = False):
         self.pages = list(pages)
         self.similar = similar
+        self.snippets = snippets
         self._by_title = {normalize_title(p.title): p for p in self.pages}
         self._retriever = None
         self.reset()
@@ -141,12 +145,14 @@ class Wiki:
         page = self._by_title.get(normalize_title(query))
         if page is not None:
             self.page = page
-            return page.text
+            return snippet(page, query) if self.snippets else page.text
         ranked = self.rank(query, self.similar)
         if not ranked:
             self.page = None
             return f'Could not find "{query}". Try other words.'
         self.page = ranked[0]
+        if self.snippets:
+            return snippet(ranked[0], query)
         titles = ", ".join(p.title for p in ranked)
         return f'No page is titled "{query}". Best match, {ranked[0].title}: {ranked[0].text}\nSimilar: [{titles}]'
 
@@ -173,6 +179,24 @@ class Wiki:
         if action == "finish":
             return Observation(f"Episode finished with the answer: {argument}", done=True, answer=argument)
         return Observation(f"Unknown action '{action}'. Valid actions: search[...], lookup[...], finish[...].")
+
+
+def snippet(page: Page, query: str) -> str:
+    """A search engine's answer from one page: its lead sentence and, after it, the sentence that shares
+    the most words with the query (the second sentence when none shares one).
+
+    Page('Kest', ('Kest is a band.', 'It formed in 1990.', 'Kest plays jazz.')), 'Kest genre jazz'
+    -> 'Kest is a band. Kest plays jazz.'
+    """
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    if len(page.sentences) < 2:
+        return page.text
+    words = set(_WORD.findall(query.lower())) - set(STOPWORDS_EN_PLUS)
+    rest = page.sentences[1:]
+    shared = [len(words & set(_WORD.findall(s.lower()))) for s in rest]
+    best = max(range(len(rest)), key=lambda i: (shared[i], -i))
+    return f"{page.sentences[0]} {rest[best]}"
 
 
 def gold_walk(example, wiki: Wiki) -> str | None:
