@@ -52,7 +52,8 @@ class WorldConfig:
     test: int = opt(300, "questions in the test split")
     paragraphs: int = opt(10, "paragraphs in each question's context (gold + distractors), as HotpotQA")
     notool_share: float = opt(0.10, "share of questions answerable without the tool (arithmetic, definitions)")
-    comparison_share: float = opt(0.20, "share of comparisons among the questions that need the tool (HotpotQA dev: 0.20)")
+    comparison_share: float = opt(0.20, "share of comparisons among the questions that need the tool "
+                                        "(HotpotQA dev: 0.20)")
     single_share: float = opt(0.05, "share of single-hop questions among those that need the tool (HotpotQA has "
                                     "none: the rest are bridge questions, 0.80 of HotpotQA dev)")
 

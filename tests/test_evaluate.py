@@ -44,6 +44,22 @@ def test_noise_and_few_shot_prompt(small_world, tmp_path):
     assert "Here are some examples." in replay.requests[0]["messages"][0]["content"]
     with pytest.raises(ValueError, match="--noise"):
         evaluate(EvalConfig(out=str(tmp_path / "x"), noise=2.0), model=replay)
+    with pytest.raises(ValueError, match="--observations must be one of pages, snippets, got 'google'"):
+        evaluate(EvalConfig(out=str(tmp_path / "o"), observations="google"), model=replay)
+
+
+def test_snippet_observations_reach_the_agent(small_world, tmp_path):
+    from fireflan.tasks import get_task, make_tool
+
+    examples = get_task("world").load(small_world, split="test")
+    config = EvalConfig(out=str(tmp_path), data=str(small_world), limit=10, observations="snippets")
+    metrics = evaluate(config, model=ScriptedExpert(examples))
+    rows = [json.loads(line) for line in (tmp_path / "trajectories.jsonl").read_text().splitlines()]
+    searched = [s for r in rows for s in r["steps"] if s["action"] == "search"]
+    pages, snippets = (make_tool("world", examples, str(small_world), observations=o) for o in ("pages", "snippets"))
+    assert searched and all(s["observation"] == snippets.search(s["argument"]) for s in searched)
+    assert sum(s["observation"] != pages.search(s["argument"]) for s in searched) >= len(searched) // 2
+    assert metrics["questions"] == 10
 
 
 def test_summarize_empty_and_bad_model(tmp_path):

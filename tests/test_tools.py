@@ -43,6 +43,20 @@ def test_search_with_nothing_in_common(wiki):
     assert "needs" in wiki.search("   ")
 
 
+def test_snippets_answer_as_a_search_engine_does():
+    """snippets=True: the same page found, but only its lead and the sentence matching the query best."""
+    wiki = Wiki(PAGES, snippets=True)
+    lead = "Kest Pictures is a film production company."
+    assert wiki.search("Kest Pictures headquarters") == f"{lead} Its headquarters are in Velmora."
+    assert wiki.search("kest pictures") == f"{lead} It was founded in 1950."
+    obs = wiki.search("who directed the drama film in 1994")  # no title: the best BM25 page, no preamble
+    assert obs == "The Glass Harbor is a 1994 drama film. It was directed by Aldo Brenik."
+    assert "Similar" not in obs and "No page" not in obs
+    assert wiki.lookup("Kest") == "(Result 1 / 1) The film was produced by Kest Pictures."  # the whole page opened
+    assert wiki.search("zzzz qqqq").startswith('Could not find "zzzz qqqq"')
+    assert Wiki([Page("One", ("Only this.",))], snippets=True).search("one") == "Only this."
+
+
 def test_lookup_walks_the_matching_sentences_of_the_last_page(wiki):
     wiki.search("Aldo Brenik")
     assert wiki.lookup("born") == "(Result 1 / 2) Aldo Brenik (born 1962) is an Ostrandi film director."

@@ -104,7 +104,8 @@ def test_question_kinds_and_answers():
     types = Counter(r["type"] for r in train)
     assert set(types) == {"bridge", "comparison", "single", "notool"}
     tool = len(train) - types["notool"]
-    assert types["notool"] == 300 and types["comparison"] == round(0.20 * tool) and types["single"] == round(0.05 * tool)
+    assert types["notool"] == 300
+    assert types["comparison"] == round(0.20 * tool) and types["single"] == round(0.05 * tool)
     assert types["bridge"] == tool - types["comparison"] - types["single"]  # HotpotQA dev: 0.80 bridge
     yes_no = Counter(r["answer"] for r in train if r["kind"].startswith("yesno/"))
     assert min(yes_no["yes"], yes_no["no"]) >= 0.35 * sum(yes_no.values())
