@@ -49,8 +49,9 @@ def test_the_fireact_recipe_trains_on_fireacts_data_and_evaluates_on_hotpotqa(ne
     data = fireact_file(tmp_path / "gpt_format_hotpotqa.jsonl")
     dev = hotpot_file(small_world, tmp_path / "hotpot_dev.json")
     result = main(FireActRecipe(fireact=str(data), out=str(tmp_path / "run"), eval_data=str(dev), base="tiny",
-                                max_steps=2, prompted="none", agent_steps=2, agent_tokens=16))
+                                max_steps=2, prompted="none", agent_steps=2, agent_tokens=16, observations="snippets"))
     tuned = result["runs"]["fine-tuned"]
+    assert json.loads((tmp_path / "run" / "eval-finetuned" / "config.json").read_text())["observations"] == "snippets"
     assert tuned["task"] == "hotpotqa" and tuned["questions"] == 3 and len(tuned["em_ci95"]) == 2
     assert sum(tuned["outcomes"].values()) == 3
     stats = json.loads((tmp_path / "run" / "corpus" / "stats.json").read_text())

@@ -12,7 +12,8 @@ from the authors' repository. The questions come from HotpotQA's train split; th
 its dev split: an official distractor JSON (`--eval-data`) or, with a network, the hub's validation
 split. The wiki tool searches the paragraphs of the evaluated questions, as in the distractor
 setting. Their observations are Google snippets (one or two sentences), ours are whole paragraphs:
-the model learns to read short results and meets longer ones at test time.
+the model learns to read short results and meets longer ones at test time; `--observations snippets`
+evaluates behind a search engine's answers instead (the lead sentence and the one matching the query).
 
 1. corpus: the trajectories as chat records in FireAct's format (OUT/corpus);
 2. train: LoRA on the base model (OUT/model);
@@ -58,6 +59,9 @@ class FireActRecipe:
     agent_steps: int = opt(8, "model calls per question (evaluate's default)")
     agent_tokens: int = opt(128, "tokens per model call (evaluate's default)")
     probes: int = opt(0, "hallucination probes per model (0: none)")
+    observations: str = opt("pages", "what the wiki's search returns at evaluation: pages (the whole paragraph, "
+                                     "HotpotQA's distractor setting) | snippets (a search engine's two sentences, "
+                                     "as FireAct's trajectories saw)")
     threads: int = opt(0, "CPU threads for training (0: all cores); llama.cpp picks its own")
 
     task = "hotpotqa"  # what `hotpotqa.evaluate_stage` evaluates on (not an option)
@@ -91,8 +95,10 @@ def main(r: FireActRecipe) -> dict:
     prompted = r.prompted if r.prompted != "auto" else ("embedded" if r.base == "embedded" else "none")
     runs = {}
     if prompted != "none":
-        runs["prompted"] = hotpotqa.evaluate_stage(r, out, "prompted", prompted, r.eval_data, "validation")
-    runs["fine-tuned"] = hotpotqa.evaluate_stage(r, out, "finetuned", str(gguf), r.eval_data, "validation")
+        runs["prompted"] = hotpotqa.evaluate_stage(r, out, "prompted", prompted, r.eval_data, "validation",
+                                                   observations=r.observations)
+    runs["fine-tuned"] = hotpotqa.evaluate_stage(r, out, "finetuned", str(gguf), r.eval_data, "validation",
+                                                 observations=r.observations)
 
     # 5. report
     written = report_pages(out, "report", [out / f"eval-{n.replace('-', '')}" for n in runs])
