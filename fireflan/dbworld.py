@@ -175,6 +175,9 @@ _POSITIONS = ["Quarterback", "Running back", "Wide receiver", "Linebacker", "Tac
 _PARTIES = ["Liberal", "Labour", "Reform", "National", "Green", "Independent"]
 _FATES = ["Sunk", "Damaged", "Captured"]
 _CLUB_SUFFIXES = ["FC", "United", "Rovers", "Athletic", "City", "Town", "Wanderers"]
+_SURNAME_PREFIXES = ["O'", "D'"]
+_TITLE_STARTS = ["The", "A", "Night of the", "Return of the"]
+_TITLE_STARTS_APOSTROPHE = ["Don't Leave", "Can't Stop", "That's", "Mother's"]
 
 FAMILIES = (
     Family(("Football Standings", "football_standings", "League Table"), "club", "clubs", (
@@ -265,9 +268,12 @@ def list_value(kind: str, rng: random.Random) -> str:
     if name == "date":
         y, m, d = rng.randint(1940, 2022), rng.randint(1, 12), rng.randint(1, 28)
         return f"{d} {_MONTHS[m - 1]} {y}" if rng.random() < 0.5 else f"{_MONTHS[m - 1]} {d}, {y}"
-    if name == "person":
-        return f"{_word(rng, 2)} {_word(rng, rng.randint(2, 3))}"
+    if name == "person":  # now and then an apostrophe (16 of AgentBench's 60 dev tables hold one)
+        prefix = rng.choice(_SURNAME_PREFIXES) if rng.random() < 0.12 else ""
+        return f"{_word(rng, 2)} {prefix}{_word(rng, rng.randint(2, 3))}"
     if name == "club":
+        if rng.random() < 0.1:
+            return f"St {_word(rng, 2)}'s {rng.choice(_CLUB_SUFFIXES)}"
         return f"{_word(rng, 2)} {rng.choice(_CLUB_SUFFIXES)}"
     if name in ("place", "nation"):
         return _word(rng, rng.randint(2, 3)) + ("ia" if name == "nation" else "")
@@ -278,7 +284,7 @@ def list_value(kind: str, rng: random.Random) -> str:
     if name == "school":
         return f"{_word(rng, 2)} {rng.choice(['High School', 'College', 'University', 'Academy'])}"
     if name == "title":
-        return f"\"{rng.choice(['The', 'A', 'Night of the', 'Return of the'])} {_word(rng, 2)}\""
+        return f'"{rng.choice(_TITLE_STARTS_APOSTROPHE if rng.random() < 0.15 else _TITLE_STARTS)} {_word(rng, 2)}"'
     if name == "result":
         a, b = rng.randint(10, 45), rng.randint(3, 40)
         return f"{'W' if a > b else 'L'} {max(a, b)}–{min(a, b)}"

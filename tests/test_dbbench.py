@@ -303,19 +303,29 @@ def test_qualified_names_keep_the_name_and_its_style():
 
 
 def test_sql_mistakes_are_the_ones_small_models_make():
-    heads = ["Position", "Club", "Games played"]
-    sql = "INSERT INTO `Football Standings` (`Position`, `Club`, `Games played`) VALUES ('10', 'FK, Trakai', 18)"
+    heads = ["Position", "Club", "Games played", "Floors", "Area (km²)", "Reigns:"]
+    sql = ("INSERT INTO `Football Standings` (`Position`, `Club`, `Games played`) "
+           "VALUES ('10', 'St Kest''s Rovers', 18)")
     made = {}
-    for seed in range(40):
+    for seed in range(200):
         wrong, kind, fix = sql_mistake(sql, "Football Standings", heads, random.Random(seed))
-        made[kind] = wrong, fix
-    assert made["table"] == (sql.replace("`Football Standings`", "`Football`"), {"bad": "`Football`"})
-    assert made["column"] == (sql.replace("`Games played`", "`Games_played`"),
-                              {"bad": "`Games_played`", "good": "`Games played`"})
-    assert split_values(made["value"][0].split("VALUES (")[1][:-1]) in (["'FK, Trakai'", "18"], ["'10'", "18"],
-                                                                           ["'10'", "'FK, Trakai'"])
-    # nothing to get wrong: a one-word table with one-word headers, and no INSERT
-    assert sql_mistake("SELECT `Year` FROM `episodes`", "episodes", ["Year"], random.Random(0)) is None
+        made.setdefault(kind, set()).add((wrong, tuple(sorted(fix.items()))))
+    assert made["table"] == {(sql.replace("`Football Standings`", "`Football`"), (("bad", "`Football`"),))}
+    columns = {wrong: dict(fix) for wrong, fix in made["column"]}
+    for bad, good in [("Games_played", "Games played"), ("Games", "Games played"), ("Position", None),
+                      ("Positions", "Position"), ("Clubs", "Club")]:
+        if good:
+            assert columns[sql.replace(f"`{good}`", f"`{bad}`", 1)] == {"bad": f"`{bad}`", "good": f"`{good}`"}
+    assert made["quote"] == {(sql.replace("'St Kest''s Rovers'", "'St Kest's Rovers'"),
+                              (("bad", "'St Kest's Rovers'"), ("good", "'St Kest''s Rovers'")))}
+    assert {split_values(w.split("VALUES (")[1][:-1])[0] for w, _ in made["value"]} == {"'10'", "'St Kest''s Rovers'"}
+    # a header guessed in the other number, cut before its brackets or colon (AgentBench: Floor, Area, Reigns)
+    for name, guess in [("Floors", "Floor"), ("Area (km²)", "Area"), ("Reigns:", "Reigns")]:
+        query = f"SELECT `{name}` FROM `T`"
+        guesses = {sql_mistake(query, "T", heads, random.Random(seed))[0] for seed in range(30)}
+        assert f"SELECT `{guess}` FROM `T`" in guesses, guesses
+    # nothing to get wrong: a one-word table with one-word headers that have no other number, and no INSERT
+    assert sql_mistake("SELECT `Class` FROM `episodes`", "episodes", ["Class"], random.Random(0)) is None
     assert split_values("'a, b', 3, 'it''s'") == ["'a, b'", "3", "'it''s'"]
 
 
@@ -324,7 +334,9 @@ def _mistake_kind(error: str) -> str:
         return "table"
     if error.startswith("no such column") or "has no column named" in error:
         return "column"
-    return "value" if re.fullmatch(r"\d+ values for \d+ columns", error) else error
+    if re.fullmatch(r"\d+ values for \d+ columns", error):
+        return "value"
+    return "quote" if error.endswith("syntax error") else error
 
 
 def test_the_expert_recovers_from_its_mistakes_and_never_trains_on_them(small_tasks):
@@ -347,7 +359,7 @@ def test_the_expert_recovers_from_its_mistakes_and_never_trains_on_them(small_ta
         else:  # nothing in this SQL to get wrong
             assert first.argument == reference and sql_mistake(reference, ex.table["table_name"], [
                 c["name"] for c in ex.table["table_info"]["columns"]], random.Random(0)) is None
-    assert set(kinds) == {"table", "column", "value"} and sum(kinds.values()) >= len(examples) // 2, kinds
+    assert set(kinds) == {"table", "column", "value", "quote"} and sum(kinds.values()) >= len(examples) // 2, kinds
 
 
 def test_expert_helpers():

@@ -16,7 +16,8 @@ then after a look at the first rows) and answers with what the result shows, or 
 a statement; under `reflexion` it first writes the SQL with its names unquoted, reads the error,
 and reflects. With `mistake_share`, that share of its ReAct DB episodes first runs SQL with one of the
 mistakes small models make on AgentBench (`sql_mistake`: a shortened table name, a header with
-underscores, an INSERT missing a value), reads the error and runs the right SQL; the corpus trains on
+underscores, cut short or guessed, an INSERT missing a value, an apostrophe not doubled), reads the error
+and runs the right SQL; the corpus trains on
 the recovery, never on the failed statement (`corpus.format.trajectory_record`).
 """
 
@@ -137,6 +138,9 @@ _SQL_FIX = {  # after a mistake's error: what the error says, and the corrected 
                "It failed ({e}). The table's headers are {heads}; the one I meant is {good}."],
     "value": ["The error says {e}: I left out a value. One value for each of the columns, in their order.",
               "It failed ({e}): a value is missing. Let me give every column its value from the question, in order."],
+    "quote": ["The error says {e}: the apostrophe in {bad} ended the quotes. Inside quotes it is written twice: "
+              "{good}.",
+              "It failed ({e}). {bad} holds an apostrophe; SQL writes it doubled, {good}."],
 }
 
 
@@ -213,29 +217,36 @@ def sql_mistake(sql: str, table: str, headers: list[str], rng: random.Random) ->
     """A first attempt with a mistake small models make on AgentBench's tables, one that fails when run
     (so it never changes the table): (wrong SQL, kind, what the fix says), or None when `sql` offers none.
 
-    kinds: table (the name shortened to its first word), column (a header written with underscores or
-    cut to its first word), value (one value of an INSERT left out).
+    kinds: table (the name shortened to its first word), column (a header written with underscores, cut
+    to its first word or before its brackets or colon, or guessed in the other number: `Floor` for
+    `Floors`), value (one value of an INSERT left out), quote (an apostrophe in a value not doubled:
+    'Don't Stop' for 'Don''t Stop').
     ('SELECT `Games played` FROM `Football Standings`', 'Football Standings', [...]) ->
     ('SELECT `Games played` FROM `Football`', 'table', {'bad': '`Football`'}) (or another kind)
     """
     lower = {h.lower() for h in headers} | {table.lower()}
-    options = {"table": [], "column": [], "value": []}
+    options = {"table": [], "column": [], "value": [], "quote": []}
     short = table.split()[0] if " " in table else None
     if short and short.lower() not in lower and f"`{table}`" in sql:
         options["table"].append((sql.replace(f"`{table}`", f"`{short}`"), {"bad": f"`{short}`"}))
     for name in dict.fromkeys(re.findall(r"`([^`]+)`", sql)):
         if name not in headers:
             continue
-        for wrong in (name.replace(" ", "_"), name.split()[0]):
-            if wrong.lower() not in lower and re.fullmatch(r"[\w.]+", wrong):
+        cut = re.split(r"\s*[(:]", name)[0].strip()
+        number = ("" if not name.isalpha() or name.endswith(("ss", "us")) else
+                  name[:-1] if name.endswith("s") else name + "s")  # Floors -> Floor, Year -> Years
+        for wrong in dict.fromkeys((name.replace(" ", "_"), name.split()[0], cut, number)):
+            if wrong and wrong.lower() not in lower and re.fullmatch(r"[\w. ]+", wrong):
                 options["column"].append((sql.replace(f"`{name}`", f"`{wrong}`", 1),
                                           {"bad": f"`{wrong}`", "good": f"`{name}`"}))
-                break
     values = re.search(r"\bVALUES \((.*)\)\s*;?$", sql)
     if values and sql.startswith("INSERT") and "`) VALUES" in sql and len(items := split_values(values[1])) >= 2:
         drop = rng.randrange(len(items))
         kept = [v for i, v in enumerate(items) if i != drop]
         options["value"].append((sql[: values.start(1)] + ", ".join(kept) + sql[values.end(1):], {}))
+    for value in dict.fromkeys(re.findall(r"'(?:[^']|'')*''(?:[^']|'')*'", sql)):
+        options["quote"].append((sql.replace(value, value.replace("''", "'"), 1),
+                                 {"bad": value.replace("''", "'"), "good": value}))
     kinds = [k for k, found in options.items() if found]
     if not kinds:
         return None
