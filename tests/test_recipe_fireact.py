@@ -66,6 +66,11 @@ def test_the_fireact_recipe_needs_fireacts_file(tmp_path):
     assert proc.returncode == 2 and "--fireact" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("--fireact", tmp_path / "missing.jsonl", module="fireflan.recipes.fireact", check=False)
     assert proc.returncode == 2 and "missing.jsonl" in proc.stderr
+    (tmp_path / "f.jsonl").write_text("")
+    proc = run_cli("--fireact", tmp_path / "f.jsonl", "--observations", "google", "--out", tmp_path / "r",
+                   module="fireflan.recipes.fireact", check=False)
+    assert proc.returncode == 2 and "--observations must be one of pages, snippets" in proc.stderr
+    assert not (tmp_path / "r" / "corpus").exists()  # refused before any stage ran
 
 
 def test_the_main_recipe_mixes_fireacts_trajectories_in_and_measures_real_questions(needs_the_stack, small_world,

@@ -32,6 +32,7 @@ from pathlib import Path
 from fireflan.options import opt
 from fireflan.recipes import hotpotqa
 from fireflan.recipes.common import comparison, launch, outcome_table, recipe_command, report_pages, stage
+from fireflan.tasks import OBSERVATIONS
 
 
 @dataclass
@@ -76,6 +77,8 @@ def main(r: FireActRecipe) -> dict:
         raise ValueError("--fireact must name FireAct's gpt_format_hotpotqa.jsonl (the kit does not ship it)")
     if not Path(r.fireact).is_file():
         raise FileNotFoundError(f"--fireact: no such file: {r.fireact}")
+    if r.observations not in OBSERVATIONS:  # before the training, not after it
+        raise ValueError(f"--observations must be one of {', '.join(OBSERVATIONS)}, got {r.observations!r}")
     out = Path(r.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
