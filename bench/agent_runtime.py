@@ -49,16 +49,16 @@ def main():
     parser.add_argument("--threads", type=int, default=None)
     a = parser.parse_args()
 
-    from fireflan.agent import AgentConfig, run_episode
-    from fireflan.methods import run_branches
+    from fireflan.agent.loop import AgentConfig, run_episode
+    from fireflan.agent.methods import run_branches
     from fireflan.models.llama import LlamaModel
-    from fireflan.prompts import few_shot_prefix
+    from fireflan.agent.prompts import few_shot_prefix
     from fireflan.tasks import get_task, make_tool
 
     if a.gguf:
         model, prefix = LlamaModel(a.gguf, threads=a.threads), []
     else:
-        from fireflan.train.embedded import embedded_gguf
+        from fireflan.train.bases import embedded_gguf
 
         model, prefix = LlamaModel(embedded_gguf(), raw=True, threads=a.threads), few_shot_prefix("react", 2)
     examples = [e for e in get_task("world").load(split="test") if e.type == "bridge"][: a.questions]

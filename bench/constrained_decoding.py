@@ -3,7 +3,7 @@
     .venv/bin/python bench/constrained_decoding.py        # the embedded Gemma, few-shot ReAct prompts
 
 Three ways to generate the same ReAct steps (greedy, same prompts, prompt already evaluated):
-free; fireflan's action constraint (fireflan.constrain: masks only right after "Action:"); and a
+free; fireflan's action constraint (fireflan.agent.constrain: masks only right after "Action:"); and a
 GBNF grammar of a whole step (llama.cpp's grammar sampling, for reference). Reports seconds per
 generated token, the ratios to free decoding (target for fireflan's: <= 1.3) and how many outputs
 parse as an action. The last line is one JSON object.
@@ -30,10 +30,10 @@ def main():
     from llama_cpp import LlamaGrammar, LogitsProcessorList
 
     from fireflan.models.llama import LlamaModel
-    from fireflan.prompts import few_shot_prefix
+    from fireflan.agent.prompts import few_shot_prefix
     from fireflan.tasks import get_task
     from fireflan.tools.actions import parse_action
-    from fireflan.train.embedded import embedded_gguf
+    from fireflan.train.bases import embedded_gguf
 
     model = LlamaModel(embedded_gguf(), raw=True)
     prefix = few_shot_prefix("react", 2)

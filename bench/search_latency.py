@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from fireflan.tasks import get_task  # noqa: E402
 from fireflan.tools.wiki import Wiki  # noqa: E402
-from fireflan.world import WorldConfig, write_world  # noqa: E402
+from fireflan.worlds.wiki import WorldConfig, write_world  # noqa: E402
 
 
 def per_call_ms(fn, args) -> float:

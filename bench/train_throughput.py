@@ -28,7 +28,7 @@ def make_records(tmp: Path, n: int) -> list[dict]:
     from fireflan.corpus.build import CorpusConfig, build_corpus
     from fireflan.teach import TeachConfig, teach
     from fireflan.train.data import read_corpus
-    from fireflan.world import WorldConfig, write_world
+    from fireflan.worlds.wiki import WorldConfig, write_world
 
     write_world(WorldConfig(seed=3, train=max(n, 100), dev=10, test=10), tmp / "world")
     teach(TeachConfig(out=str(tmp / "teach"), data=str(tmp / "world"), methods="react,reflexion",
@@ -100,7 +100,7 @@ def main():
     import os
     import subprocess
 
-    from fireflan.train.base import resolve_base
+    from fireflan.train.bases import resolve_base
 
     threads = a.threads or os.cpu_count() or 1
     base = resolve_base(a.base)

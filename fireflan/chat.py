@@ -40,16 +40,16 @@ def show(step) -> None:
 
 def chat(config: ChatConfig, model=None, lines=None) -> int:
     """The read-answer loop; returns how many questions were answered. `lines` replaces stdin (tests)."""
-    from fireflan.agent import AgentConfig
-    from fireflan.evaluate import EvalConfig, load_model
-    from fireflan.methods import run_method
-    from fireflan.prompts import few_shot_prefix
+    from fireflan.agent.loop import AgentConfig
+    from fireflan.models import load_model
+    from fireflan.agent.methods import run_method
+    from fireflan.agent.prompts import few_shot_prefix
     from fireflan.tasks import make_tool
     from fireflan.tasks.base import Example
     from fireflan.tools.wiki import Wiki, load_corpus
 
     if model is None:
-        model, needs_shots = load_model(EvalConfig(model=config.model, threads=config.threads))
+        model, needs_shots = load_model(config.model, threads=config.threads)
     else:
         needs_shots = False
     tool = Wiki(load_corpus(config.corpus)) if config.corpus else make_tool("world", [], config.data)

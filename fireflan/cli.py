@@ -32,7 +32,7 @@ class CLI:
             comparison_share: share of comparisons among the questions that need the tool (HotpotQA dev: 0.20).
             single_share: share of single-hop questions among them (HotpotQA has none; the rest are bridge).
         """
-        from fireflan.world import WorldConfig, write_world
+        from fireflan.worlds.wiki import WorldConfig, write_world
 
         config = WorldConfig(seed=seed, train=train, dev=dev, test=test, paragraphs=paragraphs,
                              notool_share=notool_share, comparison_share=comparison_share,
@@ -54,7 +54,7 @@ class CLI:
             max_rows: most rows in a task's table.
             list_share: share of tasks on list tables of invented rows (AgentBench's kind); the rest on entities.
         """
-        from fireflan.dbworld import DBWorldConfig, write_dbtasks
+        from fireflan.worlds.db import DBWorldConfig, write_dbtasks
 
         config = DBWorldConfig(seed=seed, train=train, dev=dev, test=test, min_rows=min_rows, max_rows=max_rows,
                                list_share=list_share)
@@ -88,7 +88,7 @@ class CLI:
             task: world | hotpotqa | bamboogle | strategyqa | mmlu | dbbench (queries only: a statement is
                 scored on the table an episode leaves).
         """
-        from fireflan.scoring import score_files, score_one
+        from fireflan.tasks.scoring import score_files, score_one
 
         result = score_files(pred, gold, task) if _is_path(pred) else score_one(str(pred), str(gold), task)
         print(json.dumps(result))

@@ -57,26 +57,6 @@ class EvalConfig:
     probes: int = opt(0, "hallucination probes: N questions with no tools offered, N that need none (0: off)")
 
 
-def load_model(config: EvalConfig):
-    """(model, whether it is a base model that needs a few-shot prompt)."""
-    path = Path(config.model)
-    if config.base_url:
-        from fireflan.models.openai_compat import OpenAIModel
-
-        return OpenAIModel(config.model, base_url=config.base_url), True
-    from fireflan.models.llama import LlamaModel
-
-    if config.model == "embedded":
-        from fireflan.train.embedded import embedded_gguf
-
-        return LlamaModel(embedded_gguf(), raw=True, threads=config.threads, seed=config.seed,
-                          name="gemma3-270m (base)", constrain_actions=config.constrain), True
-    if path.suffix != ".gguf":
-        raise ValueError(f"--model must be a .gguf file, 'embedded', or a model id with --base-url; got {config.model}")
-    model = LlamaModel(path, threads=config.threads, seed=config.seed, constrain_actions=config.constrain)
-    return model, False
-
-
 OUTCOMES = {  # why an episode ended as it did, in the order `outcome` tests them
     "right": "right",
     "format_loop": "loop: unfinished, the last outputs unreadable or repeated",
@@ -98,7 +78,7 @@ def gold_pages(example) -> dict[str, list[str]]:
 
 def _contains(haystack: str, needle: str) -> bool:
     """Whether the normalised `needle` is a run of whole words of the normalised `haystack`."""
-    from fireflan.scoring import normalize_answer
+    from fireflan.tasks.scoring import normalize_answer
 
     needle = normalize_answer(needle)
     return bool(needle) and f" {needle} " in f" {normalize_answer(haystack)} "
@@ -114,7 +94,7 @@ def outcome(record: dict, example) -> str:
     observation shows one of its sentences. Questions without supporting facts (no tool needed, or a
     task without paragraphs) can only be right, a format loop, out of steps or a wrong answer.
     """
-    from fireflan.scoring import normalize_answer
+    from fireflan.tasks.scoring import normalize_answer
 
     steps = record.get("steps", [])
     if record.get("score", {}).get("em", 0) >= 1:
@@ -166,7 +146,7 @@ def summarize(trajectories: list[dict]) -> dict:
     n = len(trajectories)
     if not n:
         return {"questions": 0}
-    from fireflan.agent import Trajectory
+    from fireflan.agent.loop import Trajectory
 
     trajs = [Trajectory.from_record(t) for t in trajectories]
     budgets = [t.budget() for t in trajs]
@@ -202,10 +182,10 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     """
     from tqdm import tqdm
 
-    from fireflan.agent import AgentConfig
+    from fireflan.agent.loop import AgentConfig
     from fireflan.io import append_jsonl, iter_jsonl
-    from fireflan.methods import METHODS, run_method
-    from fireflan.prompts import few_shot_prefix
+    from fireflan.agent.methods import METHODS, run_method
+    from fireflan.agent.prompts import few_shot_prefix
     from fireflan.tasks import bind, open_task
     from fireflan.teach import done_keys  # the same torn-line-safe reader
     from fireflan.tools import NoisyTool
@@ -227,7 +207,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
                                      config.observations)
     if config.noise:
         tool = NoisyTool(tool, config.noise, seed=config.seed)
-    model, needs_shots = load_model(config) if model is None else (model, config.prompt == "fewshot")
+    model, needs_shots = load_model(config.model, base_url=config.base_url, threads=config.threads, seed=config.seed, constrain=config.constrain) if model is None else (model, config.prompt == "fewshot")
     fewshot = config.prompt == "fewshot" or (config.prompt == "auto" and needs_shots)
     shots_for = config.method if config.method in ("cot", "reflexion") else "react"
     prefix = few_shot_prefix(shots_for, config.shots, config.task) if fewshot else []
@@ -266,7 +246,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     if hasattr(task, "summarize"):  # the task's own report (AgentBench DB: accuracy per type)
         metrics[task.NAME] = task.summarize(records, examples)
     if config.probes:
-        from fireflan.probes import run_probes
+        from fireflan.agent.probes import run_probes
 
         probe_examples = examples  # "N that need none": fewer among the questions asked, more from the split
         if config.task == "world" and sum(ex.type == "notool" for ex in examples) < config.probes:

@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from fireflan.agent import METHODS, AgentConfig, Trajectory, run_episode
+from fireflan.agent.loop import METHODS, AgentConfig, Trajectory, run_episode
 from fireflan.io import append_jsonl, resumable_records
 from fireflan.options import guard_run, opt
 
@@ -117,7 +117,7 @@ def teach(config: TeachConfig) -> dict:
     from tqdm import tqdm
 
     from fireflan.models import BudgetExceeded, Usage
-    from fireflan.prompts import few_shot_prefix
+    from fireflan.agent.prompts import few_shot_prefix
     from fireflan.tasks import bind, open_task
 
     out = Path(config.out)
@@ -186,3 +186,32 @@ def summarize(path: Path) -> dict:
     total = sum(m["n"] for m in per.values())
     return {"trajectories": total, "success": sum(m["success"] for m in per.values()), "methods": per,
             "file": str(path)}
+
+
+def gold_walk(example, wiki: Wiki) -> str | None:
+    """Walk an example's supporting facts through the tool, as an expert would; None when the
+    gold answer is reachable, else why not. A "notool" question has no facts and needs no tool.
+
+    Reachable: search[title] returns a page holding each supporting sentence, and a span answer
+    (not yes/no) is written in those sentences, in the question, or is one of the titles.
+    """
+    if not example.supporting_facts:
+        return None if example.type == "notool" else "no supporting facts"
+    context = {title: sentences for title, sentences in example.context}
+    found = []
+    for title, index in example.supporting_facts:
+        observation = wiki.search(title)
+        sentences = context.get(title)
+        if sentences is None or not 0 <= index < len(sentences):
+            return f"supporting fact [{title!r}, {index}] is not in the context"
+        sentence = sentences[index].strip()
+        if sentence not in observation:
+            return f"search[{title}] does not return sentence {index}: {sentence!r}"
+        found += [title, sentence]
+    answer = normalize_answer(example.answer)
+    if answer in ("yes", "no"):
+        return None
+    haystack = " ".join(normalize_answer(t) for t in [*found, example.question])
+    if answer not in haystack:
+        return f"the answer {example.answer!r} is not in the supporting sentences"
+    return None

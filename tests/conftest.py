@@ -20,7 +20,7 @@ def shared(name: str) -> Path:
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory):
     """A small generated world on disk (seed 7): 200 train, 60 dev, 60 test questions."""
-    from fireflan.world import WorldConfig, write_world
+    from fireflan.worlds.wiki import WorldConfig, write_world
 
     out = tmp_path_factory.mktemp("world")
     write_world(WorldConfig(seed=7, train=200, dev=60, test=60), out)

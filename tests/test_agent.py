@@ -5,10 +5,10 @@ import json
 import pytest
 from conftest import HOTPOT_SAMPLE, shared
 
-from fireflan.agent import REFLECT, AgentConfig, Trajectory, run_episode
+from fireflan.agent.loop import REFLECT, AgentConfig, Trajectory, run_episode
 from fireflan.models.fake import ReplayModel
 from fireflan.models.scripted import ScriptedExpert, notool_reasoning
-from fireflan.prompts import few_shot_prefix, render
+from fireflan.agent.prompts import few_shot_prefix, render
 from fireflan.tasks import get_task, make_tool
 from fireflan.tasks.base import Example
 from fireflan.tools import Page, Wiki

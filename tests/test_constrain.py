@@ -4,7 +4,7 @@ import string
 
 import numpy as np
 
-from fireflan.constrain import ActionConstraint
+from fireflan.agent.constrain import ActionConstraint
 
 VOCAB = [" search", "search", " lookup", "lookup", " finish", "finish", " fly", "Action", "Thought",
          *dict.fromkeys(string.ascii_letters + " :[]\n")]

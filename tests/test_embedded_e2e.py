@@ -22,7 +22,7 @@ def run(tmp_path_factory):
     from fireflan.export import ExportConfig, export
     from fireflan.teach import TeachConfig, teach
     from fireflan.train.trainer import TrainConfig, train
-    from fireflan.world import WorldConfig, write_world
+    from fireflan.worlds.wiki import WorldConfig, write_world
 
     root = tmp_path_factory.mktemp("e2e")
     write_world(WorldConfig(seed=21, train=300, dev=20, test=20), root / "world")
@@ -47,7 +47,7 @@ def test_training_lowered_the_loss(run):
 
 
 def test_the_gguf_answers_in_the_trained_react_format(run):
-    from fireflan.agent import AgentConfig, run_episode
+    from fireflan.agent.loop import AgentConfig, run_episode
     from fireflan.models.llama import LlamaModel
     from fireflan.tasks import get_task, make_tool
 

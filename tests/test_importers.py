@@ -29,7 +29,7 @@ from fireflan.corpus.importers import (
     validate_record,
 )
 from fireflan.io import DataError
-from fireflan.scoring import parse_letter
+from fireflan.tasks.scoring import parse_letter
 from fireflan.tools.actions import parse_action
 
 ACTIONS = ("search", "lookup", "finish")

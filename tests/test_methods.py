@@ -2,8 +2,8 @@
 
 import pytest
 
-from fireflan.agent import AgentConfig, Step, Trajectory, failed_step
-from fireflan.methods import run_method, vote
+from fireflan.agent.loop import AgentConfig, Step, Trajectory, failed_step
+from fireflan.agent.methods import run_method, vote
 from fireflan.models.fake import ReplayModel
 from fireflan.tasks import get_task
 from fireflan.tasks.base import Example
@@ -113,7 +113,7 @@ def test_branches_stop_once_a_majority_is_certain():
     traj = run_method("branches", model, Wiki(PAGES), EX, k=5, score=score)
     assert traj.extra["sampled"] == 3 and traj.extra["agreement"] == 1.0 and traj.answer == "Velmora"
     assert len(model.requests) == 3
-    from fireflan.methods import run_branches
+    from fireflan.agent.methods import run_branches
 
     model = ReplayModel(["Thought: a\nAction: finish[Velmora]"] * 5)
     full = run_branches(model, Wiki(PAGES), EX, k=5, early_stop=False, score=score)
@@ -149,7 +149,7 @@ def test_branches_side_by_side_keep_their_own_tool_state():
         "Thought: a\nAction: search[Aldo Brenik]", "Thought: b\nAction: search[Velmora]",
         "Thought: a\nAction: lookup[born]", "Thought: b\nAction: lookup[founded]",
         "Thought: a\nAction: finish[Velmora]", "Thought: b\nAction: finish[Velmora]"])
-    from fireflan.methods import run_branches
+    from fireflan.agent.methods import run_branches
 
     traj = run_branches(model, Wiki(PAGES), EX, k=2, score=score, early_stop=False)
     assert model.batches == [2, 2, 2]

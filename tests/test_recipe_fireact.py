@@ -34,7 +34,7 @@ def hotpot_file(world, path, n=3):
 def needs_the_stack():
     for module in ("torch", "transformers", "peft", "gguf", "llama_cpp"):
         pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[train,infer]')")
-    from fireflan.train.fetch_llama_cpp import ConverterUnavailable, converter_dir
+    from fireflan.export.convert import ConverterUnavailable, converter_dir
 
     try:
         converter_dir()
@@ -101,7 +101,7 @@ def test_the_fireact_config_names_its_command():
 
 
 def test_the_dbbench_recipe_trains_on_generated_tasks_and_measures_real_records(needs_the_stack, tmp_path, capsys):
-    from fireflan.dbworld import DBWorldConfig, generate_dbtasks
+    from fireflan.worlds.db import DBWorldConfig, generate_dbtasks
     from fireflan.recipes.dbbench import DBBenchRecipe, main
 
     real = tmp_path / "dev.jsonl"  # stands in for AgentBench's file: records of its format made elsewhere

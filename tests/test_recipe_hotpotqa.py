@@ -11,7 +11,7 @@ from conftest import run_cli
 def recipe_run(tmp_path_factory):
     for module in ("torch", "transformers", "peft", "gguf", "llama_cpp"):
         pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[train,infer]')")
-    from fireflan.train.fetch_llama_cpp import ConverterUnavailable, converter_dir
+    from fireflan.export.convert import ConverterUnavailable, converter_dir
 
     try:
         converter_dir()

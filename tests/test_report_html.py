@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from fireflan.agent import Step, Trajectory
-from fireflan.report_html import CHUNK, fact_sentences, outcome, page_data, run_names, write_html
+from fireflan.agent.loop import Step, Trajectory
+from fireflan.report.page import CHUNK, fact_sentences, outcome, page_data, run_names, write_html
 
 SCREENSHOTS = Path("/tmp/fireflan-screenshots")
 

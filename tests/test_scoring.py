@@ -1,6 +1,6 @@
 import pytest
 
-from fireflan.scoring import (
+from fireflan.tasks.scoring import (
     exact_match,
     f1_precision_recall,
     mean_scores,

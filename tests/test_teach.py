@@ -177,7 +177,7 @@ def _one_question(question, answer, facts, pages):
 
 
 def test_the_expert_follows_a_best_match_and_retries_a_disambiguated_title():
-    from fireflan.agent import run_episode
+    from fireflan.agent.loop import run_episode
     from fireflan.models.scripted import ScriptedExpert
 
     film = {"Harbor Letters": ["Harbor Letters is a 1998 film directed by Kaelo Brenn."], "Velmora": ["A city."]}

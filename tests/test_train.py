@@ -24,7 +24,7 @@ CHAT = [{"role": "system", "content": "Use the tools.", "loss": False},
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
-    from fireflan.train.base import build_tiny
+    from fireflan.train.bases import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("base") / "tiny")
 
@@ -41,7 +41,7 @@ def corpus(tmp_path_factory):
     """A small real corpus: scripted trajectories on a small world, FireAct format."""
     from fireflan.corpus.build import CorpusConfig, build_corpus
     from fireflan.teach import TeachConfig, teach
-    from fireflan.world import WorldConfig, write_world
+    from fireflan.worlds.wiki import WorldConfig, write_world
 
     root = tmp_path_factory.mktemp("corpus")
     write_world(WorldConfig(seed=5, train=120, dev=10, test=10), root / "world")

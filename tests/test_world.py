@@ -8,7 +8,7 @@ import pytest
 from fireflan.models.scripted import surface
 from fireflan.tasks import get_task
 from fireflan.tools.wiki import Wiki, gold_walk
-from fireflan.world import SCHEMA_QUESTION, WorldConfig, generate_world, write_world
+from fireflan.worlds.wiki import SCHEMA_QUESTION, WorldConfig, generate_world, write_world
 
 HOTPOT_FIELDS = {"_id", "question", "answer", "type", "level", "supporting_facts", "context"}
 

@@ -81,7 +81,7 @@ def parse_shares(spec: str, allowed=None, what: str = "mix") -> dict[str, float]
 
 def read_inputs(paths: list[str]) -> tuple[list, list[dict], dict]:
     """(successful trajectories, imported chat records, counts read)."""
-    from fireflan.agent import SCHEMA_TRAJECTORY, Trajectory
+    from fireflan.agent.loop import SCHEMA_TRAJECTORY, Trajectory
 
     trajectories, imported, counts = [], [], Counter()
     for path in paths:

@@ -25,7 +25,7 @@ def render_raw(messages: list[dict]) -> str:
 
     [system: 'Instructions...', user: 'Q?'] -> 'Instructions...\\n\\nQuestion: Q?\\n'
     """
-    from fireflan.prompts import render
+    from fireflan.agent.prompts import render
 
     parts = [m["content"] for m in messages if m["role"] == "system"]
     body = render([m for m in messages if m["role"] != "system"])
@@ -58,8 +58,8 @@ class LlamaModel:
         self.usage, self.last_usage = Usage(), Usage()
 
     def constraint(self):
-        """A fresh logits processor that allows only action names after "Action:" (fireflan.constrain)."""
-        from fireflan.constrain import ActionConstraint
+        """A fresh logits processor that allows only action names after "Action:" (fireflan.agent.constrain)."""
+        from fireflan.agent.constrain import ActionConstraint
 
         return ActionConstraint(lambda s: self.llm.tokenize(s.encode(), add_bos=False, special=False),
                                 lambda ids: self.llm.detokenize(ids).decode("utf-8", errors="ignore"),

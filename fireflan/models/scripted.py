@@ -29,7 +29,7 @@ import random
 import re
 
 from fireflan.models import Usage
-from fireflan.scoring import normalize_answer
+from fireflan.tasks.scoring import normalize_answer
 from fireflan.tools.actions import parse_action
 
 _FIRST = [

@@ -33,7 +33,7 @@ class BranchesRecipe(hotpotqa.HotpotQARecipe):
 
 
 def main(r: BranchesRecipe) -> dict:
-    from fireflan.methods import METHODS
+    from fireflan.agent.methods import METHODS
 
     methods = [m.strip() for m in r.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]

@@ -6,7 +6,7 @@ generated test tasks and on AgentBench's own records (which no training task was
     python -m fireflan.recipes.dbbench --real-data dbbench_dev.jsonl     # AgentBench's dev file, wherever it is
     python -m fireflan.recipes.dbbench --help                             # every option
 
-1. tasks: generated DB tasks (OUT/tasks: list tables and the embedded world's entities; fireflan.dbworld);
+1. tasks: generated DB tasks (OUT/tasks: list tables and the embedded world's entities; fireflan.worlds.db);
 2. teach: the scripted expert writes the SQL, runs it, answers (OUT/teach); in a share of the tasks its
    first SQL has a mistake small models make, and it recovers from the error (the mistake is not trained);
 3. corpus: its trajectories in FireAct's format (OUT/corpus);
@@ -60,7 +60,7 @@ class DBBenchRecipe:
 
 def main(r: DBBenchRecipe) -> dict:
     from fireflan.corpus.build import CorpusConfig, build_corpus
-    from fireflan.dbworld import DBWorldConfig, write_dbtasks
+    from fireflan.worlds.db import DBWorldConfig, write_dbtasks
     from fireflan.export import ExportConfig, export
     from fireflan.teach import TeachConfig, teach
     from fireflan.train.trainer import train

@@ -82,7 +82,7 @@ def main(r: HotpotQARecipe) -> dict:
 
     # 1. data
     if r.task == "world":
-        from fireflan.world import WorldConfig, write_world
+        from fireflan.worlds.wiki import WorldConfig, write_world
 
         world = WorldConfig(seed=r.seed)
         stage(out, "world", world, lambda c: write_world(c, out / "world"))

@@ -36,10 +36,10 @@ def main(out: str = "runs/world", seed: int = 0):
     from tqdm import tqdm
 
     from fireflan.io import read_records, write_jsonl
-    from fireflan.scoring import score_files
+    from fireflan.tasks.scoring import score_files
     from fireflan.tasks import get_task
     from fireflan.tools.wiki import Wiki, gold_walk
-    from fireflan.world import WorldConfig, write_world
+    from fireflan.worlds.wiki import WorldConfig, write_world
 
     out = Path(out)
     started = time.time()

@@ -1,4 +1,4 @@
-"""Tasks: each module loads questions (`load`) and scores an answer (`score`).
+"""Tasks: one module per task loads its questions (`load`) and scores an answer (`score`).
 
     from fireflan.tasks import get_task
     task = get_task("hotpotqa")
@@ -6,98 +6,7 @@
     task.score("Paris", examples[0])  # {'em': 0.0, 'f1': 0.0}
 """
 
-from __future__ import annotations
-
-import importlib
-
 from fireflan.tasks.base import Example
+from fireflan.tasks.registry import OBSERVATIONS, TASKS, bind, get_task, load_examples, make_tool, open_task
 
-TASKS = ("world", "hotpotqa", "bamboogle", "strategyqa", "mmlu", "dbbench")
-OBSERVATIONS = ("pages", "snippets")  # what the wiki's search returns (see tools.wiki)
-
-
-def get_task(name: str):
-    """The task module called `name` (it has NAME, load(...) and score(prediction, example))."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; the tasks are: {', '.join(TASKS)}")
-    return importlib.import_module(f"fireflan.tasks.{name}")
-
-
-
-
-def load_examples(task: str, data=None, split: str | None = None, n: int | None = None) -> list[Example]:
-    """A task's questions: `data` is a local file or folder (None: the world's default or the hub)."""
-    t = get_task(task)
-    kwargs = {"n": n}
-    if split is not None:
-        kwargs["split"] = split
-    return t.load(data, **kwargs)
-
-
-def open_task(task: str, data=None, split: str | None = None, limit: int | None = None, corpus=None,
-              observations: str = "pages"):
-    """(task module, questions, tool) for a stage's data options. A split applies to the world, the DB
-    tasks, HotpotQA and the hub; a local file of another task is read whole."""
-    split = split if task in ("world", "hotpotqa", "dbbench") or data is None else None
-    examples = load_examples(task, data, split, limit)
-    return get_task(task), examples, make_tool(task, examples, data, corpus, observations)
-
-
-def make_tool(task: str, examples: list[Example], data=None, corpus=None, observations: str = "pages"):
-    """The tool for a task's questions: SQL databases for dbbench (one per question, see `bind`), else the wiki.
-
-    `corpus` (a corpus file or world folder) wins; a world folder given as `data` brings its own
-    corpus.jsonl; with no data the default world's articles are used; otherwise the union of the
-    questions' `context` paragraphs (HotpotQA's distractor setting). `observations`: "pages" (the
-    wiki's search returns a whole paragraph) or "snippets" (a search engine's two sentences).
-    """
-    if observations not in OBSERVATIONS:
-        raise ValueError(f"unknown observations {observations!r}; choose one of {', '.join(OBSERVATIONS)}")
-    wiki = _wiki(task, examples, data, corpus)
-    if wiki is not None:
-        wiki.snippets = observations == "snippets"
-        return wiki
-    from fireflan.tools.sql import SqlTool
-
-    return SqlTool()
-
-
-def _wiki(task: str, examples: list[Example], data, corpus):
-    """make_tool's wiki (None for the DB tasks)."""
-    from pathlib import Path
-
-    from fireflan.tools.wiki import Page, Wiki, load_corpus
-
-    if task == "dbbench":
-        return None
-    if corpus is not None:
-        return Wiki(load_corpus(corpus))
-    if task == "world" and data is not None and (Path(data) / "corpus.jsonl").exists():
-        return Wiki(load_corpus(data))
-    if task == "world" and data is None:
-        from fireflan.world import WorldConfig, generate_world
-
-        _, pages = generate_world(WorldConfig())
-        return Wiki([Page(p["title"], tuple(p["sentences"])) for p in pages])
-    pages = {}
-    for ex in examples:
-        for title, sentences in ex.context:
-            pages.setdefault(title, Page(title, tuple(s.strip() for s in sentences if s.strip())))
-    if not pages:
-        raise ValueError(f"the {task} questions carry no paragraphs to search: pass a corpus file (--corpus)")
-    return Wiki(list(pages.values()))
-
-
-def bind(task, tool, example: Example):
-    """(the tool one question is asked with, its score function: answer -> {'em', 'f1'}).
-
-    The wiki serves every question and an answer is scored alone; a DB task's tool gives each question
-    its own database (`tool.for_example`), and a statement is scored on the table it leaves.
-    """
-    env = tool.for_example(example) if hasattr(tool, "for_example") else tool
-    if hasattr(task, "scorer"):
-        return env, task.scorer(example, env)
-    return env, lambda answer: task.score(answer, example)
-
-
-__all__ = ["TASKS", "Example", "bind", "get_task", "load_examples", "make_tool", "open_task"]
+__all__ = ["OBSERVATIONS", "TASKS", "Example", "bind", "get_task", "load_examples", "make_tool", "open_task"]

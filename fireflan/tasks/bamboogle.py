@@ -9,7 +9,7 @@ import csv
 from pathlib import Path
 
 from fireflan.io import DataError
-from fireflan.scoring import score_span
+from fireflan.tasks.scoring import score_span
 from fireflan.tasks.base import Example, limit, load_hub
 
 NAME = "bamboogle"

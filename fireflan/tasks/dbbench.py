@@ -14,7 +14,7 @@ result as "none".) A statement (INSERT, UPDATE, DELETE) is right when the table'
 the episode equals `answer_md5`, whatever the answer says.
 
 From a local file or folder (`{split}.jsonl`), or with no source the DB tasks generated over the
-embedded world (fireflan.dbworld).
+embedded world (fireflan.worlds.db).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ NAME = "dbbench"
 SPLITS = ("train", "dev", "test")
 QUERY_TYPES = ("other", "counting", "comparison", "ranking", "aggregation-SUM", "aggregation-MIN",
                "aggregation-MAX", "aggregation-AVG")
-STATEMENT_TYPES = ("INSERT", "UPDATE", "DELETE")
 _MD5 = re.compile(r"[0-9a-f]{32}")
 
 
@@ -42,7 +41,7 @@ def load(source=None, split: str = "train", n: int | None = None, seed: int = 0)
     if split not in SPLITS and source is None:
         raise ValueError(f"the generated DB tasks' splits are {SPLITS}, not {split!r}")
     if source is None:
-        from fireflan.dbworld import DBWorldConfig, generate_dbtasks
+        from fireflan.worlds.db import DBWorldConfig, generate_dbtasks
 
         records = enumerate(generate_dbtasks(DBWorldConfig(seed=seed))[split], start=1)
         path, stem = f"<dbworld seed {seed}>/{split}", f"dbworld-{seed}-{split}"
@@ -107,14 +106,6 @@ def parse_answer(text: str) -> list[str]:
     if isinstance(value, list | tuple | set):
         return [str(v) for v in value]
     return [text]
-
-
-def answers_from_rows(rows) -> list[str]:
-    """A result's values as answers. [(3,)] -> ['3']; [('a',), ('b',)] -> ['a', 'b']; [] or [(None,)] -> ['none']"""
-    values = [v for row in rows for v in row]
-    if not values or values == [None]:
-        return ["none"]
-    return ["none" if v is None else str(v) for v in values]
 
 
 def _norm(value: str) -> str:

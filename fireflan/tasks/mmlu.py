@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 
 from fireflan.io import DataError
-from fireflan.scoring import score_letter
+from fireflan.tasks.scoring import score_letter
 from fireflan.tasks.base import Example, limit, load_hub
 
 NAME = "mmlu"

@@ -1,11 +1,11 @@
-"""The embedded world's questions (see fireflan.world), scored like HotpotQA."""
+"""The embedded world's questions (see fireflan.worlds.wiki), scored like HotpotQA."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fireflan.io import read_records
-from fireflan.scoring import score_span
+from fireflan.tasks.scoring import score_span
 from fireflan.tasks.base import Example, example_from_hotpot, limit
 
 NAME = "world"
@@ -20,7 +20,7 @@ def load(source=None, split: str = "train", n: int | None = None, seed: int = 0)
     if split not in SPLITS:
         raise ValueError(f"the world's splits are {SPLITS}, not {split!r}")
     if source is None:
-        from fireflan.world import WorldConfig, generate_world
+        from fireflan.worlds.wiki import WorldConfig, generate_world
 
         splits, _ = generate_world(WorldConfig(seed=seed))
         records = enumerate(splits[split], start=1)

@@ -29,6 +29,7 @@ import time
 
 from fireflan.tools.wiki import Observation
 
+STATEMENT_TYPES = ("INSERT", "UPDATE", "DELETE")  # AgentBench's kinds scored on the table they leave
 MAX_ROUNDS = 5  # statements per episode (AgentBench's max_round)
 TIME_LIMIT_S = 1.0  # per statement
 MAX_ROWS = 50  # rows shown of a result
@@ -240,3 +241,11 @@ def _explain(error: sqlite3.Error, limit: float) -> str:
     if text == "database or disk is full":
         return "the database is full (it is capped in size)."
     return text
+
+
+def answers_from_rows(rows) -> list[str]:
+    """A result's values as answers. [(3,)] -> ['3']; [('a',), ('b',)] -> ['a', 'b']; [] or [(None,)] -> ['none']"""
+    values = [v for row in rows for v in row]
+    if not values or values == [None]:
+        return ["none"]
+    return ["none" if v is None else str(v) for v in values]

@@ -38,13 +38,6 @@ class Page:
         return cls(title, tuple(s for s in _SENTENCE_END.split(text.strip()) if s))
 
 
-@dataclass(frozen=True)
-class Observation:
-    text: str
-    done: bool = False  # True after finish[...]
-    answer: str | None = None  # the finish argument
-
-
 def normalize_title(title: str) -> str:
     """'  the_Beatles. ' -> 'the beatles'"""
     return " ".join(title.replace("_", " ").lower().split()).strip("\"'`. ")
@@ -197,34 +190,3 @@ def snippet(page: Page, query: str) -> str:
     shared = [len(words & set(_WORD.findall(s.lower()))) for s in rest]
     best = max(range(len(rest)), key=lambda i: (shared[i], -i))
     return f"{page.sentences[0]} {rest[best]}"
-
-
-def gold_walk(example, wiki: Wiki) -> str | None:
-    """Walk an example's supporting facts through the tool, as an expert would; None when the
-    gold answer is reachable, else why not. A "notool" question has no facts and needs no tool.
-
-    Reachable: search[title] returns a page holding each supporting sentence, and a span answer
-    (not yes/no) is written in those sentences, in the question, or is one of the titles.
-    """
-    from fireflan.scoring import normalize_answer
-
-    if not example.supporting_facts:
-        return None if example.type == "notool" else "no supporting facts"
-    context = {title: sentences for title, sentences in example.context}
-    found = []
-    for title, index in example.supporting_facts:
-        observation = wiki.search(title)
-        sentences = context.get(title)
-        if sentences is None or not 0 <= index < len(sentences):
-            return f"supporting fact [{title!r}, {index}] is not in the context"
-        sentence = sentences[index].strip()
-        if sentence not in observation:
-            return f"search[{title}] does not return sentence {index}: {sentence!r}"
-        found += [title, sentence]
-    answer = normalize_answer(example.answer)
-    if answer in ("yes", "no"):
-        return None
-    haystack = " ".join(normalize_answer(t) for t in [*found, example.question])
-    if answer not in haystack:
-        return f"the answer {example.answer!r} is not in the supporting sentences"
-    return None

@@ -89,7 +89,7 @@ def corpus_files(corpus) -> tuple[Path, Path | None]:
 
 def load_model(config: TrainConfig, base: str, backend: str):
     """(model ready to train, tokenizer) for the backend."""
-    from fireflan.train.base import CHAT_TEMPLATE, END
+    from fireflan.train.bases import CHAT_TEMPLATE, END
 
     if backend == "unsloth":  # GPU only: imported nowhere else
         from unsloth import FastLanguageModel
@@ -284,7 +284,7 @@ def train(config: TrainConfig) -> dict:
     import datasets
     import torch
 
-    from fireflan.train.base import resolve_base
+    from fireflan.train.bases import resolve_base
     from fireflan.train.data import read_corpus, tokenize_corpus
 
     started = time.time()

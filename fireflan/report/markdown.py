@@ -7,7 +7,7 @@ Writes the table (one row per run: model, method, noise, EM, F1, turns, errors, 
 Markdown file and beside it three PNGs: EM by run, EM against tool noise (a line per model and
 method), and the histogram of turns per question. With --html, a folder with index.html, opened
 from disk: the same table and plots, the runs' trajectories side by side per question, the
-training curve and the corpus statistics (see fireflan.report_html).
+training curve and the corpus statistics (see fireflan.report.page).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def report(config: ReportConfig) -> Path:
     if not folders:
         raise ValueError("report needs at least one evaluation folder")
     if config.html:
-        from fireflan.report_html import write_html
+        from fireflan.report.page import write_html
 
         page = write_html(folders, config.html, model_dir=config.model, corpus_dir=config.corpus)
         if config.out is None:

@@ -249,7 +249,7 @@ FAMILIES = (
 
 def list_value(kind: str, rng: random.Random) -> str:
     """One invented value of a column kind, as text. 'thousands:500:9000' -> '5,200'; 'date' -> '2 March 1944'"""
-    from fireflan.world import _MONTHS, _word
+    from fireflan.worlds.wiki import _MONTHS, _word
 
     name, _, args = kind.partition(":")
     if name == "int":
@@ -628,7 +628,7 @@ def _record(task: _Task, name: str, columns: list[tuple[str, str]], rows: list[l
 
 def _world_entities(seed: int) -> dict[str, list]:
     """The entities of the embedded world of `seed` (its default sizes), by split group."""
-    from fireflan.world import WorldConfig, _build_entities, _Names  # the world's own generator, unchanged
+    from fireflan.worlds.wiki import WorldConfig, _build_entities, _Names  # the world's own generator, unchanged
 
     world = WorldConfig(seed=seed)
     rng = random.Random(f"fireflan-world-{seed}")  # as generate_world starts, so the entities are the same

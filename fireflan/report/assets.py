@@ -1,4 +1,4 @@
-"""The report page's own HTML, CSS and JavaScript (fireflan.report_html writes them beside the data).
+"""The report page's own HTML, CSS and JavaScript (fireflan.report.page writes them beside the data).
 
 No library, no network: the page reads window.FIREFLAN_DATA (data.js) and, when a question is
 opened, loads steps/NNNN.js, which calls FIREFLAN_chunk(n, {...}). All text from the runs (model

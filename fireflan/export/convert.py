@@ -24,7 +24,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from fireflan.train.base import cache_dir
+from fireflan.train.bases import cache_dir
 
 PACKAGE = "llama-cpp-python"
 VENDOR = "vendor/llama.cpp/"

@@ -53,29 +53,14 @@ SQL_INSTRUCTIONS = {
 }
 
 
-def render(messages: list[dict]) -> str:
-    """A conversation as the plain text of a few-shot example.
-
-    [{'role': 'user', 'content': 'Q?'}, {'role': 'assistant', 'content': 'Thought: t\\nAction: finish[a]'}]
-    -> 'Question: Q?\\nThought: t\\nAction: finish[a]'
-    """
-    lines = []
-    for m in messages:
-        if m["role"] == "user" and not m["content"].startswith("Observation:"):
-            lines.append(f"Question: {m['content']}")
-        else:
-            lines.append(m["content"])
-    return "\n".join(lines)
-
-
 @lru_cache(maxsize=8)
 def few_shot_examples(method: str, shots: int = 3) -> tuple[str, ...]:
     """`shots` solved questions of the few-shot world, as text, in the shape of `method`."""
-    from fireflan.agent import run_episode
+    from fireflan.agent.loop import run_episode
     from fireflan.models.scripted import ScriptedExpert
     from fireflan.tasks.base import example_from_hotpot
     from fireflan.tools.wiki import Page, Wiki
-    from fireflan.world import WorldConfig, generate_world
+    from fireflan.worlds.wiki import WorldConfig, generate_world
 
     splits, corpus = generate_world(WorldConfig(seed=FEW_SHOT_SEED, train=60, dev=10, test=10))
     examples = [example_from_hotpot(r, "world", "few-shot", i, str(i)) for i, r in enumerate(splits["train"])]
@@ -99,8 +84,8 @@ def few_shot_examples(method: str, shots: int = 3) -> tuple[str, ...]:
 def sql_few_shot_examples(method: str, shots: int = 3) -> tuple[str, ...]:
     """`shots` solved DB tasks of the few-shot seed: a lookup, an aggregate, a change, then more lookups.
     CoT gets none (a DB question cannot be answered without running SQL)."""
-    from fireflan.agent import run_episode
-    from fireflan.dbworld import DBWorldConfig, generate_dbtasks
+    from fireflan.agent.loop import run_episode
+    from fireflan.worlds.db import DBWorldConfig, generate_dbtasks
     from fireflan.models.scripted import ScriptedExpert
     from fireflan.tasks import bind, get_task
     from fireflan.tasks.dbbench import example_from_record

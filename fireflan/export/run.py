@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fireflan.options import opt
-from fireflan.train.base import CHAT_TEMPLATE, END, plain_template
+from fireflan.train.bases import CHAT_TEMPLATE, END, plain_template
 
 SCHEMA = "fireflan.export/1"
 QUANTS = ("f16", "q8_0", "q4_k_m")
@@ -46,7 +46,7 @@ EOS = "<eos>"
 MERGE_MARKER = "fireflan-merge.json"
 VERIFY_TOKENS = 16  # new tokens compared per prompt
 # Ollama stops on these. <end_of_turn> ends every assistant turn; "Observation:" is the agent's own stop string
-# (fireflan.agent.STOP): a model that writes an observation itself is cut there, as the agent would cut it.
+# (fireflan.agent.loop.STOP): a model that writes an observation itself is cut there, as the agent would cut it.
 STOPS = (END, "Observation:")
 
 # The chat template in Ollama's Go-template syntax: the same text as CHAT_TEMPLATE renders with
@@ -111,7 +111,7 @@ def read_train(model: Path) -> dict:
     if info["lora"] and not info.get("base"):
         raise ExportError(f"{path}: no 'base' (the folder or hub id the adapter was trained on)")
     if info.get("base") in ("tiny", "embedded"):  # fireflan's names for its own bases
-        from fireflan.train.base import resolve_base
+        from fireflan.train.bases import resolve_base
 
         info["base"] = resolve_base(info["base"])
     return info
@@ -257,7 +257,7 @@ def stage_base(base: str, out: Path) -> Path:
 
 def convert_hf(tools: Path, src: Path, out: Path, outtype: str) -> None:
     """llama.cpp's convert_hf_to_gguf.py: src (HF folder) -> out, then the metadata it leaves out (metadata_fixes)."""
-    from fireflan.train.fetch_llama_cpp import run_script
+    from fireflan.export.convert import run_script
 
     partial, edited = out.with_name(out.name + ".partial"), out.with_name(out.name + ".edit.partial")
     try:
@@ -276,7 +276,7 @@ def convert_hf(tools: Path, src: Path, out: Path, outtype: str) -> None:
 
 def convert_lora(tools: Path, adapter: Path, base: Path, out: Path) -> None:
     """llama.cpp's convert_lora_to_gguf.py: a PEFT adapter -> a GGUF LoRA (f16) for that base."""
-    from fireflan.train.fetch_llama_cpp import run_script
+    from fireflan.export.convert import run_script
 
     partial = out.with_name(out.name + ".partial")
     try:
@@ -349,7 +349,7 @@ copy_with_new_metadata(reader, writer, new, [])
 
 
 def run_code(tools: Path, code: str, args: list, label: str) -> None:
-    from fireflan.train.fetch_llama_cpp import run_script
+    from fireflan.export.convert import run_script
 
     run_script(tools, "-c", [code, *args], label=label)
 
@@ -437,7 +437,7 @@ def verify_messages(n: int) -> list[list[dict]]:
     """n chat prompts like the agent's, in turn: a world question alone, with the tool instructions as system
     turn, and one step into an episode (an assistant action and its observation)."""
     from fireflan.corpus.format import SYSTEM_TOOLS
-    from fireflan.world import WorldConfig, generate_world
+    from fireflan.worlds.wiki import WorldConfig, generate_world
 
     splits, _ = generate_world(WorldConfig(seed=0, train=1, dev=1, test=max(n, 50)))  # the same first ones for any n
     out = []
@@ -694,7 +694,7 @@ def export(config: ExportConfig) -> dict:
         order = ["model-f16.gguf", "model-q8_0.gguf", "base-f16.gguf", "adapter-f16.gguf"]
         todo = [f for f in order if f in want and not (out / f).is_file()]
         if todo:
-            from fireflan.train.fetch_llama_cpp import converter_dir, installed_version
+            from fireflan.export.convert import converter_dir, installed_version
 
             t0 = time.time()
             tools = converter_dir()

@@ -4,7 +4,7 @@ with the runs' trajectories side by side, step by step; the training curve and c
     python -m fireflan report runs/hotpotqa/eval-prompted runs/hotpotqa/eval-finetuned --html runs/hotpotqa/html
     # then open runs/hotpotqa/html/index.html in a browser (from disk: no server, no network)
 
-One folder: index.html, page.css and page.js (fireflan's own, see fireflan.report_page), the plots
+One folder: index.html, page.css and page.js (fireflan's own, see fireflan.report.assets), the plots
 as PNGs, data.js (tables, settings and one row per question) and steps/NNNN.js (the trajectories of
 CHUNK questions each, loaded when one of them is opened). Scripts, not JSON: a page opened from disk
 may not fetch files, but it may load scripts. Observations repeat (the same page found again, the
@@ -335,7 +335,7 @@ def _write_script(path: Path, prefix: str, value, suffix: str) -> None:
 
 def write_html(run_folders: list, out_dir, model_dir=None, corpus_dir=None, plots: bool = True) -> Path:
     """Write the page into OUT_DIR; returns the path of its index.html."""
-    from fireflan.report_page import INDEX_HTML, PAGE_CSS, PAGE_JS
+    from fireflan.report.assets import INDEX_HTML, PAGE_CSS, PAGE_JS
 
     folders = [str(f) for f in run_folders]
     if not folders:

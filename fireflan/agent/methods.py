@@ -21,9 +21,9 @@ import re
 from collections import Counter
 from dataclasses import replace
 
-from fireflan.agent import METHODS as LOOP_METHODS
-from fireflan.agent import AgentConfig, Step, Trajectory, episode, run_episode
-from fireflan.scoring import normalize_answer
+from fireflan.agent.loop import METHODS as LOOP_METHODS
+from fireflan.agent.loop import AgentConfig, Step, Trajectory, episode, run_episode
+from fireflan.tasks.scoring import normalize_answer
 from fireflan.tasks.base import Example
 from fireflan.tools.actions import parse_action
 

@@ -1,0 +1,27 @@
+"""One way for every stage to load a model: a GGUF file, the embedded base, or a model behind an OpenAI server.
+
+    model, needs_shots = load_model("runs/hotpotqa/export/model-q8_0.gguf")
+    model, needs_shots = load_model("embedded")                          # the base: prompted with few shots
+    model, needs_shots = load_model("gpt-4o-mini", base_url="https://api.openai.com/v1")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fireflan.models.llama import LlamaModel
+from fireflan.models.openai_compat import OpenAIModel
+from fireflan.train.bases import embedded_gguf
+
+
+def load_model(spec: str, *, base_url: str | None = None, threads: int | None = None, seed: int = 0,
+               constrain: bool = False):
+    """(model, whether it is a base model that needs a few-shot prompt)."""
+    if base_url:
+        return OpenAIModel(spec, base_url=base_url), True
+    if spec == "embedded":
+        return LlamaModel(embedded_gguf(), raw=True, threads=threads, seed=seed, name="gemma3-270m (base)",
+                          constrain_actions=constrain), True
+    if Path(spec).suffix != ".gguf":
+        raise ValueError(f"--model must be a .gguf file, 'embedded', or a model id with --base-url; got {spec}")
+    return LlamaModel(Path(spec), threads=threads, seed=seed, constrain_actions=constrain), False

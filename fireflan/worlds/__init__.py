@@ -1,0 +1,1 @@
+"""The embedded generators: the fictional wiki world and its questions (`wiki`), AgentBench-shaped DB tasks (`db`)."""
