@@ -51,8 +51,8 @@ def main():
 
     from fireflan.agent.loop import AgentConfig, run_episode
     from fireflan.agent.methods import run_branches
-    from fireflan.models.llama import LlamaModel
     from fireflan.agent.prompts import few_shot_prefix
+    from fireflan.models.llama import LlamaModel
     from fireflan.tasks import get_task, make_tool
 
     if a.gguf:

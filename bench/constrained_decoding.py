@@ -29,8 +29,8 @@ def main():
 
     from llama_cpp import LlamaGrammar, LogitsProcessorList
 
-    from fireflan.models.llama import LlamaModel
     from fireflan.agent.prompts import few_shot_prefix
+    from fireflan.models.llama import LlamaModel
     from fireflan.tasks import get_task
     from fireflan.tools.actions import parse_action
     from fireflan.train.bases import embedded_gguf

@@ -12,7 +12,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from fireflan.agent.loop import AgentConfig
+from fireflan.agent.methods import run_method
+from fireflan.agent.prompts import few_shot_prefix
+from fireflan.models import load_model
 from fireflan.options import opt
+from fireflan.tasks import make_tool
+from fireflan.tasks.base import Example
+from fireflan.tools.wiki import Wiki, load_corpus
 
 
 @dataclass
@@ -40,14 +47,6 @@ def show(step) -> None:
 
 def chat(config: ChatConfig, model=None, lines=None) -> int:
     """The read-answer loop; returns how many questions were answered. `lines` replaces stdin (tests)."""
-    from fireflan.agent.loop import AgentConfig
-    from fireflan.models import load_model
-    from fireflan.agent.methods import run_method
-    from fireflan.agent.prompts import few_shot_prefix
-    from fireflan.tasks import make_tool
-    from fireflan.tasks.base import Example
-    from fireflan.tools.wiki import Wiki, load_corpus
-
     if model is None:
         model, needs_shots = load_model(config.model, threads=config.threads)
     else:

@@ -12,6 +12,20 @@ from __future__ import annotations
 import json
 import sys
 
+from fireflan.chat import ChatConfig, chat
+from fireflan.corpus.build import CorpusConfig, build_corpus
+from fireflan.evaluate import EvalConfig, evaluate
+from fireflan.export import ExportConfig, describe, export
+from fireflan.io import DataError
+from fireflan.options import command
+from fireflan.report import ReportConfig, report
+from fireflan.tasks.score import score_files, score_one
+from fireflan.teach import TeachConfig, teach
+from fireflan.tools.wiki import Wiki
+from fireflan.train.trainer import TrainConfig, train
+from fireflan.worlds.db import DBWorldConfig, write_dbtasks
+from fireflan.worlds.wiki import WorldConfig, write_world
+
 
 class CLI:
     """fireflan: make small language models into tool-using agents on one machine."""
@@ -32,8 +46,6 @@ class CLI:
             comparison_share: share of comparisons among the questions that need the tool (HotpotQA dev: 0.20).
             single_share: share of single-hop questions among them (HotpotQA has none; the rest are bridge).
         """
-        from fireflan.worlds.wiki import WorldConfig, write_world
-
         config = WorldConfig(seed=seed, train=train, dev=dev, test=test, paragraphs=paragraphs,
                              notool_share=notool_share, comparison_share=comparison_share,
                              single_share=single_share)
@@ -54,8 +66,6 @@ class CLI:
             max_rows: most rows in a task's table.
             list_share: share of tasks on list tables of invented rows (AgentBench's kind); the rest on entities.
         """
-        from fireflan.worlds.db import DBWorldConfig, write_dbtasks
-
         config = DBWorldConfig(seed=seed, train=train, dev=dev, test=test, min_rows=min_rows, max_rows=max_rows,
                                list_share=list_share)
         print(json.dumps({"out": str(out), **write_dbtasks(config, out)}))
@@ -68,8 +78,6 @@ class CLI:
             corpus: a corpus JSONL, a world folder, or an official HotpotQA JSON file.
             lookup: a keyword to look up in the page found.
         """
-        from fireflan.tools.wiki import Wiki
-
         wiki = Wiki.from_file(corpus)
         print(wiki.search(str(query)))
         if lookup is not None:
@@ -88,15 +96,11 @@ class CLI:
             task: world | hotpotqa | bamboogle | strategyqa | mmlu | dbbench (queries only: a statement is
                 scored on the table an episode leaves).
         """
-        from fireflan.tasks.scoring import score_files, score_one
-
         result = score_files(pred, gold, task) if _is_path(pred) else score_one(str(pred), str(gold), task)
         print(json.dumps(result))
 
 
 def _run_teach(config):
-    from fireflan.teach import teach
-
     summary = teach(config)
     print(json.dumps(summary))
     if summary["stopped"]:
@@ -105,8 +109,6 @@ def _run_teach(config):
 
 
 def _run_corpus(config):
-    from fireflan.corpus.build import build_corpus
-
     stats = build_corpus(config)
     keys = ("records", "train", "val", "duplicates_removed", "too_long_dropped", "capability_mix",
             "negative_shares", "tokens")
@@ -114,37 +116,27 @@ def _run_corpus(config):
 
 
 def _run_train(config):
-    from fireflan.train.trainer import train
-
     summary = train(config)
     print(json.dumps({k: summary[k] for k in ("saved", "steps", "train_loss", "val_loss", "seconds")}))
 
 
 def _run_export(config):
-    from fireflan.export import describe, export
-
     summary = export(config)
     print(describe(summary))
     print(f"export: {config.model}/export.json")
 
 
 def _run_evaluate(config):
-    from fireflan.evaluate import evaluate
-
     metrics = evaluate(config)
     print(json.dumps(metrics))
 
 
 def _run_chat(config):
-    from fireflan.chat import chat
-
     chat(config)
 
 
 def _run_report(config):
     from pathlib import Path
-
-    from fireflan.report import report
 
     written = report(config)
     if written.suffix == ".md":
@@ -172,15 +164,6 @@ def _runs_as_arguments(cmd):
 
 def _add_commands():
     """Verbs whose flags are a stage's config dataclass (one source for CLI, recipes and --help)."""
-    from fireflan.chat import ChatConfig
-    from fireflan.corpus.build import CorpusConfig
-    from fireflan.evaluate import EvalConfig
-    from fireflan.export import ExportConfig
-    from fireflan.options import command
-    from fireflan.report import ReportConfig
-    from fireflan.teach import TeachConfig
-    from fireflan.train.trainer import TrainConfig
-
     CLI.teach = staticmethod(command(TeachConfig, _run_teach,
                                      "Run a teacher over a task's questions; keep every trajectory (resumable)."))
     CLI.corpus = staticmethod(command(CorpusConfig, _run_corpus,
@@ -208,8 +191,6 @@ def _is_path(value) -> bool:
 def main(argv=None):
     """Run a verb. Bad input (DataError, ValueError, a missing file) ends with its message and exit status 2."""
     import fire
-
-    from fireflan.io import DataError
 
     _add_commands()
     try:

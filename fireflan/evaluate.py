@@ -18,8 +18,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fireflan.agent.loop import AgentConfig, Trajectory
+from fireflan.agent.methods import METHODS, run_method
+from fireflan.agent.probes import run_probes
+from fireflan.agent.prompts import few_shot_prefix
+from fireflan.corpus.format import system_tools
+from fireflan.io import append_jsonl, iter_jsonl
+from fireflan.models import load_model
 from fireflan.options import guard_run, opt
-from fireflan.tasks import OBSERVATIONS
+from fireflan.tasks import OBSERVATIONS, bind, open_task
+from fireflan.tasks.scoring import normalize_answer
+from fireflan.teach import done_keys
+from fireflan.tools import NoisyTool
 
 
 @dataclass
@@ -78,8 +88,6 @@ def gold_pages(example) -> dict[str, list[str]]:
 
 def _contains(haystack: str, needle: str) -> bool:
     """Whether the normalised `needle` is a run of whole words of the normalised `haystack`."""
-    from fireflan.tasks.scoring import normalize_answer
-
     needle = normalize_answer(needle)
     return bool(needle) and f" {needle} " in f" {normalize_answer(haystack)} "
 
@@ -94,8 +102,6 @@ def outcome(record: dict, example) -> str:
     observation shows one of its sentences. Questions without supporting facts (no tool needed, or a
     task without paragraphs) can only be right, a format loop, out of steps or a wrong answer.
     """
-    from fireflan.tasks.scoring import normalize_answer
-
     steps = record.get("steps", [])
     if record.get("score", {}).get("em", 0) >= 1:
         return "right"
@@ -146,8 +152,6 @@ def summarize(trajectories: list[dict]) -> dict:
     n = len(trajectories)
     if not n:
         return {"questions": 0}
-    from fireflan.agent.loop import Trajectory
-
     trajs = [Trajectory.from_record(t) for t in trajectories]
     budgets = [t.budget() for t in trajs]
     steps = [s for t in trajectories for s in t["steps"]]
@@ -182,14 +186,6 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     """
     from tqdm import tqdm
 
-    from fireflan.agent.loop import AgentConfig
-    from fireflan.io import append_jsonl, iter_jsonl
-    from fireflan.agent.methods import METHODS, run_method
-    from fireflan.agent.prompts import few_shot_prefix
-    from fireflan.tasks import bind, open_task
-    from fireflan.teach import done_keys  # the same torn-line-safe reader
-    from fireflan.tools import NoisyTool
-
     if not 0 <= config.noise <= 1:
         raise ValueError(f"--noise must be within 0..1, got {config.noise}")
     if config.method not in METHODS:
@@ -207,13 +203,15 @@ def evaluate(config: EvalConfig, model=None) -> dict:
                                      config.observations)
     if config.noise:
         tool = NoisyTool(tool, config.noise, seed=config.seed)
-    model, needs_shots = load_model(config.model, base_url=config.base_url, threads=config.threads, seed=config.seed, constrain=config.constrain) if model is None else (model, config.prompt == "fewshot")
+    if model is None:
+        model, needs_shots = load_model(config.model, base_url=config.base_url, threads=config.threads,
+                                        seed=config.seed, constrain=config.constrain)
+    else:
+        needs_shots = config.prompt == "fewshot"
     fewshot = config.prompt == "fewshot" or (config.prompt == "auto" and needs_shots)
     shots_for = config.method if config.method in ("cot", "reflexion") else "react"
     prefix = few_shot_prefix(shots_for, config.shots, config.task) if fewshot else []
     if config.prompt == "system":
-        from fireflan.corpus.format import system_tools
-
         prefix = [{"role": "system", "content": system_tools(config.task)}]
 
     path = out / "trajectories.jsonl"
@@ -246,8 +244,6 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     if hasattr(task, "summarize"):  # the task's own report (AgentBench DB: accuracy per type)
         metrics[task.NAME] = task.summarize(records, examples)
     if config.probes:
-        from fireflan.agent.probes import run_probes
-
         probe_examples = examples  # "N that need none": fewer among the questions asked, more from the split
         if config.task == "world" and sum(ex.type == "notool" for ex in examples) < config.probes:
             asked = {ex.id for ex in examples}

@@ -18,8 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fireflan.agent.loop import METHODS, AgentConfig, Trajectory, run_episode
-from fireflan.io import append_jsonl, resumable_records
+from fireflan.agent.prompts import few_shot_prefix
+from fireflan.io import append_jsonl, iter_jsonl, resumable_records
+from fireflan.models import BudgetExceeded, Usage
+from fireflan.models.openai_compat import OpenAIModel
+from fireflan.models.scripted import ScriptedExpert
 from fireflan.options import guard_run, opt
+from fireflan.tasks import bind, open_task
+from fireflan.tasks.scoring import normalize_answer
+from fireflan.tools.wiki import Wiki
 
 
 @dataclass
@@ -101,13 +108,9 @@ def done_keys(path: Path) -> set[tuple[str, str, int]]:
 
 def make_teacher(config: TeachConfig, examples, method: str):
     if config.teacher == "scripted":
-        from fireflan.models.scripted import ScriptedExpert
-
         return ScriptedExpert(examples, method=method, seed=config.seed, lookup_share=config.lookup_share,
                               mistake_share=config.mistake_share)
     if config.teacher == "openai":
-        from fireflan.models.openai_compat import OpenAIModel
-
         return OpenAIModel(config.model, base_url=config.base_url, max_usd=config.max_usd, prices=config.prices)
     raise ValueError(f"--teacher must be scripted or openai, got {config.teacher!r}")
 
@@ -116,17 +119,11 @@ def teach(config: TeachConfig) -> dict:
     """Run the plan, appending each trajectory as it ends; returns (and writes) the summary."""
     from tqdm import tqdm
 
-    from fireflan.models import BudgetExceeded, Usage
-    from fireflan.agent.prompts import few_shot_prefix
-    from fireflan.tasks import bind, open_task
-
     out = Path(config.out)
     guard_run(out, config, may_change=("limit", "methods", "shares", "seed", "max_usd", "prices", "out"))
     task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus)
     unreachable = 0
     if config.teacher == "scripted" and config.task != "dbbench":  # it can only say what the pages show
-        from fireflan.tools.wiki import gold_walk
-
         reachable = [ex for ex in examples if gold_walk(ex, tool) is None]
         unreachable, examples = len(examples) - len(reachable), reachable
     methods = config.method_list()
@@ -171,8 +168,6 @@ def teach(config: TeachConfig) -> dict:
 
 def summarize(path: Path) -> dict:
     """Counts and success rates per method over the whole trajectory file."""
-    from fireflan.io import iter_jsonl
-
     per = {}
     for _, rec in iter_jsonl(path) if path.exists() else []:
         traj = Trajectory.from_record(rec)

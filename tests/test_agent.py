@@ -6,9 +6,10 @@ import pytest
 from conftest import HOTPOT_SAMPLE, shared
 
 from fireflan.agent.loop import REFLECT, AgentConfig, Trajectory, run_episode
+from fireflan.agent.prompts import few_shot_prefix
+from fireflan.models.base import render
 from fireflan.models.fake import ReplayModel
 from fireflan.models.scripted import ScriptedExpert, notool_reasoning
-from fireflan.agent.prompts import few_shot_prefix, render
 from fireflan.tasks import get_task, make_tool
 from fireflan.tasks.base import Example
 from fireflan.tools import Page, Wiki

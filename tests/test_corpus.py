@@ -7,14 +7,7 @@ import pytest
 
 from fireflan.agent.loop import Step, Trajectory
 from fireflan.corpus.build import CorpusConfig, assign_capabilities, build_corpus, parse_shares, subsample
-from fireflan.corpus.format import (
-    SYSTEM_NO_TOOLS,
-    SYSTEM_TOOLS,
-    capability_mask,
-    restyle,
-    supported,
-    trajectory_record,
-)
+from fireflan.corpus.format import SYSTEM_NO_TOOLS, SYSTEM_TOOLS, capability_mask, restyle, supported, trajectory_record
 from fireflan.corpus.negatives import bad_observation, no_tools, notool_with_tools
 from fireflan.teach import TeachConfig, teach
 from fireflan.tools.actions import parse_action

@@ -13,20 +13,13 @@ from conftest import run_cli, shared
 
 from fireflan.agent.loop import AgentConfig, run_episode
 from fireflan.corpus.format import trajectory_record
-from fireflan.worlds.db import DBWorldConfig, generate_dbtasks, qualified_name, write_dbtasks
 from fireflan.io import DataError
 from fireflan.models.fake import BatchReplayModel, ReplayModel
 from fireflan.models.scripted import ScriptedExpert, answer_from_observation, split_values, sql_mistake, unquoted
 from fireflan.tasks import bind, dbbench, get_task, open_task
-from fireflan.tasks.dbbench import (
-    STATEMENT_TYPES,
-    answers_from_rows,
-    answers_match,
-    check_reference,
-    example_from_record,
-    parse_answer,
-)
-from fireflan.tools.sql import SqlEnv, SqlTool, affinity, content_hash
+from fireflan.tasks.dbbench import answers_match, check_reference, example_from_record, parse_answer
+from fireflan.tools.sql import STATEMENT_TYPES, SqlEnv, SqlTool, affinity, answers_from_rows, content_hash
+from fireflan.worlds.db import DBWorldConfig, generate_dbtasks, qualified_name, write_dbtasks
 
 DEV = "agentbench_dbbench_dev.jsonl"
 

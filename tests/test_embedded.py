@@ -131,7 +131,8 @@ def test_sentencepiece_model_repairs_unknown_and_user_spaces():
 
 @pytest.mark.slow
 def test_folder_layout_marker_and_idempotence(folder, gguf):
-    from fireflan.train.bases import GGUF_NAME, prepare
+    from fireflan.train.bases import GGUF_NAME
+    from fireflan.train.bases import prepare_embedded as prepare
 
     for name in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.model", "tokenizer.json",
                  "tokenizer_config.json", "chat_template.jinja", "fireflan-base.json"):

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from fireflan.export import (
+from fireflan.export.run import (
     OLLAMA_TEMPLATE,
     ExportConfig,
     ExportError,
@@ -30,7 +30,8 @@ from fireflan.export import (
     write_added_tokens,
     write_plain_template,
 )
-from fireflan.train.bases import CHAT_TEMPLATE, END, plain_template
+from fireflan.train.bases import CHAT_TEMPLATE, END
+from fireflan.train.chat_template import plain_template
 
 QUANTS = "f16,q8_0,q4_k_m"
 
@@ -266,8 +267,8 @@ def test_modelfile_parses_and_its_template_renders_like_the_jinja_one(exported):
 
 
 def test_converter_errors_surface_with_their_output(tools, tmp_path):
-    from fireflan.export import convert_hf
     from fireflan.export.convert import ConverterError
+    from fireflan.export.run import convert_hf
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConverterError) as err:

@@ -101,8 +101,8 @@ def test_the_fireact_config_names_its_command():
 
 
 def test_the_dbbench_recipe_trains_on_generated_tasks_and_measures_real_records(needs_the_stack, tmp_path, capsys):
-    from fireflan.worlds.db import DBWorldConfig, generate_dbtasks
     from fireflan.recipes.dbbench import DBBenchRecipe, main
+    from fireflan.worlds.db import DBWorldConfig, generate_dbtasks
 
     real = tmp_path / "dev.jsonl"  # stands in for AgentBench's file: records of its format made elsewhere
     real.write_text("".join(json.dumps(r) + "\n" for r in generate_dbtasks(DBWorldConfig(seed=5, train=3, dev=0,

@@ -21,7 +21,8 @@ import pytest
 from conftest import run_cli
 
 from fireflan.agent.loop import Step, Trajectory
-from fireflan.report.page import CHUNK, fact_sentences, outcome, page_data, run_names, write_html
+from fireflan.report.page import CHUNK, outcome, page_data, write_html
+from fireflan.report.runs import fact_sentences, run_names
 
 SCREENSHOTS = Path("/tmp/fireflan-screenshots")
 

@@ -7,7 +7,8 @@ import pytest
 
 from fireflan.models.scripted import surface
 from fireflan.tasks import get_task
-from fireflan.tools.wiki import Wiki, gold_walk
+from fireflan.teach import gold_walk
+from fireflan.tools.wiki import Wiki
 from fireflan.worlds.wiki import SCHEMA_QUESTION, WorldConfig, generate_world, write_world
 
 HOTPOT_FIELDS = {"_id", "question", "answer", "type", "level", "supporting_facts", "context"}

@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from fireflan.tools.actions import ACTION_NAMES, parse_action
+from fireflan.tools.base import Observation
 
 SCHEMA_TRAJECTORY = "fireflan.trajectory/1"
 METHODS = ("react", "cot", "reflexion")
@@ -127,8 +128,6 @@ class NoTool:
         pass
 
     def step(self, action: str, argument: str):
-        from fireflan.tools.wiki import Observation
-
         if action == "finish":
             return Observation(f"Episode finished with the answer: {argument}", done=True, answer=argument)
         return Observation(f"No tools are available here: answer with finish[...] instead of {action}[...].")

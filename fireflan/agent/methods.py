@@ -23,8 +23,8 @@ from dataclasses import replace
 
 from fireflan.agent.loop import METHODS as LOOP_METHODS
 from fireflan.agent.loop import AgentConfig, Step, Trajectory, episode, run_episode
-from fireflan.tasks.scoring import normalize_answer
 from fireflan.tasks.base import Example
+from fireflan.tasks.scoring import normalize_answer
 from fireflan.tools.actions import parse_action
 
 METHODS = (*LOOP_METHODS, "branches", "decompose", "backtrack")

@@ -11,6 +11,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from fireflan.agent.loop import run_episode
+from fireflan.models.base import render
+from fireflan.models.scripted import ScriptedExpert
+from fireflan.tasks import bind, get_task
+from fireflan.tasks.base import example_from_hotpot
+from fireflan.tasks.dbbench import example_from_record
+from fireflan.tools.sql import SqlTool
+from fireflan.tools.wiki import Page, Wiki
+from fireflan.worlds.db import DBWorldConfig, generate_dbtasks
+from fireflan.worlds.wiki import WorldConfig, generate_world
+
 FEW_SHOT_SEED = 9173
 
 TOOLS = ("(1) search[title or words]: the page with that title, or else the best-matching passage and a "
@@ -56,12 +67,6 @@ SQL_INSTRUCTIONS = {
 @lru_cache(maxsize=8)
 def few_shot_examples(method: str, shots: int = 3) -> tuple[str, ...]:
     """`shots` solved questions of the few-shot world, as text, in the shape of `method`."""
-    from fireflan.agent.loop import run_episode
-    from fireflan.models.scripted import ScriptedExpert
-    from fireflan.tasks.base import example_from_hotpot
-    from fireflan.tools.wiki import Page, Wiki
-    from fireflan.worlds.wiki import WorldConfig, generate_world
-
     splits, corpus = generate_world(WorldConfig(seed=FEW_SHOT_SEED, train=60, dev=10, test=10))
     examples = [example_from_hotpot(r, "world", "few-shot", i, str(i)) for i, r in enumerate(splits["train"])]
     wiki = Wiki([Page(p["title"], tuple(p["sentences"])) for p in corpus])
@@ -84,13 +89,6 @@ def few_shot_examples(method: str, shots: int = 3) -> tuple[str, ...]:
 def sql_few_shot_examples(method: str, shots: int = 3) -> tuple[str, ...]:
     """`shots` solved DB tasks of the few-shot seed: a lookup, an aggregate, a change, then more lookups.
     CoT gets none (a DB question cannot be answered without running SQL)."""
-    from fireflan.agent.loop import run_episode
-    from fireflan.worlds.db import DBWorldConfig, generate_dbtasks
-    from fireflan.models.scripted import ScriptedExpert
-    from fireflan.tasks import bind, get_task
-    from fireflan.tasks.dbbench import example_from_record
-    from fireflan.tools.sql import SqlTool
-
     if method == "cot":
         return ()
     records = generate_dbtasks(DBWorldConfig(seed=FEW_SHOT_SEED, train=60, dev=0, test=0))["train"]

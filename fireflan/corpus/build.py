@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fireflan.agent.loop import SCHEMA_TRAJECTORY, Trajectory
 from fireflan.corpus.format import (
     CAPABILITIES,
     apply_mask,
@@ -34,6 +35,7 @@ from fireflan.corpus.format import (
     supported,
     trajectory_record,
 )
+from fireflan.corpus.importers import import_file
 from fireflan.corpus.negatives import NEGATIVES, bad_observation, no_tools, notool_with_tools
 from fireflan.io import DataError, iter_jsonl, write_jsonl
 from fireflan.options import opt
@@ -81,8 +83,6 @@ def parse_shares(spec: str, allowed=None, what: str = "mix") -> dict[str, float]
 
 def read_inputs(paths: list[str]) -> tuple[list, list[dict], dict]:
     """(successful trajectories, imported chat records, counts read)."""
-    from fireflan.agent.loop import SCHEMA_TRAJECTORY, Trajectory
-
     trajectories, imported, counts = [], [], Counter()
     for path in paths:
         path = Path(path)
@@ -99,8 +99,6 @@ def read_inputs(paths: list[str]) -> tuple[list, list[dict], dict]:
                 else:
                     counts["failed_skipped"] += 1
         else:
-            from fireflan.corpus.importers import import_file
-
             for rec in import_file(path):
                 if str(rec["meta"].get("reward")).lower() in ("false", "0"):  # a failed episode: not a lesson
                     counts["failed_skipped"] += 1

@@ -20,6 +20,7 @@ only assistant turns may carry loss, and which of them do is the record's *capab
 
 from __future__ import annotations
 
+from fireflan.io import DataError
 from fireflan.tools.actions import parse_action
 
 SCHEMA_CHAT = "fireflan.chat/1"
@@ -56,8 +57,6 @@ def system_tools(task: str) -> str:
 def check_messages(messages, path, line: int) -> None:
     """A non-empty list of {role: system|user|assistant, content: str} turns, else a DataError
     naming the file, the line and the turn."""
-    from fireflan.io import DataError
-
     if not isinstance(messages, list) or not messages:
         raise DataError(path, "expected a non-empty list of {role, content} turns", line=line, field="messages")
     for i, m in enumerate(messages):

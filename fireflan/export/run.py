@@ -36,8 +36,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fireflan.corpus.format import SYSTEM_TOOLS
+from fireflan.export.convert import converter_dir, installed_version, run_script
 from fireflan.options import opt
-from fireflan.train.bases import CHAT_TEMPLATE, END, plain_template
+from fireflan.train.bases import CHAT_TEMPLATE, END, resolve_base
+from fireflan.train.chat_template import plain_template
+from fireflan.worlds.wiki import WorldConfig, generate_world
 
 SCHEMA = "fireflan.export/1"
 QUANTS = ("f16", "q8_0", "q4_k_m")
@@ -111,8 +115,6 @@ def read_train(model: Path) -> dict:
     if info["lora"] and not info.get("base"):
         raise ExportError(f"{path}: no 'base' (the folder or hub id the adapter was trained on)")
     if info.get("base") in ("tiny", "embedded"):  # fireflan's names for its own bases
-        from fireflan.train.bases import resolve_base
-
         info["base"] = resolve_base(info["base"])
     return info
 
@@ -257,8 +259,6 @@ def stage_base(base: str, out: Path) -> Path:
 
 def convert_hf(tools: Path, src: Path, out: Path, outtype: str) -> None:
     """llama.cpp's convert_hf_to_gguf.py: src (HF folder) -> out, then the metadata it leaves out (metadata_fixes)."""
-    from fireflan.export.convert import run_script
-
     partial, edited = out.with_name(out.name + ".partial"), out.with_name(out.name + ".edit.partial")
     try:
         run_script(tools, "convert_hf_to_gguf.py", [src, "--outfile", partial, "--outtype", outtype],
@@ -276,8 +276,6 @@ def convert_hf(tools: Path, src: Path, out: Path, outtype: str) -> None:
 
 def convert_lora(tools: Path, adapter: Path, base: Path, out: Path) -> None:
     """llama.cpp's convert_lora_to_gguf.py: a PEFT adapter -> a GGUF LoRA (f16) for that base."""
-    from fireflan.export.convert import run_script
-
     partial = out.with_name(out.name + ".partial")
     try:
         args = [adapter, "--base", base, "--outfile", partial, "--outtype", "f16"]
@@ -349,8 +347,6 @@ copy_with_new_metadata(reader, writer, new, [])
 
 
 def run_code(tools: Path, code: str, args: list, label: str) -> None:
-    from fireflan.export.convert import run_script
-
     run_script(tools, "-c", [code, *args], label=label)
 
 
@@ -436,9 +432,6 @@ def metadata_problems(meta: dict, template: str, config: dict | None = None) -> 
 def verify_messages(n: int) -> list[list[dict]]:
     """n chat prompts like the agent's, in turn: a world question alone, with the tool instructions as system
     turn, and one step into an episode (an assistant action and its observation)."""
-    from fireflan.corpus.format import SYSTEM_TOOLS
-    from fireflan.worlds.wiki import WorldConfig, generate_world
-
     splits, _ = generate_world(WorldConfig(seed=0, train=1, dev=1, test=max(n, 50)))  # the same first ones for any n
     out = []
     for i, rec in enumerate(splits["test"][:n]):
@@ -694,8 +687,6 @@ def export(config: ExportConfig) -> dict:
         order = ["model-f16.gguf", "model-q8_0.gguf", "base-f16.gguf", "adapter-f16.gguf"]
         todo = [f for f in order if f in want and not (out / f).is_file()]
         if todo:
-            from fireflan.export.convert import converter_dir, installed_version
-
             t0 = time.time()
             tools = converter_dir()
             steps["converter"] = {"seconds": round(time.time() - t0, 2), "ran": True, "dir": str(tools),

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import os
 
+from fireflan.agent.constrain import ActionConstraint
 from fireflan.models import Usage
+from fireflan.models.base import render
+from fireflan.models.batch import BatchDecoder, Job
 
 
 def render_raw(messages: list[dict]) -> str:
@@ -25,8 +28,6 @@ def render_raw(messages: list[dict]) -> str:
 
     [system: 'Instructions...', user: 'Q?'] -> 'Instructions...\\n\\nQuestion: Q?\\n'
     """
-    from fireflan.agent.prompts import render
-
     parts = [m["content"] for m in messages if m["role"] == "system"]
     body = render([m for m in messages if m["role"] != "system"])
     return "\n\n".join([*parts, body]) + "\n"
@@ -59,8 +60,6 @@ class LlamaModel:
 
     def constraint(self):
         """A fresh logits processor that allows only action names after "Action:" (fireflan.agent.constrain)."""
-        from fireflan.agent.constrain import ActionConstraint
-
         return ActionConstraint(lambda s: self.llm.tokenize(s.encode(), add_bos=False, special=False),
                                 lambda ids: self.llm.detokenize(ids).decode("utf-8", errors="ignore"),
                                 self.llm.n_vocab())
@@ -98,8 +97,6 @@ class LlamaModel:
         """Several continuations decoded together (multi-branch reasoning): `requests` are
         (messages, temperature, seed); returns (text, usage) for each, in order. Sequences keep their
         cache between calls, so each branch's next step evaluates only its new tokens."""
-        from fireflan.models.batch import BatchDecoder, Job
-
         if self._batch is None or self._batch.n_seq < len(requests):
             if self._batch is not None:
                 self._batch.close()

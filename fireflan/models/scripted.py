@@ -31,6 +31,7 @@ import re
 from fireflan.models import Usage
 from fireflan.tasks.scoring import normalize_answer
 from fireflan.tools.actions import parse_action
+from fireflan.tools.sql import STATEMENT_TYPES, answers_from_rows
 
 _FIRST = [
     "I need to find out about {t} first.",
@@ -261,8 +262,6 @@ def answer_from_observation(observation: str) -> str | None:
     "[('Velmora',)]" -> 'Velmora'; "[(3,), (5,)]" -> '["3", "5"]'; '[]' -> 'none'; "[('5,200',)]" -> '["5,200"]'
     (a value with a comma is written as a list, or it would read as two)
     """
-    from fireflan.tasks.dbbench import answers_from_rows
-
     try:
         rows = ast.literal_eval(observation)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -458,8 +457,6 @@ class ScriptedExpert:
     def _next_sql(self, example, history) -> str:
         """One step of a DB task: [look at a few rows], run the reference SQL, answer from its result.
         A statement is run once; its answer is `done` (the table is what is scored)."""
-        from fireflan.tasks.dbbench import STATEMENT_TYPES
-
         rng = self._rng(example, len(history))
         table = "`" + example.table["table_name"] + "`"
         statement = example.type in STATEMENT_TYPES

@@ -22,9 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fireflan.corpus.build import CorpusConfig, build_corpus
+from fireflan.export import ExportConfig, export
 from fireflan.options import opt
 from fireflan.recipes import hotpotqa
 from fireflan.recipes.common import ROWS, comparison, launch, recipe_command, report_pages, stage
+from fireflan.train.trainer import train
 
 
 @dataclass
@@ -38,10 +41,6 @@ class AgentFlanRecipe(hotpotqa.HotpotQARecipe):
 
 
 def main(r: AgentFlanRecipe) -> dict:
-    from fireflan.corpus.build import CorpusConfig, build_corpus
-    from fireflan.export import ExportConfig, export
-    from fireflan.train.trainer import train
-
     out = Path(r.out)
 
     # 1. the main recipe: the FireAct-format model

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fireflan.agent.methods import METHODS
 from fireflan.options import opt
 from fireflan.recipes import hotpotqa
 from fireflan.recipes.common import BUDGET_ROWS, comparison, launch, recipe_command, report_pages
@@ -33,8 +34,6 @@ class BranchesRecipe(hotpotqa.HotpotQARecipe):
 
 
 def main(r: BranchesRecipe) -> dict:
-    from fireflan.agent.methods import METHODS
-
     methods = [m.strip() for m in r.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if not methods or unknown:

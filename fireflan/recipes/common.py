@@ -11,12 +11,16 @@ import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from fireflan.evaluate import OUTCOMES
+from fireflan.io import DataError
+from fireflan.options import as_text_lists, help_text
+from fireflan.report import ReportConfig, report
+from fireflan.report.table import by_measure, text
+
 
 def load_config(path) -> dict:
     """Options from a recipe TOML file; flags given on the command line win over it."""
     import tomllib
-
-    from fireflan.io import DataError
 
     try:
         with open(path, "rb") as f:
@@ -29,8 +33,6 @@ def load_config(path) -> dict:
 
 def read_options(cls, config: str | None = None, **flags):
     """The recipe's options: its dataclass defaults, then the TOML file, then the flags."""
-    from fireflan.options import as_text_lists
-
     options = {**(load_config(config) if config else {}), **as_text_lists(cls, flags)}
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(options) - names)
@@ -79,8 +81,6 @@ BUDGET_ROWS = [("em", "EM"), ("em_ci95", "EM, 95% interval"), ("f1", "F1"),
 def report_pages(out: Path, name: str, folders) -> dict:
     """OUT/NAME.md with its plots and the page OUT/html-NAME/index.html over the given run folders;
     returns their paths {"report": ..., "page": ...}."""
-    from fireflan.report import ReportConfig, report
-
     page = report(ReportConfig(runs=",".join(map(str, folders)), out=str(Path(out) / f"{name}.md"),
                                html=str(Path(out) / f"html-{name}")))
     return {"report": str(page), "page": str(Path(out) / f"html-{name}" / "index.html")}
@@ -88,32 +88,15 @@ def report_pages(out: Path, name: str, folders) -> dict:
 
 def comparison(runs: dict[str, dict], rows=ROWS) -> str:
     """A plain-text table, one column per run ({name: metrics}), one row per measure."""
-    from fireflan.report import cell
-
-    names = list(runs)
-    width = max(len(label) for _, label in rows) + 2
-    col = max([14] + [len(n) + 2 for n in names])
-    lines = ["".ljust(width) + "".join(n.rjust(col) for n in names)]
-    for key, label in rows:
-        cells = []
-        for n in names:
-            value = runs[n].get(key)
-            if key == "tool_misuse":
-                value = (runs[n].get("probes") or {}).get("no_tools", {}).get("tool_misuse_rate")
-            cells.append((cell(value) or "-").rjust(col))
-        lines.append(label.ljust(width) + "".join(cells))
-    return "\n".join(lines)
+    return text(by_measure(runs, rows))
 
 
 def outcome_table(runs: dict[str, dict]) -> str | None:
     """Why each run's episodes ended as they did (`evaluate.outcome`), as a plain-text table of counts;
     None when no run has them (a task without wiki paragraphs)."""
-    from fireflan.evaluate import OUTCOMES
-
     if not any(m.get("outcomes") for m in runs.values()):
         return None
-    counts = {n: {k: (m.get("outcomes") or {}).get(k) for k in OUTCOMES} for n, m in runs.items()}
-    return comparison(counts, list(OUTCOMES.items()))
+    return comparison({n: m.get("outcomes") or {} for n, m in runs.items()}, list(OUTCOMES.items()))
 
 
 def launch(fn, name: str) -> None:
@@ -122,8 +105,6 @@ def launch(fn, name: str) -> None:
     import sys
 
     import fire
-
-    from fireflan.io import DataError
 
     try:
         fire.Fire(fn, name=name, serialize=lambda result: None)
@@ -146,7 +127,5 @@ def recipe_command(cls, main, summary: str):
         default = f.default if f.default is not MISSING else f.default_factory()
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default))
     cmd.__signature__ = inspect.Signature(params)
-    from fireflan.options import help_text
-
     cmd.__doc__ = f"{summary}\n\n{help_text(cls)}\n    config: a TOML file of these options (flags win over it)"
     return cmd

@@ -22,9 +22,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fireflan.corpus.build import CorpusConfig, build_corpus
+from fireflan.export import ExportConfig, export
 from fireflan.options import opt
 from fireflan.recipes import hotpotqa
 from fireflan.recipes.common import comparison, launch, recipe_command, report_pages, stage
+from fireflan.teach import TeachConfig, teach
+from fireflan.train.trainer import train
+from fireflan.worlds.db import DBWorldConfig, write_dbtasks
 
 
 @dataclass
@@ -59,12 +64,6 @@ class DBBenchRecipe:
 
 
 def main(r: DBBenchRecipe) -> dict:
-    from fireflan.corpus.build import CorpusConfig, build_corpus
-    from fireflan.worlds.db import DBWorldConfig, write_dbtasks
-    from fireflan.export import ExportConfig, export
-    from fireflan.teach import TeachConfig, teach
-    from fireflan.train.trainer import train
-
     if r.real_data and not Path(r.real_data).is_file():
         raise FileNotFoundError(f"--real-data: no such file: {r.real_data}")
     out = Path(r.out)

@@ -29,10 +29,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fireflan.corpus.build import CorpusConfig, build_corpus
+from fireflan.export import ExportConfig, export
 from fireflan.options import opt
 from fireflan.recipes import hotpotqa
 from fireflan.recipes.common import comparison, launch, outcome_table, recipe_command, report_pages, stage
 from fireflan.tasks import OBSERVATIONS
+from fireflan.train.trainer import train
 
 
 @dataclass
@@ -69,10 +72,6 @@ class FireActRecipe:
 
 
 def main(r: FireActRecipe) -> dict:
-    from fireflan.corpus.build import CorpusConfig, build_corpus
-    from fireflan.export import ExportConfig, export
-    from fireflan.train.trainer import train
-
     if not r.fireact:
         raise ValueError("--fireact must name FireAct's gpt_format_hotpotqa.jsonl (the kit does not ship it)")
     if not Path(r.fireact).is_file():

@@ -25,8 +25,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fireflan.corpus.build import CorpusConfig, build_corpus
+from fireflan.evaluate import EvalConfig, evaluate
+from fireflan.export import ExportConfig, export
 from fireflan.options import opt
 from fireflan.recipes.common import comparison, launch, outcome_table, recipe_command, stage
+from fireflan.report import ReportConfig, report
+from fireflan.teach import TeachConfig, teach
+from fireflan.train.trainer import TrainConfig, train
+from fireflan.worlds.wiki import WorldConfig, write_world
 
 
 @dataclass
@@ -69,21 +76,12 @@ class HotpotQARecipe:
 
 
 def main(r: HotpotQARecipe) -> dict:
-    from fireflan.corpus.build import CorpusConfig, build_corpus
-    from fireflan.evaluate import EvalConfig, evaluate
-    from fireflan.export import ExportConfig, export
-    from fireflan.report import ReportConfig, report
-    from fireflan.teach import TeachConfig, teach
-    from fireflan.train.trainer import train
-
     out = Path(r.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
 
     # 1. data
     if r.task == "world":
-        from fireflan.worlds.wiki import WorldConfig, write_world
-
         world = WorldConfig(seed=r.seed)
         stage(out, "world", world, lambda c: write_world(c, out / "world"))
         train_data = eval_data = str(out / "world")
@@ -158,8 +156,6 @@ def main(r: HotpotQARecipe) -> dict:
 
 def train_options(r: HotpotQARecipe, corpus: Path, model: Path):
     """The training stage's options: LoRA on the recipe's base, checkpoints every 10 steps."""
-    from fireflan.train.trainer import TrainConfig
-
     return TrainConfig(corpus=str(corpus), base=r.base, out=str(model), backend=r.backend, rank=r.rank,
                        alpha=2 * r.rank, lr=r.lr, max_steps=r.max_steps, batch_size=r.batch_size,
                        grad_accum=r.grad_accum, save_steps=10,
@@ -169,8 +165,6 @@ def train_options(r: HotpotQARecipe, corpus: Path, model: Path):
 def evaluate_stage(r: HotpotQARecipe, out: Path, name: str, model: str, data, split: str, **changes) -> dict:
     """Evaluate `model` on the recipe's test questions into OUT/eval-NAME (a resumable stage)."""
     from dataclasses import replace
-
-    from fireflan.evaluate import EvalConfig, evaluate
 
     config = EvalConfig(model=model, out=str(out / f"eval-{name}"), task=r.task, data=data, split=split,
                         limit=r.eval_questions, shots=r.shots, max_steps=r.agent_steps, max_tokens=r.agent_tokens,

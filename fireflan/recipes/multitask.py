@@ -22,9 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fireflan.corpus.build import CorpusConfig, build_corpus
+from fireflan.export import ExportConfig, export
 from fireflan.options import opt
 from fireflan.recipes import hotpotqa
 from fireflan.recipes.common import comparison, launch, recipe_command, report_pages, stage
+from fireflan.tasks import TASKS
+from fireflan.teach import TeachConfig, teach
+from fireflan.train.trainer import train
 
 
 @dataclass
@@ -41,8 +46,6 @@ class MultitaskRecipe(hotpotqa.HotpotQARecipe):
 
 def parse_extra(spec: str) -> list[tuple[str, str | None]]:
     """'strategyqa=a.json,mmlu' -> [('strategyqa', 'a.json'), ('mmlu', None)]"""
-    from fireflan.tasks import TASKS
-
     out = []
     for part in filter(None, (p.strip() for p in spec.split(","))):
         task, _, path = part.partition("=")
@@ -53,11 +56,6 @@ def parse_extra(spec: str) -> list[tuple[str, str | None]]:
 
 
 def main(r: MultitaskRecipe) -> dict:
-    from fireflan.corpus.build import CorpusConfig, build_corpus
-    from fireflan.export import ExportConfig, export
-    from fireflan.teach import TeachConfig, teach
-    from fireflan.train.trainer import train
-
     extra = parse_extra(r.extra)
     out = Path(r.out)
 

@@ -22,7 +22,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from fireflan.corpus.build import CorpusConfig, build_corpus
+from fireflan.io import read_records, write_jsonl
 from fireflan.recipes.common import load_config
+from fireflan.tasks import get_task
+from fireflan.tasks.score import score_files
+from fireflan.teach import TeachConfig, gold_walk, teach
+from fireflan.tools.wiki import Wiki
+from fireflan.worlds.wiki import WorldConfig, write_world
 
 
 def no_tool_guess(question: str, kind: str, common: dict[str, str]) -> str:
@@ -34,12 +41,6 @@ def no_tool_guess(question: str, kind: str, common: dict[str, str]) -> str:
 
 def main(out: str = "runs/world", seed: int = 0):
     from tqdm import tqdm
-
-    from fireflan.io import read_records, write_jsonl
-    from fireflan.tasks.scoring import score_files
-    from fireflan.tasks import get_task
-    from fireflan.tools.wiki import Wiki, gold_walk
-    from fireflan.worlds.wiki import WorldConfig, write_world
 
     out = Path(out)
     started = time.time()
@@ -75,9 +76,6 @@ def main(out: str = "runs/world", seed: int = 0):
     baseline = score_files(out / "predictions_no_tool.jsonl", out, task="world")
 
     # 6. teach (resumable: a re-run skips finished trajectories)
-    from fireflan.corpus.build import CorpusConfig, build_corpus
-    from fireflan.teach import TeachConfig, teach
-
     taught = teach(TeachConfig(out=str(out / "teach"), task="world", data=str(out), split="train", seed=seed))
 
     # 7. corpus

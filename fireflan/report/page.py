@@ -4,7 +4,7 @@ with the runs' trajectories side by side, step by step; the training curve and c
     python -m fireflan report runs/hotpotqa/eval-prompted runs/hotpotqa/eval-finetuned --html runs/hotpotqa/html
     # then open runs/hotpotqa/html/index.html in a browser (from disk: no server, no network)
 
-One folder: index.html, page.css and page.js (fireflan's own, see fireflan.report.assets), the plots
+One folder: index.html, page.css and page.js (fireflan's own: fireflan/report/static), the plots
 as PNGs, data.js (tables, settings and one row per question) and steps/NNNN.js (the trajectories of
 CHUNK questions each, loaded when one of them is opened). Scripts, not JSON: a page opened from disk
 may not fetch files, but it may load scripts. Observations repeat (the same page found again, the
@@ -17,6 +17,12 @@ answer seen but not given, ...), a filter of the question browser.
 
 Training curve and corpus statistics come from --model and --corpus, by default from the folders
 beside the runs (the recipes' layout: PARENT/model/loss.csv, PARENT/corpus/stats.json).
+
+The page itself (static/) uses no library and no network: it reads window.FIREFLAN_DATA (data.js) and,
+when a question is opened, loads steps/NNNN.js, which calls FIREFLAN_chunk(n, {...}). All text from the
+runs (model output, observations, questions) reaches the page as text nodes, never as HTML. Its state
+lives in the URL hash, so a view can be linked to, and opened headless:
+    index.html#view=questions&outcome=only-eval-finetuned-right&type=bridge&q=world-0-test-00042
 """
 
 from __future__ import annotations
@@ -26,80 +32,22 @@ import os
 import platform
 import shutil
 import time
+from importlib.resources import files
 from pathlib import Path
 
-from fireflan.io import DataError, iter_jsonl
+from fireflan.evaluate import OUTCOMES
+from fireflan.evaluate import outcome as episode_outcome
+from fireflan.io import DataError
+from fireflan.report.plots import loss_plot, run_plots
+from fireflan.report.runs import metrics_with_turns, question_info, read_runs
+from fireflan.report.table import COLUMNS, TOOL_MISUSE, by_run
 
 SCHEMA_HTML = "fireflan.report-html/1"
 CHUNK = 200  # questions per steps/NNNN.js file
 SETTINGS = ("model", "method", "task", "data", "split", "limit", "seed", "noise", "prompt", "shots", "max_steps",
             "max_tokens", "temperature")
 FORMAT_ERROR, HALLUCINATED, FEEDBACK = 1, 2, 4  # bits of a step's flags
-
-
-# --------------------------------------------------------------------------- reading the runs
-
-def read_runs(folders: list) -> list[dict]:
-    """Each evaluation folder's name, settings, metrics and trajectories ({question id: record})."""
-    names = run_names(folders)
-    runs = []
-    for folder, name in zip(folders, names, strict=True):
-        folder = Path(folder)
-        metrics_path = folder / "metrics.json"
-        if not metrics_path.exists():
-            raise DataError(metrics_path, "no such file (is this an evaluation folder?)")
-        config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
-        trajectories = {}
-        if (folder / "trajectories.jsonl").exists():
-            for _, rec in iter_jsonl(folder / "trajectories.jsonl"):
-                trajectories[str(rec["id"])] = rec  # a question evaluated twice: the last one counts
-        runs.append({"name": name, "folder": str(folder), "config": config,
-                     "metrics": json.loads(metrics_path.read_text()), "trajectories": trajectories,
-                     "evaluated": time.strftime("%Y-%m-%d %H:%M", time.localtime(metrics_path.stat().st_mtime))})
-    return runs
-
-
-def run_names(folders: list) -> list[str]:
-    """Short names: the folder's own name, or parent/name where two runs share one.
-    ['a/eval-prompted', 'a/eval-finetuned'] -> ['eval-prompted', 'eval-finetuned']"""
-    paths = [Path(f) for f in folders]
-    names = [p.name or str(p) for p in paths]
-    return [f"{p.parent.name}/{n}" if names.count(n) > 1 else n for p, n in zip(paths, names, strict=True)]
-
-
-def question_info(runs: list[dict]) -> tuple[dict[str, tuple], list[str]]:
-    """{question id: (type, supporting-fact sentences, the Example)} from the evaluations' data, and notes
-    on what could not be read. Missing data (the hub offline, a moved file) leaves the page without types."""
-    from fireflan.tasks import load_examples
-
-    info, notes, seen = {}, [], set()
-    for run in runs:
-        c = run["config"]
-        key = (c.get("task"), c.get("data"), c.get("split"))
-        if key in seen or not c.get("task"):
-            continue
-        seen.add(key)
-        try:
-            examples = load_examples(c["task"], c.get("data"), c.get("split"))
-        except Exception as e:  # any failure to load only costs the page its types and facts
-            notes.append(f"{run['name']}: question types and supporting facts unavailable "
-                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
-            continue
-        for ex in examples:
-            info.setdefault(ex.id, (ex.type, fact_sentences(ex.supporting_facts, ex.context), ex))
-    return info, notes
-
-
-def fact_sentences(supporting_facts: list, context: list) -> list[str]:
-    """The sentences that supporting facts point to.
-    [["Paris", 1]], [["Paris", ["Paris is big.", "It is in France."]]] -> ["It is in France."]"""
-    paragraphs = {title: sentences for title, sentences in context}
-    out = []
-    for title, index in supporting_facts:
-        sentences = paragraphs.get(title, [])
-        if isinstance(index, int) and 0 <= index < len(sentences) and sentences[index].strip():
-            out.append(sentences[index].strip())
-    return out
+STATIC = files("fireflan.report") / "static"  # index.html, page.css, page.js: the page's own files
 
 
 # --------------------------------------------------------------------------- the page's data (pure)
@@ -163,11 +111,9 @@ def trajectory_row(rec: dict, strings: Strings) -> dict:
 
 def why(rec: dict, example) -> int:
     """The index in OUTCOMES of why an episode ended as it did; -1 without the question's paragraphs."""
-    from fireflan.evaluate import OUTCOMES, outcome
-
     if example is None or not example.context:
         return -1
-    return list(OUTCOMES).index(outcome(rec, example))
+    return list(OUTCOMES).index(episode_outcome(rec, example))
 
 
 def page_data(runs: list[dict], info: dict | None = None) -> tuple[dict, list[dict]]:
@@ -176,8 +122,6 @@ def page_data(runs: list[dict], info: dict | None = None) -> tuple[dict, list[di
     A question row: [id, question, gold, task, type, outcome, [[right, turns, answer, why] or None per run]]
     (task, type, outcome and why index the lists beside it; why is -1 where it does not apply).
     """
-    from fireflan.evaluate import OUTCOMES
-
     info = info or {}
     why_counts = [[0] * len(OUTCOMES) for _ in runs]
     names = [r["name"] for r in runs]
@@ -214,17 +158,8 @@ def page_data(runs: list[dict], info: dict | None = None) -> tuple[dict, list[di
 
 def comparison_table(runs: list[dict]) -> dict:
     """The comparison table (models x methods) as text cells, as the Markdown report shows it."""
-    from fireflan.report import COLUMNS, cell
-
-    columns = list(COLUMNS)
-    if any("probes" in r["metrics"] for r in runs):
-        columns.append(("tool_misuse", "tool misuse (probes)"))
-    rows = []
-    for r in runs:
-        m = dict(r["metrics"])
-        m["tool_misuse"] = (m.get("probes") or {}).get("no_tools", {}).get("tool_misuse_rate")
-        rows.append([r["name"]] + [cell(m.get(k)) for k, _ in columns])
-    return {"head": ["run"] + [h for _, h in columns], "rows": rows}
+    probes = any("probes" in r["metrics"] for r in runs)
+    return by_run({r["name"]: r["metrics"] for r in runs}, COLUMNS + [TOOL_MISUSE] * probes)
 
 
 def settings(runs: list[dict]) -> dict:
@@ -305,28 +240,6 @@ def find_beside(folders: list, name: str, markers: tuple[str, ...], given=None) 
     return None
 
 
-def draw_loss(csv_path: Path, png: Path) -> Path:
-    """The training loss per step, as the trainer draws it (for a model folder without loss.png)."""
-    import csv
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with csv_path.open() as f:
-        rows = list(csv.DictReader(f))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows])
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return png
-
-
 def _write_script(path: Path, prefix: str, value, suffix: str) -> None:
     """A script that hands `value` to the page: PREFIX<value as JSON>SUFFIX."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -335,8 +248,6 @@ def _write_script(path: Path, prefix: str, value, suffix: str) -> None:
 
 def write_html(run_folders: list, out_dir, model_dir=None, corpus_dir=None, plots: bool = True) -> Path:
     """Write the page into OUT_DIR; returns the path of its index.html."""
-    from fireflan.report.assets import INDEX_HTML, PAGE_CSS, PAGE_JS
-
     folders = [str(f) for f in run_folders]
     if not folders:
         raise ValueError("the page needs at least one evaluation folder")
@@ -350,12 +261,10 @@ def write_html(run_folders: list, out_dir, model_dir=None, corpus_dir=None, plot
 
     images = []
     if plots:
-        from fireflan.report import plots as draw
-
-        as_read = [{**r["metrics"], "run": r["folder"], "turn_counts": [len(t["steps"]) for t in
-                                                                        r["trajectories"].values()]} for r in runs]
+        as_read = [metrics_with_turns(r) for r in runs]
         try:
-            images = [{"file": p.name, "title": p.stem.removeprefix("plot-")} for p in draw(as_read, out / "plot.png")]
+            images = [{"file": p.name, "title": p.stem.removeprefix("plot-")}
+                      for p in run_plots(as_read, out / "plot.png")]
         except ImportError as e:
             notes.append(f"no plots: {e}")
     training = corpus = None
@@ -366,7 +275,7 @@ def write_html(run_folders: list, out_dir, model_dir=None, corpus_dir=None, plot
             shutil.copyfile(model / "loss.png", out / "loss.png")
             training["plot"] = "loss.png"
         elif plots and (model / "loss.csv").exists():  # a run killed before it drew its curve
-            training["plot"] = draw_loss(model / "loss.csv", out / "loss.png").name
+            training["plot"] = loss_plot(model / "loss.csv", out / "loss.png").name
     found = find_beside(folders, "corpus", ("stats.json",), corpus_dir)
     if found is not None:
         corpus = corpus_summary(found)
@@ -377,9 +286,10 @@ def write_html(run_folders: list, out_dir, model_dir=None, corpus_dir=None, plot
     _write_script(out / "data.js", "window.FIREFLAN_DATA = ", data, ";")
     for n, chunk in enumerate(chunks):
         _write_script(out / "steps" / f"{n:04d}.js", f"FIREFLAN_chunk({n}, ", chunk, ");")
-    (out / "page.css").write_text(PAGE_CSS, encoding="utf-8")
-    (out / "page.js").write_text(PAGE_JS, encoding="utf-8")
-    (out / "index.html").write_text(INDEX_HTML.replace("{title}", _html_text(data["title"])), encoding="utf-8")
+    for name in ("page.css", "page.js"):
+        (out / name).write_text(STATIC.joinpath(name).read_text(encoding="utf-8"), encoding="utf-8")
+    index_html = STATIC.joinpath("index.html").read_text(encoding="utf-8")
+    (out / "index.html").write_text(index_html.replace("{title}", _html_text(data["title"])), encoding="utf-8")
     return out / "index.html"
 
 

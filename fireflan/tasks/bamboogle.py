@@ -9,8 +9,8 @@ import csv
 from pathlib import Path
 
 from fireflan.io import DataError
-from fireflan.tasks.scoring import score_span
 from fireflan.tasks.base import Example, limit, load_hub
+from fireflan.tasks.scoring import score_span
 
 NAME = "bamboogle"
 HUB = "chiayewken/bamboogle"

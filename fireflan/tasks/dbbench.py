@@ -28,6 +28,8 @@ from pathlib import Path
 
 from fireflan.io import DataError, read_records, require
 from fireflan.tasks.base import Example, limit
+from fireflan.tools.sql import STATEMENT_TYPES, SqlEnv, answers_from_rows
+from fireflan.worlds.db import DBWorldConfig, generate_dbtasks
 
 NAME = "dbbench"
 SPLITS = ("train", "dev", "test")
@@ -41,8 +43,6 @@ def load(source=None, split: str = "train", n: int | None = None, seed: int = 0)
     if split not in SPLITS and source is None:
         raise ValueError(f"the generated DB tasks' splits are {SPLITS}, not {split!r}")
     if source is None:
-        from fireflan.worlds.db import DBWorldConfig, generate_dbtasks
-
         records = enumerate(generate_dbtasks(DBWorldConfig(seed=seed))[split], start=1)
         path, stem = f"<dbworld seed {seed}>/{split}", f"dbworld-{seed}-{split}"
     else:
@@ -197,8 +197,6 @@ def check_reference(example: Example) -> tuple[bool | None, str]:
     """Run the record's reference solution in a fresh database: (reproduces the expected answer?, what
     happened). None when the record has no reference solution."""
     import sqlite3
-
-    from fireflan.tools.sql import SqlEnv
 
     if not example.sql:
         return None, "no reference solution"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fireflan.io import read_records
-from fireflan.tasks.scoring import score_span
 from fireflan.tasks.base import Example, example_from_hotpot, limit, load_hub
+from fireflan.tasks.scoring import score_span
 
 NAME = "hotpotqa"
 HUB = "hotpotqa/hotpot_qa"

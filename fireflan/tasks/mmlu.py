@@ -10,8 +10,8 @@ import csv
 from pathlib import Path
 
 from fireflan.io import DataError
-from fireflan.tasks.scoring import score_letter
 from fireflan.tasks.base import Example, limit, load_hub
+from fireflan.tasks.scoring import score_letter
 
 NAME = "mmlu"
 HUB = "cais/mmlu"

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from fireflan.tasks import bamboogle, dbbench, hotpotqa, mmlu, strategyqa, world
 from fireflan.tasks.base import Example
+from fireflan.tools.sql import SqlTool
+from fireflan.tools.wiki import Page, Wiki, load_corpus
+from fireflan.worlds.wiki import WorldConfig, generate_world
 
 _MODULES = {m.NAME: m for m in (world, hotpotqa, bamboogle, strategyqa, mmlu, dbbench)}
 TASKS = tuple(_MODULES)
@@ -57,16 +60,12 @@ def make_tool(task: str, examples: list[Example], data=None, corpus=None, observ
     if wiki is not None:
         wiki.snippets = observations == "snippets"
         return wiki
-    from fireflan.tools.sql import SqlTool
-
     return SqlTool()
 
 
 def _wiki(task: str, examples: list[Example], data, corpus):
     """make_tool's wiki (None for the DB tasks)."""
     from pathlib import Path
-
-    from fireflan.tools.wiki import Page, Wiki, load_corpus
 
     if task == "dbbench":
         return None
@@ -75,8 +74,6 @@ def _wiki(task: str, examples: list[Example], data, corpus):
     if task == "world" and data is not None and (Path(data) / "corpus.jsonl").exists():
         return Wiki(load_corpus(data))
     if task == "world" and data is None:
-        from fireflan.worlds.wiki import WorldConfig, generate_world
-
         _, pages = generate_world(WorldConfig())
         return Wiki([Page(p["title"], tuple(p["sentences"])) for p in pages])
     pages = {}

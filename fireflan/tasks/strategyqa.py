@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fireflan.io import read_records, require
-from fireflan.tasks.scoring import score_yes_no
 from fireflan.tasks.base import Example, limit, load_hub
+from fireflan.tasks.scoring import score_yes_no
 
 NAME = "strategyqa"
 

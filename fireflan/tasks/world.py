@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fireflan.io import read_records
-from fireflan.tasks.scoring import score_span
 from fireflan.tasks.base import Example, example_from_hotpot, limit
+from fireflan.tasks.scoring import score_span
+from fireflan.worlds.wiki import WorldConfig, generate_world
 
 NAME = "world"
 SPLITS = ("train", "dev", "test")
@@ -20,8 +21,6 @@ def load(source=None, split: str = "train", n: int | None = None, seed: int = 0)
     if split not in SPLITS:
         raise ValueError(f"the world's splits are {SPLITS}, not {split!r}")
     if source is None:
-        from fireflan.worlds.wiki import WorldConfig, generate_world
-
         splits, _ = generate_world(WorldConfig(seed=seed))
         records = enumerate(splits[split], start=1)
         path = f"<world seed {seed}>/{split}"

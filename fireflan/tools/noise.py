@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from fireflan.tools.wiki import Observation
+from fireflan.tools.base import Observation
 
 NOISE_KINDS = ("none", "random")
 

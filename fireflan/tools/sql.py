@@ -27,7 +27,7 @@ import re
 import sqlite3
 import time
 
-from fireflan.tools.wiki import Observation
+from fireflan.tools.base import Observation
 
 STATEMENT_TYPES = ("INSERT", "UPDATE", "DELETE")  # AgentBench's kinds scored on the table they leave
 MAX_ROUNDS = 5  # statements per episode (AgentBench's max_round)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fireflan.io import DataError, read_records, require
+from fireflan.tools.base import Observation
 
 _WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")

@@ -20,7 +20,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fireflan.io import DataError
 from fireflan.options import opt
+from fireflan.report.plots import loss_plot
+from fireflan.train.bases import CHAT_TEMPLATE, END, resolve_base
+from fireflan.train.data import length_batches, read_corpus, tokenize_corpus
 
 SCHEMA_TRAIN = "fireflan.train/1"
 BACKENDS = ("auto", "trl", "unsloth")
@@ -72,8 +76,6 @@ def choose_backend(requested: str, cuda: bool, unsloth_installed: bool) -> str:
 
 def corpus_files(corpus) -> tuple[Path, Path | None]:
     """(train file, validation file or None) of a corpus folder or a single JSONL file."""
-    from fireflan.io import DataError
-
     path = Path(corpus)
     if path.is_dir():
         train, val = path / "train.jsonl", path / "val.jsonl"
@@ -89,8 +91,6 @@ def corpus_files(corpus) -> tuple[Path, Path | None]:
 
 def load_model(config: TrainConfig, base: str, backend: str):
     """(model ready to train, tokenizer) for the backend."""
-    from fireflan.train.bases import CHAT_TEMPLATE, END
-
     if backend == "unsloth":  # GPU only: imported nowhere else
         from unsloth import FastLanguageModel
 
@@ -182,8 +182,6 @@ def make_trainer_class():
             return len(self.lengths)
 
         def __iter__(self):
-            from fireflan.train.data import length_batches
-
             return iter(length_batches(self.lengths, self.batch_size, self.seed + self.epoch))
 
     return FireflanTrainer
@@ -236,26 +234,7 @@ def _callbacks(out: Path, trainer_ref: dict):
 
 def plot_loss(out: Path) -> Path | None:
     """OUT/loss.png from OUT/loss.csv (training loss per step)."""
-    path = out / "loss.csv"
-    if not path.exists():
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = list(csv.DictReader(path.open()))
-    steps, losses = [int(r["step"]) for r in rows], [float(r["loss"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(steps, losses, marker="." if len(steps) < 50 else None)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.set_title(f"fireflan train: {out.name}")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "loss.png", dpi=120)
-    plt.close(fig)
-    return out / "loss.png"
+    return loss_plot(out / "loss.csv", out / "loss.png", title=f"fireflan train: {out.name}")
 
 
 def sft_args(config: TrainConfig, out: Path, backend: str, **overrides):
@@ -283,9 +262,6 @@ def train(config: TrainConfig) -> dict:
     """Run (or resume) training; returns and writes OUT/train.json."""
     import datasets
     import torch
-
-    from fireflan.train.bases import resolve_base
-    from fireflan.train.data import read_corpus, tokenize_corpus
 
     started = time.time()
     out = Path(config.out)

@@ -32,7 +32,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from fireflan.io import write_jsonl
 from fireflan.options import opt
+from fireflan.tools.sql import STATEMENT_TYPES, SqlEnv, answers_from_rows
+from fireflan.worlds.wiki import _MONTHS, WorldConfig, _build_entities, _Names, _word
 
 SCHEMA_DBTASK = "fireflan.dbtask/1"
 SPLITS = ("train", "dev", "test")
@@ -249,8 +252,6 @@ FAMILIES = (
 
 def list_value(kind: str, rng: random.Random) -> str:
     """One invented value of a column kind, as text. 'thousands:500:9000' -> '5,200'; 'date' -> '2 March 1944'"""
-    from fireflan.worlds.wiki import _MONTHS, _word
-
     name, _, args = kind.partition(":")
     if name == "int":
         lo, hi = map(int, args.split(":"))
@@ -596,9 +597,6 @@ def _record(task: _Task, name: str, columns: list[tuple[str, str]], rows: list[l
     """The AgentBench record of a task on the table `name` ((column, type) pairs, rows): its SQL run in
     the task's database gives the label or the table hash. None when the result makes a poor task (no
     answer, too many, nothing changed)."""
-    from fireflan.tasks.dbbench import STATEMENT_TYPES, answers_from_rows
-    from fireflan.tools.sql import SqlEnv
-
     heads = [c for c, _ in columns]
     spec = {"table_name": name, "table_info": {"columns": [{"name": c, "type": t} for c, t in columns],
                                                "rows": rows}}
@@ -628,8 +626,6 @@ def _record(task: _Task, name: str, columns: list[tuple[str, str]], rows: list[l
 
 def _world_entities(seed: int) -> dict[str, list]:
     """The entities of the embedded world of `seed` (its default sizes), by split group."""
-    from fireflan.worlds.wiki import WorldConfig, _build_entities, _Names  # the world's own generator, unchanged
-
     world = WorldConfig(seed=seed)
     rng = random.Random(f"fireflan-world-{seed}")  # as generate_world starts, so the entities are the same
     return _build_entities(rng, _Names(rng), {"train": world.train, "dev": world.dev, "test": world.test})
@@ -680,8 +676,6 @@ def generate_dbtasks(config: DBWorldConfig) -> dict[str, list[dict]]:
 
 def write_dbtasks(config: DBWorldConfig, out) -> dict[str, int]:
     """Generate the DB tasks and write OUT/{train,dev,test}.jsonl."""
-    from fireflan.io import write_jsonl
-
     out = Path(out)
     splits = generate_dbtasks(config)
     return {name: write_jsonl(out / f"{name}.jsonl", records) for name, records in splits.items()}

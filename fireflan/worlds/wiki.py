@@ -36,6 +36,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fireflan.io import write_jsonl
 from fireflan.options import opt
 
 SCHEMA_QUESTION = "fireflan.question/2"
@@ -918,8 +919,6 @@ def generate_world(config: WorldConfig) -> tuple[dict[str, list[dict]], list[dic
 
 def write_world(config: WorldConfig, out) -> dict[str, int]:
     """Generate the world and write {train,dev,test}.jsonl and corpus.jsonl under `out`."""
-    from fireflan.io import write_jsonl
-
     out = Path(out)
     splits, corpus = generate_world(config)
     counts = {name: write_jsonl(out / f"{name}.jsonl", records) for name, records in splits.items()}
