@@ -30,46 +30,6 @@ from fireflan.worlds.wiki import WorldConfig, write_world
 class CLI:
     """fireflan: make small language models into tool-using agents on one machine."""
 
-    def world(self, out: str = "runs/world", seed: int = 0, train: int = 3000, dev: int = 300,
-              test: int = 300, paragraphs: int = 10, notool_share: float = 0.10, comparison_share: float = 0.20,
-              single_share: float = 0.05):
-        """Write the embedded world: OUT/{train,dev,test}.jsonl (HotpotQA schema) and OUT/corpus.jsonl.
-
-        Args:
-            out: folder to write.
-            seed: the same seed writes byte-identical files.
-            train: questions in the train split.
-            dev: questions in the dev split.
-            test: questions in the test split.
-            paragraphs: paragraphs in each question's context (gold + distractors).
-            notool_share: share of questions answerable without the tool.
-            comparison_share: share of comparisons among the questions that need the tool (HotpotQA dev: 0.20).
-            single_share: share of single-hop questions among them (HotpotQA has none; the rest are bridge).
-        """
-        config = WorldConfig(seed=seed, train=train, dev=dev, test=test, paragraphs=paragraphs,
-                             notool_share=notool_share, comparison_share=comparison_share,
-                             single_share=single_share)
-        counts = write_world(config, out)
-        print(json.dumps({"out": str(out), **counts}))
-
-    def dbworld(self, out: str = "runs/dbworld", seed: int = 0, train: int = 1000, dev: int = 100, test: int = 100,
-                min_rows: int = 8, max_rows: int = 20, list_share: float = 0.75):
-        """Write AgentBench-shaped DB tasks (list tables, the embedded world's entities): OUT/{train,dev,test}.jsonl.
-
-        Args:
-            out: folder to write.
-            seed: the same seed writes byte-identical files (the world of that seed gives the entities).
-            train: tasks in the train split.
-            dev: tasks in the dev split.
-            test: tasks in the test split.
-            min_rows: fewest rows in a task's table.
-            max_rows: most rows in a task's table.
-            list_share: share of tasks on list tables of invented rows (AgentBench's kind); the rest on entities.
-        """
-        config = DBWorldConfig(seed=seed, train=train, dev=dev, test=test, min_rows=min_rows, max_rows=max_rows,
-                               list_share=list_share)
-        print(json.dumps({"out": str(out), **write_dbtasks(config, out)}))
-
     def search(self, query, corpus: str = "runs/world", lookup: str | None = None):
         """Print what the wiki tool returns for search[QUERY] (then lookup[LOOKUP], if given).
 
@@ -98,6 +58,15 @@ class CLI:
         """
         result = score_files(pred, gold, task) if _is_path(pred) else score_one(str(pred), str(gold), task)
         print(json.dumps(result))
+
+
+def _run_world(config, out):
+    counts = write_world(config, out)
+    print(json.dumps({"out": str(out), **counts}))
+
+
+def _run_dbworld(config, out):
+    print(json.dumps({"out": str(out), **write_dbtasks(config, out)}))
 
 
 def _run_teach(config):
@@ -164,6 +133,12 @@ def _runs_as_arguments(cmd):
 
 def _add_commands():
     """Verbs whose flags are a stage's config dataclass (one source for CLI, recipes and --help)."""
+    CLI.world = staticmethod(command(
+        WorldConfig, _run_world, "Write the embedded world: OUT/{train,dev,test}.jsonl (HotpotQA schema) and "
+        "OUT/corpus.jsonl.", extra=(("out", "runs/world", "folder to write"),)))
+    CLI.dbworld = staticmethod(command(
+        DBWorldConfig, _run_dbworld, "Write AgentBench-shaped DB tasks (list tables, the embedded world's entities): "
+        "OUT/{train,dev,test}.jsonl.", extra=(("out", "runs/dbworld", "folder to write"),)))
     CLI.teach = staticmethod(command(TeachConfig, _run_teach,
                                      "Run a teacher over a task's questions; keep every trajectory (resumable)."))
     CLI.corpus = staticmethod(command(CorpusConfig, _run_corpus,

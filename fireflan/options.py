@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import MISSING, field, fields
+import json
+from dataclasses import MISSING, asdict, field, fields
+from pathlib import Path
 
 
 def opt(default, help: str):
@@ -26,29 +28,41 @@ def help_text(cls) -> str:
     return "Args:\n" + "\n".join(lines)
 
 
-def command(cls, run, summary: str, positional: tuple[str, ...] = ()):
+def command(cls, run, summary: str, positional: tuple[str, ...] = (), extra: tuple = ()):
     """A function whose signature is the config's fields, that builds the config and calls `run`.
 
-    `positional` names fields that may also be given without their flag (e.g. an input file).
+    `positional` names fields that may also be given without their flag (e.g. an input file);
+    `extra` adds flags that are not the config's, as (name, default, help): they reach `run` by name
+    (`world --out DIR`: run(config, out=DIR)).
     """
+    names = [f.name for f in fields(cls)] + [name for name, _, _ in extra]
 
     def cmd(*args, **kwargs):
         if len(args) > len(positional):
-            raise ValueError(f"too many positional arguments: {args}; flags are --{' --'.join(f.name for f in fields(cls))}")  # noqa: E501
+            raise ValueError(f"too many positional arguments: {args}; flags are --{' --'.join(names)}")
         kwargs.update(zip(positional, args, strict=False))
-        return run(cls(**as_text_lists(cls, kwargs)))
+        given = {name: kwargs.pop(name, default) for name, default, _ in extra}
+        return run(cls(**as_text_lists(cls, kwargs)), **given)
 
+    return with_signature(cmd, cls, summary, positional, extra, name=run.__name__)
+
+
+def with_signature(fn, cls, summary: str, positional: tuple[str, ...] = (), extra: tuple = (), name=None):
+    """`fn` with the signature and --help text of `cls`'s fields (plus `extra` (name, default, help) flags),
+    so that python-fire lists them: one source for the command line, the recipes and --help."""
     params = []
     for f in fields(cls):
         default = f.default if f.default is not MISSING else (
             f.default_factory() if f.default_factory is not MISSING else inspect.Parameter.empty)
         kind = inspect.Parameter.POSITIONAL_OR_KEYWORD if f.name in positional else inspect.Parameter.KEYWORD_ONLY
         params.append(inspect.Parameter(f.name, kind, default=default))
+    params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d) for n, d, _ in extra]
     params.sort(key=lambda p: p.kind)
-    cmd.__signature__ = inspect.Signature(params)
-    cmd.__doc__ = f"{summary}\n\n{help_text(cls)}"
-    cmd.__name__ = run.__name__
-    return cmd
+    fn.__signature__ = inspect.Signature(params)
+    fn.__doc__ = f"{summary}\n\n{help_text(cls)}" + "".join(f"\n    {n}: {h}" for n, _, h in extra)
+    if name:
+        fn.__name__ = name
+    return fn
 
 
 def as_text_lists(cls, values: dict) -> dict:
@@ -64,10 +78,6 @@ def guard_run(folder, config, may_change: tuple[str, ...] = ()) -> None:
     A resumed stage appends to the files in its folder; records made with other settings (another
     model, method, seed, ...) would be mixed in silently. Fields in `may_change` (e.g. a limit) may differ.
     """
-    import json
-    from dataclasses import asdict
-    from pathlib import Path
-
     path = Path(folder) / "config.json"
     now = asdict(config)
     if path.exists():

@@ -100,9 +100,9 @@ def llama_vocab(gguf):
 
 @pytest.fixture(scope="session")
 def llama_model(gguf):
-    import llama_cpp
+    from fireflan.models.llama import open_llama
 
-    llm = llama_cpp.Llama(str(gguf), n_ctx=256, n_threads=1, seed=0, verbose=False)
+    llm = open_llama(gguf, n_ctx=256, n_threads=1, seed=0, verbose=False)
     yield llm
     llm.close()
 

@@ -30,6 +30,7 @@ from fireflan.export.run import (
     write_added_tokens,
     write_plain_template,
 )
+from fireflan.models.llama import open_llama
 from fireflan.train.bases import CHAT_TEMPLATE, END
 from fireflan.train.chat_template import plain_template
 
@@ -194,10 +195,8 @@ def test_llama_cpp_greedy_tokens_equal_transformers(exported):
         assert v["prompts_identical"] == v["tokens_matching"] == 1.0, (quant, v)
     assert 0.0 <= summary["verify"]["model-q4_k_m.gguf"]["tokens_matching"] <= 1.0
     # and through the API the agent uses: the GGUF's own template, the stop on <end_of_turn>
-    import llama_cpp
-
     messages = verify_messages(2)[1]
-    llm = llama_cpp.Llama(str(model / "gguf" / "model-q8_0.gguf"), n_ctx=1024, verbose=False, seed=0, n_threads=1)
+    llm = open_llama(model / "gguf" / "model-q8_0.gguf", n_ctx=1024, verbose=False, seed=0, n_threads=1)
     reply = llm.create_chat_completion(messages=messages, temperature=0, max_tokens=16)["choices"][0]
     llm.close()
     assert reply["finish_reason"] == "stop"

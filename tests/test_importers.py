@@ -30,9 +30,9 @@ from fireflan.corpus.importers import (
 )
 from fireflan.io import DataError
 from fireflan.tasks.scoring import parse_letter
-from fireflan.tools.actions import parse_action
+from fireflan.tools.actions import ACTION_NAMES, parse_action
 
-ACTIONS = ("search", "lookup", "finish")
+ACTIONS = ACTION_NAMES
 
 
 def fireact(name: str) -> Path:

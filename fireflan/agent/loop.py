@@ -80,6 +80,12 @@ class Trajectory:
         return {"calls": len(steps), "prompt_tokens": sum(s.prompt_tokens for s in steps),
                 "completion_tokens": sum(s.completion_tokens for s in steps)}
 
+    def apply_score(self, score) -> None:
+        """Fill `score` with `score(answer) -> {'em', 'f1', ...}` (when given); success is EM == 1."""
+        if score is not None:
+            self.score = score(self.answer or "")
+            self.success = self.answer is not None and self.score.get("em", 0.0) == 1.0
+
     def to_record(self) -> dict:
         return {"schema": SCHEMA_TRAJECTORY, **asdict(self)}
 
@@ -218,21 +224,23 @@ def episode(tool, example, *, method: str = "react", prefix: list[dict] | None =
         messages.append({"role": "user", "content": f"Observation: {step.observation}"})
         step.seconds = round(time.perf_counter() - started, 4)
 
-    if score is not None:
-        traj.score = score(traj.answer or "")
-        traj.success = traj.answer is not None and traj.score.get("em", 0.0) == 1.0
+    traj.apply_score(score)
     return traj
+
+
+def make_step(text: str, usage, parsed, observation: str) -> Step:
+    """A step from the model's text as parsed (`parse_action`), what it cost, and what it observed."""
+    return Step(thought=parsed.thought, action=parsed.action, argument=parsed.argument, observation=observation,
+                raw=text, format_error=not parsed.ok, hallucinated=bool(parsed.trailing),
+                prompt_tokens=getattr(usage, "prompt_tokens", 0),
+                completion_tokens=getattr(usage, "completion_tokens", 0))
 
 
 def _step(text: str, usage, tool):
     """The model's text parsed and its action run: (Step, the tool's Observation or None on a parse error)."""
     parsed = parse_action(text, getattr(tool, "actions", ACTION_NAMES))
     obs = tool.step(parsed.action, parsed.argument) if parsed.ok else None
-    step = Step(thought=parsed.thought, action=parsed.action, argument=parsed.argument,
-                observation=obs.text if obs is not None else parsed.error, raw=text, format_error=not parsed.ok,
-                hallucinated=bool(parsed.trailing), prompt_tokens=getattr(usage, "prompt_tokens", 0),
-                completion_tokens=getattr(usage, "completion_tokens", 0))
-    return step, obs
+    return make_step(text, usage, parsed, obs.text if obs is not None else parsed.error), obs
 
 
 def failed_step(step: Step, previous: list[Step]) -> bool:

@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import replace
 
 from fireflan.agent.loop import METHODS as LOOP_METHODS
-from fireflan.agent.loop import AgentConfig, Step, Trajectory, episode, run_episode
+from fireflan.agent.loop import AgentConfig, Step, Trajectory, episode, make_step, run_episode
 from fireflan.tasks.base import Example
 from fireflan.tasks.scoring import normalize_answer
 from fireflan.tools.actions import parse_action
@@ -156,18 +156,13 @@ def run_decompose(model, tool, example, *, config: AgentConfig | None = None, se
     usage = getattr(model, "last_usage", None)
     parsed = parse_action(text)
     answer = parsed.argument if parsed.ok and parsed.action == "finish" else None
-    compose = Step(thought=parsed.thought, action=parsed.action, argument=parsed.argument,
-                   observation="" if parsed.ok else parsed.error, raw=text, format_error=not parsed.ok,
-                   hallucinated=bool(parsed.trailing), prompt_tokens=getattr(usage, "prompt_tokens", 0),
-                   completion_tokens=getattr(usage, "completion_tokens", 0))
+    compose = make_step(text, usage, parsed, "" if parsed.ok else parsed.error)
     steps = [plan, *(s for e in episodes for s in e.steps), compose]
     traj = Trajectory(id=example.id, task=example.task, method="decompose", model=getattr(model, "name", "?"),
                       seed=seed, question=example.question, gold=example.answer, steps=steps, answer=answer,
                       extra={"subquestions": subs, "subanswers": [a for _, a in known],
                              "budget": _total(episodes, [plan, compose])})
-    if score is not None:
-        traj.score = score(answer or "")
-        traj.success = answer is not None and traj.score.get("em", 0.0) == 1.0
+    traj.apply_score(score)
     return traj
 
 

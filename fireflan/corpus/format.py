@@ -20,10 +20,12 @@ only assistant turns may carry loss, and which of them do is the record's *capab
 
 from __future__ import annotations
 
-from fireflan.io import DataError
+from fireflan.io import DataError, require
 from fireflan.tools.actions import parse_action
 
 SCHEMA_CHAT = "fireflan.chat/1"
+ROLES = ("system", "user", "assistant")
+META_FIELDS = ("id", "source", "task", "method", "capability", "negative", "tools")
 CAPABILITIES = ("format", "reasoning", "retrieval", "understanding")
 STYLES = ("fireact", "agentflan")
 
@@ -60,7 +62,7 @@ def check_messages(messages, path, line: int) -> None:
     if not isinstance(messages, list) or not messages:
         raise DataError(path, "expected a non-empty list of {role, content} turns", line=line, field="messages")
     for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") \
+        if not isinstance(m, dict) or m.get("role") not in ROLES \
                 or not isinstance(m.get("content"), str):
             raise DataError(path, f"turn {i} must be {{role: system|user|assistant, content: str}}", line=line,
                             field="messages")
@@ -110,6 +112,81 @@ def apply_mask(messages: list[dict], flags: list[bool], frozen: int = 0, failed:
 
 def record(messages: list[dict], meta: dict) -> dict:
     return {"schema": SCHEMA_CHAT, "messages": messages, "meta": meta}
+
+
+def make_record(messages: list[dict], rec_id: str, source: str, task: str, method: str,
+                capability: str = "format", tools: bool = True) -> dict:
+    """A `fireflan.chat/1` record; `messages` are {role, content, loss} turns."""
+    meta = {"id": rec_id, "source": source, "task": task, "method": method, "capability": capability,
+            "negative": None, "tools": tools}
+    return record(messages, meta)
+
+
+def role_order_error(roles: list[str]) -> tuple[int, str] | None:
+    """(index, why) of the first turn out of order, or None. Order: system?, user, assistant, user, ..., assistant.
+
+    ['user', 'assistant'] -> None; ['user', 'user'] -> (1, "expected 'assistant', got 'user' ...")
+    """
+    if not roles:
+        return 0, "no turns"
+    start = 1 if roles[0] == "system" else 0
+    for i, role in enumerate(roles):
+        expected = "system" if i < start else ("user", "assistant")[(i - start) % 2]
+        if role != expected:
+            hint = "the first turn must be the user's question" if i == start else "roles must alternate"
+            return i, f"expected {expected!r}, got {role!r} ({hint})"
+    if roles[-1] != "assistant":
+        return len(roles) - 1, "the last turn must be an assistant turn (nothing follows it to train on)"
+    return None
+
+
+def validate_record(rec: dict, path=None, line: int | None = None) -> dict:
+    """`rec` itself when it is a well-formed corpus record, else a DataError naming the field.
+
+    Roles: an optional system turn, then user/assistant alternating from a user turn, ending with an
+    assistant turn; `loss` only on assistant turns, and on one at least.
+    """
+    where = path if path is not None else "<record>"
+
+    def bad(message: str, fld: str):
+        return DataError(where, message, line=line, field=fld)
+
+    if not isinstance(rec, dict):
+        raise bad(f"expected a JSON object, got {type(rec).__name__}", "record")
+    if rec.get("schema") != SCHEMA_CHAT:
+        raise bad(f"expected {SCHEMA_CHAT!r}, got {rec.get('schema')!r}", "schema")
+    messages = require(rec, "messages", list, where, line)
+    if not messages:
+        raise bad("no turns", "messages")
+    for i, turn in enumerate(messages):
+        fld = f"messages[{i}]"
+        if not isinstance(turn, dict):
+            raise bad(f"expected a JSON object, got {type(turn).__name__}", fld)
+        if turn.get("role") not in ROLES:
+            raise bad(f"expected one of {', '.join(ROLES)}, got {turn.get('role')!r}", f"{fld}.role")
+        if not isinstance(turn.get("content"), str):
+            raise bad(f"expected str, got {type(turn.get('content')).__name__}", f"{fld}.content")
+        if not isinstance(turn.get("loss"), bool):
+            raise bad(f"expected bool, got {type(turn.get('loss')).__name__}", f"{fld}.loss")
+        if turn["loss"] and turn["role"] != "assistant":
+            raise bad(f"only assistant turns are trained on, this is a {turn['role']} turn", f"{fld}.loss")
+        if turn["role"] == "assistant" and not turn["content"].strip():
+            raise bad("empty assistant turn", f"{fld}.content")
+    wrong = role_order_error([t["role"] for t in messages])
+    if wrong is not None:
+        raise bad(wrong[1], f"messages[{wrong[0]}].role")
+    if not any(t["loss"] for t in messages):
+        raise bad("no assistant turn is trained on", "messages")
+    meta = require(rec, "meta", dict, where, line)
+    for key in META_FIELDS:
+        if key not in meta:
+            raise bad("missing", f"meta.{key}")
+    for key in ("id", "source", "task", "method", "capability"):
+        if not isinstance(meta[key], str) or not meta[key]:
+            raise bad(f"expected a non-empty str, got {meta[key]!r}", f"meta.{key}")
+    if not isinstance(meta["tools"], bool):
+        raise bad(f"expected bool, got {type(meta['tools']).__name__}", "meta.tools")
+    return rec
 
 
 def trajectory_record(traj, capability: str = "format") -> dict:

@@ -1,12 +1,4 @@
-"""Importing other projects' agent trajectories as corpus records (`fireflan.chat/1`).
-
-A corpus record is one conversation with a per-turn training flag:
-
-    {"schema": "fireflan.chat/1",
-     "messages": [{"role": "user", "content": "Who ...?", "loss": false},
-                  {"role": "assistant", "content": "Thought: ...\\nAction: search[X]", "loss": true}, ...],
-     "meta": {"id": ..., "source": ..., "task": ..., "method": ..., "capability": ..., "negative": null,
-              "tools": true}}
+"""Importing other projects' agent trajectories as corpus records (`fireflan.chat/1`, see `fireflan.corpus.format`).
 
 Sources:
 - FireAct (Chen et al. 2023) fine-tuning data, `gpt_format_*.jsonl` and `alpaca_format_*.json`: GPT-4
@@ -25,13 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fireflan.corpus.format import make_record, role_order_error, validate_record
 from fireflan.io import DataError, read_records, require
-from fireflan.tools.actions import parse_action
+from fireflan.tools.actions import ACTION_NAMES, parse_action
 
-SCHEMA = "fireflan.chat/1"
-ROLES = ("system", "user", "assistant")
-META_FIELDS = ("id", "source", "task", "method", "capability", "negative", "tools")
-FIREACT_ACTIONS = ("search", "lookup", "finish")
 KINDS = ("fireact_gpt", "fireact_alpaca", "conversations")
 
 # What the FireAct importers repair or skip; the keys of `ImportReport.issues`.
@@ -66,83 +55,6 @@ class ImportReport:
             shown = ", ".join(map(str, where[:10])) + (", ..." if len(where) > 10 else "")
             lines.append(f"  {issue}: {len(where)} (lines {shown})")
         return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- the record
-
-def make_record(messages: list[dict], rec_id: str, source: str, task: str, method: str,
-                capability: str = "format", tools: bool = True) -> dict:
-    """A `fireflan.chat/1` record; `messages` are {role, content, loss} turns."""
-    meta = {"id": rec_id, "source": source, "task": task, "method": method, "capability": capability,
-            "negative": None, "tools": tools}
-    return {"schema": SCHEMA, "messages": messages, "meta": meta}
-
-
-def role_order_error(roles: list[str]) -> tuple[int, str] | None:
-    """(index, why) of the first turn out of order, or None. Order: system?, user, assistant, user, ..., assistant.
-
-    ['user', 'assistant'] -> None; ['user', 'user'] -> (1, "expected 'assistant', got 'user' ...")
-    """
-    if not roles:
-        return 0, "no turns"
-    start = 1 if roles[0] == "system" else 0
-    for i, role in enumerate(roles):
-        expected = "system" if i < start else ("user", "assistant")[(i - start) % 2]
-        if role != expected:
-            hint = "the first turn must be the user's question" if i == start else "roles must alternate"
-            return i, f"expected {expected!r}, got {role!r} ({hint})"
-    if roles[-1] != "assistant":
-        return len(roles) - 1, "the last turn must be an assistant turn (nothing follows it to train on)"
-    return None
-
-
-def validate_record(rec: dict, path=None, line: int | None = None) -> dict:
-    """`rec` itself when it is a well-formed corpus record, else a DataError naming the field.
-
-    Roles: an optional system turn, then user/assistant alternating from a user turn, ending with an
-    assistant turn; `loss` only on assistant turns, and on one at least.
-    """
-    where = path if path is not None else "<record>"
-
-    def bad(message: str, fld: str):
-        return DataError(where, message, line=line, field=fld)
-
-    if not isinstance(rec, dict):
-        raise bad(f"expected a JSON object, got {type(rec).__name__}", "record")
-    if rec.get("schema") != SCHEMA:
-        raise bad(f"expected {SCHEMA!r}, got {rec.get('schema')!r}", "schema")
-    messages = require(rec, "messages", list, where, line)
-    if not messages:
-        raise bad("no turns", "messages")
-    for i, turn in enumerate(messages):
-        fld = f"messages[{i}]"
-        if not isinstance(turn, dict):
-            raise bad(f"expected a JSON object, got {type(turn).__name__}", fld)
-        if turn.get("role") not in ROLES:
-            raise bad(f"expected one of {', '.join(ROLES)}, got {turn.get('role')!r}", f"{fld}.role")
-        if not isinstance(turn.get("content"), str):
-            raise bad(f"expected str, got {type(turn.get('content')).__name__}", f"{fld}.content")
-        if not isinstance(turn.get("loss"), bool):
-            raise bad(f"expected bool, got {type(turn.get('loss')).__name__}", f"{fld}.loss")
-        if turn["loss"] and turn["role"] != "assistant":
-            raise bad(f"only assistant turns are trained on, this is a {turn['role']} turn", f"{fld}.loss")
-        if turn["role"] == "assistant" and not turn["content"].strip():
-            raise bad("empty assistant turn", f"{fld}.content")
-    wrong = role_order_error([t["role"] for t in messages])
-    if wrong is not None:
-        raise bad(wrong[1], f"messages[{wrong[0]}].role")
-    if not any(t["loss"] for t in messages):
-        raise bad("no assistant turn is trained on", "messages")
-    meta = require(rec, "meta", dict, where, line)
-    for key in META_FIELDS:
-        if key not in meta:
-            raise bad("missing", f"meta.{key}")
-    for key in ("id", "source", "task", "method", "capability"):
-        if not isinstance(meta[key], str) or not meta[key]:
-            raise bad(f"expected a non-empty str, got {meta[key]!r}", f"meta.{key}")
-    if not isinstance(meta["tools"], bool):
-        raise bad(f"expected bool, got {type(meta['tools']).__name__}", "meta.tools")
-    return rec
 
 
 # --------------------------------------------------------------------------- FireAct: pure helpers
@@ -290,7 +202,7 @@ def clean_assistant_turn(text: str) -> tuple[str, bool, str | None]:
     'Thought: t\\nAction: search[A], search[B]' -> ('Thought: t\\nAction: search[A]', True, CUT_TEXT_AFTER_ACTION)
     """
     parsed = parse_action(text)
-    if not parsed.ok or parsed.action not in FIREACT_ACTIONS:
+    if not parsed.ok or parsed.action not in ACTION_NAMES:  # FireAct's are the wiki's
         return text, False, UNTRAINED_NO_ACTION
     body = text.rstrip()
     if parsed.trailing and body.endswith(parsed.trailing):

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from fireflan.corpus.format import SYSTEM_TOOLS
 from fireflan.export.convert import converter_dir, installed_version, run_script
+from fireflan.models.llama import open_llama
 from fireflan.options import opt
 from fireflan.train.bases import CHAT_TEMPLATE, END, resolve_base
 from fireflan.train.chat_template import plain_template
@@ -465,10 +466,8 @@ def hf_greedy(folder, prompts: list[list[int]], n_new: int, stop_ids: list[int])
 
 
 def load_llama(path: Path, n_ctx: int, threads: int | None = None, lora: Path | None = None):
-    import llama_cpp
-
-    return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                           seed=0, verbose=False, lora_path=str(lora) if lora else None)
+    return open_llama(path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, seed=0, verbose=False,
+                      lora_path=str(lora) if lora else None)
 
 
 def llama_greedy(llm, ids: list[int], n_new: int, follow: list[int] | None = None) -> list[int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fireflan.models import Usage, cut_at_stop
+from fireflan.models.base import Usage, cut_at_stop
 
 
 class ReplayModel:

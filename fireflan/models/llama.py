@@ -18,9 +18,32 @@ from __future__ import annotations
 import os
 
 from fireflan.agent.constrain import ActionConstraint
-from fireflan.models import Usage
-from fireflan.models.base import render
+from fireflan.models.base import Usage, render
 from fireflan.models.batch import BatchDecoder, Job
+
+
+def open_llama(path, **kwargs):
+    """`llama_cpp.Llama(model_path=path, **kwargs)`, with llama.cpp's weight repacking ("extra buffer types")
+    off on a CPU with AMX: there its AMX matrix multiply crashes the process in the first decode
+    (ggml-org/llama.cpp#20824; seen here with llama-cpp-python 0.3.36 on a Xeon with AMX_INT8).
+    FIREFLAN_LLAMA_REPACK=1 keeps repacking on."""
+    import llama_cpp
+    from llama_cpp import llama_cpp as lib
+
+    if os.environ.get("FIREFLAN_LLAMA_REPACK") == "1" or b"AMX_INT8 = 1" not in lib.llama_print_system_info():
+        return llama_cpp.Llama(model_path=str(path), **kwargs)
+    defaults = lib.llama_model_default_params
+
+    def without_repacking():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    lib.llama_model_default_params = without_repacking  # what Llama() reads its model options from
+    try:
+        return llama_cpp.Llama(model_path=str(path), **kwargs)
+    finally:
+        lib.llama_model_default_params = defaults
 
 
 def render_raw(messages: list[dict]) -> str:
@@ -38,13 +61,11 @@ class LlamaModel:
 
     def __init__(self, path, n_ctx: int = 4096, threads: int | None = None, chat_template: str | None = None,
                  raw: bool = False, seed: int = 0, name: str | None = None, constrain_actions: bool = False):
-        from llama_cpp import Llama
-
         self.path = str(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such GGUF file")
         self.threads = threads or default_threads()
-        self.llm = Llama(model_path=self.path, n_ctx=n_ctx, n_threads=self.threads, seed=seed, verbose=False)
+        self.llm = open_llama(self.path, n_ctx=n_ctx, n_threads=self.threads, seed=seed, verbose=False)
         self.n_ctx, self._batch = n_ctx, None  # the batch decoder is made on the first generate_batch
         self.raw = raw
         self.template = chat_template or self.llm.metadata.get("tokenizer.chat_template")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from fireflan.io import DataError
-from fireflan.models import BudgetExceeded, Usage, cut_at_stop
+from fireflan.models.base import BudgetExceeded, Usage, cut_at_stop
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import json
 import random
 import re
 
-from fireflan.models import Usage
+from fireflan.models.base import Usage
 from fireflan.tasks.scoring import normalize_answer
 from fireflan.tools.actions import parse_action
 from fireflan.tools.sql import STATEMENT_TYPES, answers_from_rows

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fireflan.evaluate import OUTCOMES
 from fireflan.io import DataError
-from fireflan.options import as_text_lists, help_text
+from fireflan.options import as_text_lists, with_signature
 from fireflan.report import ReportConfig, report
 from fireflan.report.table import by_measure, text
 
@@ -116,16 +116,9 @@ def launch(fn, name: str) -> None:
 def recipe_command(cls, main, summary: str):
     """The recipe's command: flags are the fields of `cls` (listed with their help by --help), plus
     `--config FILE`; flags given win over the file, the file over the defaults."""
-    import inspect
-    from dataclasses import MISSING
 
     def cmd(config: str | None = None, **flags):
         return main(read_options(cls, config, **flags))
 
-    params = [inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None)]
-    for f in fields(cls):
-        default = f.default if f.default is not MISSING else f.default_factory()
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default))
-    cmd.__signature__ = inspect.Signature(params)
-    cmd.__doc__ = f"{summary}\n\n{help_text(cls)}\n    config: a TOML file of these options (flags win over it)"
-    return cmd
+    return with_signature(cmd, cls, summary, extra=(("config", None, "a TOML file of these options (flags win "
+                                                                     "over it)"),))

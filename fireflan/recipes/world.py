@@ -1,6 +1,6 @@
 """The embedded world end to end with the stages built so far: world -> tool -> teach -> corpus.
 
-    python -m fireflan.recipes.world --out runs/world     # what `make all` runs for now
+    python -m fireflan.recipes.world --out runs/world     # a check of the world and its teacher (minutes, no training)
     python -m fireflan.recipes.world --config recipes/world.toml   # the same, from a recipe file
 
 1. write the world (train/dev/test questions in HotpotQA's schema, and the article corpus);

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-ACTION_NAMES = ("search", "lookup", "finish")
+ACTION_NAMES = ("search", "lookup", "finish")  # the wiki's actions (FireAct's), the parser's default
 
 # "Action: search[", "Action 2 : Search [", "action:finish["
 _PREFIXED = re.compile(r"Action(?:\s*\d+)?\s*:\s*([A-Za-z_]\w*)\s*\[", re.IGNORECASE)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fireflan.io import DataError, read_records, require
+from fireflan.tools.actions import ACTION_NAMES
 from fireflan.tools.base import Observation
 
 _WORD = re.compile(r"\w+")
@@ -83,7 +84,7 @@ def load_corpus(path) -> list[Page]:
 class Wiki:
     """The tool an agent calls. One instance per episode stream; `reset()` between episodes."""
 
-    actions = ("search", "lookup", "finish")
+    actions = ACTION_NAMES
 
     def __init__(self, pages: list[Page], similar: int = 5, snippets: bool = False):
         self.pages = list(pages)
