@@ -1,39 +1,40 @@
+"""The tests' fixtures; what the tests share besides fixtures is in helpers/."""
+
 import os
-import sys
-from pathlib import Path
+import shutil
 
 import pytest
+from helpers.devtools import Browser, find_chromium, install_chromium
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-HOTPOT_SAMPLE = SHARED_DATA / "hotpotqa_dev_sample89.json"
-
-
-def shared(name: str) -> Path:
-    """A file of ../shared/data, or skip the test saying why."""
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} is absent: the real data sets sit in ../shared/data beside the repository")
-    return path
+from fireflan.worlds.wiki import WorldConfig, write_world
 
 
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory):
     """A small generated world on disk (seed 7): 200 train, 60 dev, 60 test questions."""
-    from fireflan.worlds.wiki import WorldConfig, write_world
-
     out = tmp_path_factory.mktemp("world")
     write_world(WorldConfig(seed=7, train=200, dev=60, test=60), out)
     return out
 
 
-def run_cli(*args, check=True, module="fireflan"):
-    """Run `python -m MODULE ARGS` (default: fireflan) in a subprocess; returns the CompletedProcess."""
-    import subprocess
+@pytest.fixture(scope="session")
+def chromium():
+    """A Chromium binary: on the PATH, or Debian's `chromium` installed with apt-get (as root, time-boxed)."""
+    path, why = find_chromium(), ""
+    if path is None:
+        if not (hasattr(os, "geteuid") and os.geteuid() == 0) or not shutil.which("apt-get"):
+            why = "not root with apt-get, so it cannot be installed here"
+        else:
+            why = install_chromium()
+            path = find_chromium()
+    if path is None:
+        pytest.skip(f"no Chromium to test the page in ({why}): install Debian's `chromium` package, or set "
+                    "FIREFLAN_CHROMIUM to a Chromium or Chrome binary")
+    return path
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"fireflan {args} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
+
+@pytest.fixture
+def browser(chromium, tmp_path):
+    b = Browser(chromium, tmp_path / "profile")
+    yield b
+    b.close()

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import HOTPOT_SAMPLE, shared
+from helpers import HOTPOT_SAMPLE, shared
 
 from fireflan.agent.loop import REFLECT, AgentConfig, Trajectory, run_episode
 from fireflan.agent.prompts import few_shot_prefix

@@ -3,7 +3,7 @@ import subprocess
 import sys
 import time
 
-from conftest import HOTPOT_SAMPLE, ROOT, run_cli, shared
+from helpers import HOTPOT_SAMPLE, ROOT, run_cli, shared
 
 
 def test_help_is_fast_and_imports_no_heavy_library():

@@ -7,8 +7,19 @@ import pytest
 
 from fireflan.agent.loop import Step, Trajectory
 from fireflan.corpus.build import CorpusConfig, assign_capabilities, build_corpus, parse_shares, subsample
-from fireflan.corpus.format import SYSTEM_NO_TOOLS, SYSTEM_TOOLS, capability_mask, restyle, supported, trajectory_record
+from fireflan.corpus.format import (
+    SYSTEM_NO_TOOLS,
+    SYSTEM_TOOLS,
+    capability_mask,
+    make_record,
+    restyle,
+    role_order_error,
+    supported,
+    trajectory_record,
+    validate_record,
+)
 from fireflan.corpus.negatives import bad_observation, no_tools, notool_with_tools
+from fireflan.io import DataError
 from fireflan.teach import TeachConfig, teach
 from fireflan.tools.actions import parse_action
 
@@ -198,7 +209,7 @@ def test_no_successes_is_an_error(tmp_path):
 def test_fireact_import_becomes_a_corpus_whose_turns_all_parse(tmp_path):
     """Must show: FireAct's gpt_format_hotpotqa.jsonl yields 500 valid records, and every assistant turn
     of every corpus record parses with the agent's own action parser."""
-    from conftest import shared
+    from helpers import shared
 
     path = shared("fireact/gpt_format_hotpotqa.jsonl")
     stats = build_corpus(CorpusConfig(inputs=str(path), out=str(tmp_path), negatives="", val_share=0.0))
@@ -212,3 +223,25 @@ def test_fireact_import_becomes_a_corpus_whose_turns_all_parse(tmp_path):
                                       out=str(tmp_path / "m"), negatives=""))
     assert multi["read"]["failed_skipped"] == 49
     assert set(multi["task_mix"]) == {"hotpotqa", "mmlu", "strategyqa"}
+
+
+# ---------------------------------------------------------------- the record's schema
+
+def test_validate_record():
+    msgs = [{"role": "system", "content": "s", "loss": False}, {"role": "user", "content": "q", "loss": False},
+            {"role": "assistant", "content": "a", "loss": True}]
+    rec = make_record(msgs, "x-1", "fireact", "hotpotqa", "react")
+    assert validate_record(rec) is rec
+    bad_loss = make_record([{**msgs[1], "loss": True}, msgs[2]], "x", "s", "t", "m")
+    with pytest.raises(DataError, match=r"field 'messages\[0\].loss'"):
+        validate_record(bad_loss, path="corpus.jsonl", line=7)
+    ends_with_user = make_record(msgs + [{"role": "user", "content": "more", "loss": False}], "x", "s", "t", "m")
+    with pytest.raises(DataError, match=r"corpus.jsonl:3: field 'messages\[3\].role'"):
+        validate_record(ends_with_user, path="corpus.jsonl", line=3)
+    no_meta_id = {**rec, "meta": {k: v for k, v in rec["meta"].items() if k != "id"}}
+    with pytest.raises(DataError, match=r"field 'meta.id'"):
+        validate_record(no_meta_id)
+    with pytest.raises(DataError, match="field 'schema'"):
+        validate_record({**rec, "schema": "other/1"})
+    assert role_order_error(["user", "assistant", "user", "assistant"]) is None
+    assert role_order_error(["assistant"])[0] == 0 and role_order_error(["system", "system"])[0] == 1

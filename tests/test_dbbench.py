@@ -9,7 +9,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import run_cli, shared
+from helpers import run_cli, shared
 
 from fireflan.agent.loop import AgentConfig, run_episode
 from fireflan.corpus.format import trajectory_record

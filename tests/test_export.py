@@ -608,7 +608,7 @@ def test_evaluate_with_a_real_gguf_writes_metrics_and_resumes_after_a_kill(expor
     import sys
     import time
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     model_dir, _ = exported
     gguf = model_dir / "gguf" / "model-q8_0.gguf"
@@ -645,7 +645,7 @@ def test_chat_in_a_real_terminal_answers_a_world_question(exported, tmp_path):
     import subprocess
     import time
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed (apt-get install tmux)")
@@ -725,7 +725,7 @@ def test_evaluate_a_real_gguf_on_db_tasks_writes_metrics(exported, tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     model_dir, _ = exported
     gguf = model_dir / "gguf" / "model-q8_0.gguf"

@@ -3,8 +3,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import shared
+from helpers import shared
 
+from fireflan.corpus.format import validate_record
 from fireflan.corpus.importers import (
     CUT_TEXT_AFTER_ACTION,
     DROPPED_FAKE_OBSERVATION,
@@ -21,12 +22,9 @@ from fireflan.corpus.importers import (
     import_file,
     import_fireact_alpaca,
     import_fireact_gpt,
-    make_record,
     move_options_to_question,
-    role_order_error,
     split_alpaca_output,
     take_options,
-    validate_record,
 )
 from fireflan.io import DataError
 from fireflan.tasks.scoring import parse_letter
@@ -394,25 +392,3 @@ def test_conversation_errors(tmp_path, turns, field):
     with pytest.raises(DataError) as e:
         import_conversations(path)
     assert (e.value.path, e.value.line, e.value.field) == (str(path), 2, field)
-
-
-# ---------------------------------------------------------------- validate_record
-
-def test_validate_record():
-    msgs = [{"role": "system", "content": "s", "loss": False}, {"role": "user", "content": "q", "loss": False},
-            {"role": "assistant", "content": "a", "loss": True}]
-    rec = make_record(msgs, "x-1", "fireact", "hotpotqa", "react")
-    assert validate_record(rec) is rec
-    bad_loss = make_record([{**msgs[1], "loss": True}, msgs[2]], "x", "s", "t", "m")
-    with pytest.raises(DataError, match=r"field 'messages\[0\].loss'"):
-        validate_record(bad_loss, path="corpus.jsonl", line=7)
-    ends_with_user = make_record(msgs + [{"role": "user", "content": "more", "loss": False}], "x", "s", "t", "m")
-    with pytest.raises(DataError, match=r"corpus.jsonl:3: field 'messages\[3\].role'"):
-        validate_record(ends_with_user, path="corpus.jsonl", line=3)
-    no_meta_id = {**rec, "meta": {k: v for k, v in rec["meta"].items() if k != "id"}}
-    with pytest.raises(DataError, match=r"field 'meta.id'"):
-        validate_record(no_meta_id)
-    with pytest.raises(DataError, match="field 'schema'"):
-        validate_record({**rec, "schema": "other/1"})
-    assert role_order_error(["user", "assistant", "user", "assistant"]) is None
-    assert role_order_error(["assistant"])[0] == 0 and role_order_error(["system", "system"])[0] == 1

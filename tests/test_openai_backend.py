@@ -7,7 +7,7 @@ import logging
 import socket
 
 import pytest
-from fake_openai import FakeServer, error, reply
+from helpers.fake_openai import FakeServer, error, reply
 
 from fireflan.models import BudgetExceeded
 from fireflan.models.openai_compat import PRICES, OpenAIModel, OpenAIRequestError, parse_prices, price_for

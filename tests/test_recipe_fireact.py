@@ -4,7 +4,7 @@
 import json
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 
 def fireact_file(path, n=12):
@@ -89,7 +89,7 @@ def test_the_main_recipe_mixes_fireacts_trajectories_in_and_measures_real_questi
 
 
 def test_the_fireact_config_names_its_command():
-    from conftest import ROOT
+    from helpers import ROOT
 
     from fireflan.recipes.common import read_options
     from fireflan.recipes.fireact import FireActRecipe

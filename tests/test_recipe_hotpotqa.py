@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_the_recipe_help_lists_its_options():
 
 
 def test_a_recipe_file_names_its_command_and_unknown_options_are_refused(tmp_path):
-    from conftest import ROOT
+    from helpers import ROOT
 
     from fireflan.recipes.common import read_options
     from fireflan.recipes.hotpotqa import HotpotQARecipe
@@ -122,7 +122,7 @@ def test_the_other_recipes_reuse_the_main_run_and_add_their_comparisons(recipe_r
 
 
 def test_every_recipe_has_a_config_naming_its_command_and_help_with_its_options():
-    from conftest import ROOT
+    from helpers import ROOT
 
     for name, flag in (("robustness", "--noise"), ("branches", "--method_questions"), ("agentflan", "--negatives"),
                        ("multitask", "--extra")):

@@ -24,7 +24,7 @@ def test_world_recipe_end_to_end(tmp_path):
 
 
 def test_recipe_file_is_valid_and_names_its_command():
-    from conftest import ROOT
+    from helpers import ROOT
 
     from fireflan.recipes.world import load_config
 

@@ -8,8 +8,8 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT
-from fake_openai import FakeServer, reply
+from helpers import ROOT
+from helpers.fake_openai import FakeServer, reply
 
 from fireflan import teach as teach_module
 from fireflan.tasks.base import Example
@@ -208,7 +208,7 @@ def test_the_expert_follows_a_best_match_and_retries_a_disambiguated_title():
 def test_the_scripted_teacher_on_real_hotpotqa_records(tmp_path):
     """The offline teacher over an official HotpotQA file: every question solved through the wiki of their
     paragraphs, names searched as text writes them, best matches followed (never trained on here: a check)."""
-    from conftest import shared
+    from helpers import shared
 
     data = shared("hotpotqa_dev_sample89.json")
     summary = teach(TeachConfig(out=str(tmp_path), task="hotpotqa", data=str(data), split="validation",

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import HOTPOT_SAMPLE, shared
+from helpers import HOTPOT_SAMPLE, shared
 
 from fireflan.io import DataError
 from fireflan.tools import NoisyTool, Page, Wiki, load_corpus, parse_action

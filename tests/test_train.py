@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 pytest.importorskip("trl", reason="the train extra is not installed (pip install -e '.[train]')")
 

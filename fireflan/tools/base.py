@@ -1,8 +1,11 @@
 """What every tool shares: the observation an action returns, and the protocol a tool follows.
 
-    class Calculator:                    # a new tool: the actions it offers, and one method per action
+    class Calculator:                    # a new tool: the actions it offers, reset, and step
         actions = ("compute", "finish")
-        def act(self, action: str, argument: str) -> Observation: ...
+        def reset(self) -> None: ...
+        def step(self, action: str, argument: str) -> Observation: ...
+
+A tool with state that backtracking and batched branches must swap also has `state()` and `restore(saved)`.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ class Observation:
 
 
 class Tool(Protocol):
-    """An environment the agent acts in: the action names it accepts (its finish among them) and `act`."""
+    """An environment the agent acts in: the action names it accepts (its finish among them), `reset` before
+    an episode, and `step` for each action."""
 
     actions: tuple[str, ...]
 
-    def act(self, action: str, argument: str) -> Observation: ...
+    def reset(self) -> None: ...
+
+    def step(self, action: str, argument: str) -> Observation: ...
