@@ -23,12 +23,11 @@ from fireflan.agent.methods import METHODS, run_method
 from fireflan.agent.probes import run_probes
 from fireflan.agent.prompts import few_shot_prefix
 from fireflan.corpus.format import system_tools
-from fireflan.io import append_jsonl, iter_jsonl
+from fireflan.io import append_jsonl, iter_jsonl, resumable_records
 from fireflan.models import load_model
 from fireflan.options import guard_run, opt
 from fireflan.tasks import OBSERVATIONS, bind, open_task
 from fireflan.tasks.scoring import normalize_answer
-from fireflan.teach import done_keys
 from fireflan.tools import NoisyTool
 
 
@@ -215,7 +214,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         prefix = [{"role": "system", "content": system_tools(config.task)}]
 
     path = out / "trajectories.jsonl"
-    done = {k[0] for k in done_keys(path)}
+    done = {rec["id"] for rec in resumable_records(path)}  # a torn last line is cut off
     todo = [ex for ex in examples if ex.id not in done]
     agent = AgentConfig(max_steps=config.max_steps, max_tokens=config.max_tokens, temperature=config.temperature)
     started = time.time()
