@@ -1,4 +1,5 @@
-"""llama.cpp's own HF -> GGUF converters, fetched at run time from the llama-cpp-python sdist.
+"""Converting to GGUF: llama.cpp's own HF -> GGUF converters, fetched at run time from the llama-cpp-python
+sdist; the metadata they leave out; quantization through the binding; reading a GGUF's metadata back.
 
     tools = converter_dir()   # ~/.cache/fireflan/llama.cpp-0.3.36 (downloaded and extracted once)
     run_script(tools, "convert_hf_to_gguf.py", [folder, "--outfile", "m.gguf", "--outtype", "f16"])
@@ -15,6 +16,7 @@ A machine without any index can point FIREFLAN_LLAMA_CPP_SDIST at a copy of the 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -22,15 +24,24 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections import Counter
+from importlib.resources import files
 from pathlib import Path
 
-from fireflan.train.bases import cache_dir
+from fireflan.cache import cache_dir
+from fireflan.train.chat_template import END
 
 PACKAGE = "llama-cpp-python"
 VENDOR = "vendor/llama.cpp/"
 # What the converters need from the sdist: the two scripts, the model classes, the matching gguf-py.
 WANTED = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion/", "gguf-py/gguf/", "gguf-py/LICENSE")
 MARKER = "fireflan-llama-cpp.json"  # written last: a folder without it is not complete
+EOS = "<eos>"
+EDIT_METADATA = files("fireflan.export") / "scripts" / "edit_metadata.py"  # run with the bundled gguf-py
+
+
+class ExportError(RuntimeError):
+    """The export cannot go on, or a written file failed its checks (the message says which and why)."""
 
 
 class ConverterUnavailable(RuntimeError):
@@ -126,10 +137,10 @@ def converter_env(tools: Path) -> dict[str, str]:
 
 def run_script(tools: Path, script: str, args: list, timeout: float | None = None,
                label: str | None = None) -> subprocess.CompletedProcess:
-    """Run one of llama.cpp's Python scripts (a path relative to tools; "-c" runs args[0] as code) with the
+    """Run a Python script (one of llama.cpp's, a path relative to tools, or any absolute path) with the
     bundled gguf-py; raises ConverterError, with the command and the tail of its output, on failure."""
     label = label or script
-    cmd = [sys.executable, *(["-c"] if script == "-c" else [str(tools / script)]), *map(str, args)]
+    cmd = [sys.executable, str(tools / script), *map(str, args)]
     shown = " ".join(c if len(c) < 200 else c[:60] + "..." for c in cmd)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=converter_env(tools),
@@ -145,3 +156,125 @@ def run_script(tools: Path, script: str, args: list, timeout: float | None = Non
 def tail(text: str, lines: int = 25) -> str:
     """The last lines of a tool's output, for error messages."""
     return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------- converting, quantizing
+
+def convert_hf(tools: Path, src: Path, out: Path, outtype: str) -> None:
+    """llama.cpp's convert_hf_to_gguf.py: src (HF folder) -> out, then the metadata it leaves out (metadata_fixes)."""
+    partial, edited = out.with_name(out.name + ".partial"), out.with_name(out.name + ".edit.partial")
+    try:
+        run_script(tools, "convert_hf_to_gguf.py", [src, "--outfile", partial, "--outtype", outtype],
+                   label=f"llama.cpp's convert_hf_to_gguf.py ({src} -> {out.name})")
+        changes = metadata_fixes(read_gguf(partial), json.loads((src / "config.json").read_text()))
+        if changes:
+            run_script(tools, str(EDIT_METADATA), [partial, edited, json.dumps(changes)],
+                       label=f"editing {out.name}'s metadata")
+            partial.unlink()
+            partial = edited
+        partial.rename(out)
+    finally:
+        partial.unlink(missing_ok=True)
+        edited.unlink(missing_ok=True)
+
+
+def convert_lora(tools: Path, adapter: Path, base: Path, out: Path) -> None:
+    """llama.cpp's convert_lora_to_gguf.py: a PEFT adapter -> a GGUF LoRA (f16) for that base."""
+    partial = out.with_name(out.name + ".partial")
+    try:
+        args = [adapter, "--base", base, "--outfile", partial, "--outtype", "f16"]
+        run_script(tools, "convert_lora_to_gguf.py", args,
+                   label=f"llama.cpp's convert_lora_to_gguf.py ({adapter} -> {out.name})")
+        partial.rename(out)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def swa_layers(config: dict) -> list[bool] | None:
+    """Which layers use sliding-window attention, from a HF config's layer_types (None: not said)."""
+    types = config.get("layer_types") or (config.get("text_config") or {}).get("layer_types")
+    return [t == "sliding_attention" for t in types] if types else None
+
+
+def llama_swa_layers(meta: dict) -> list[bool] | None:
+    """Which layers llama.cpp runs with sliding-window attention for a gemma3 GGUF: the per-layer array of
+    `gemma3.attention.sliding_window_pattern` if present, else every layer but each 6th (its default)."""
+    if meta["architecture"] != "gemma3" or meta["block_count"] is None or not meta["sliding_window"]:
+        return None
+    pattern = meta["swa_pattern"]
+    if isinstance(pattern, list):
+        return [bool(x) for x in pattern]
+    period = pattern if isinstance(pattern, int) else 6
+    return [period == 0 or i % period < period - 1 for i in range(meta["block_count"])]
+
+
+def metadata_fixes(meta: dict, config: dict) -> dict:
+    """The keys a converted GGUF lacks (key -> value), from what llama.cpp's converter leaves out:
+
+    - tokenizer.ggml.eot_token_id = <end_of_turn>: the converter sets only bos/eos/unk/pad from the tokenizer
+      files; llama.cpp would still guess <end_of_turn> from its text, other runtimes need it said.
+    - gemma3.attention.sliding_window_pattern (a bool per layer), when the HF config's layer_types differ from
+      llama.cpp's gemma3 default (each 6th layer global): the converter does not write it, and a model with
+      another layout (such as fireflan's 2-layer tiny model) would run its global layers as sliding ones.
+    """
+    changes = {}
+    if meta["end_of_turn_id"] is not None and meta["eot_token_id"] != meta["end_of_turn_id"]:
+        changes["tokenizer.ggml.eot_token_id"] = meta["end_of_turn_id"]
+    want, have = swa_layers(config), llama_swa_layers(meta)
+    if want is not None and have is not None and want != have and len(want) == len(have):
+        changes[f"{meta['architecture']}.attention.sliding_window_pattern"] = want
+    return changes
+
+
+FTYPES = {"f16": "LLAMA_FTYPE_MOSTLY_F16", "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M"}
+
+
+def quantize(src: Path, out: Path, quant: str, threads: int | None = None) -> list[str]:
+    """llama.cpp's quantize through the binding (llama_model_quantize); returns its fallback messages
+    (tensors whose rows do not split into k-quant blocks get another type)."""
+    import contextlib
+    import io
+    import logging
+
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, FTYPES[quant])
+    params.nthread = threads or 0
+    partial = out.with_name(out.name + ".partial")
+    log, logger = io.StringIO(), logging.getLogger("llama-cpp-python")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)  # llama-cpp-python prints llama.cpp's log to sys.stderr from this level
+    try:
+        with contextlib.redirect_stderr(log):
+            rc = llama_cpp.llama_model_quantize(str(src).encode(), str(partial).encode(), ctypes.byref(params))
+    finally:
+        logger.setLevel(level)
+    if rc != 0:
+        partial.unlink(missing_ok=True)
+        raise ExportError(f"llama_model_quantize({src.name} -> {quant}) returned {rc}:\n{log.getvalue()[-2000:]}")
+    partial.rename(out)
+    return [line.strip() for line in log.getvalue().splitlines() if "fallback" in line]
+
+
+def read_gguf(path: Path) -> dict:
+    """The metadata export checks, read with gguf's reader."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(path)
+
+    def get(key):
+        field = reader.fields.get(key)
+        return field.contents() if field is not None else None
+
+    tokens = get("tokenizer.ggml.tokens") or []
+    index = {t: i for i, t in enumerate(tokens) if t in (END, EOS)}
+    arch = get("general.architecture")
+    return {"architecture": arch, "type": get("general.type"), "block_count": get(f"{arch}.block_count"),
+            "sliding_window": get(f"{arch}.attention.sliding_window"),
+            "swa_pattern": get(f"{arch}.attention.sliding_window_pattern"),
+            "file_type": get("general.file_type"), "chat_template": get("tokenizer.chat_template"),
+            "eos_token_id": get("tokenizer.ggml.eos_token_id"), "eot_token_id": get("tokenizer.ggml.eot_token_id"),
+            "end_of_turn_id": index.get(END), "eos_id": index.get(EOS), "n_tokens": len(tokens),
+            "tensors": len(reader.tensors),
+            "tensor_types": dict(Counter(t.tensor_type.name for t in reader.tensors).most_common())}

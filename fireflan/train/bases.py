@@ -221,24 +221,28 @@ def _match_space_runs_after_normalizing(tokenizer) -> None:
                                             for token in spaced])
 
 
-def write_added_tokens(folder: Path, tokenizer=None) -> Path:
-    """Put `added_tokens_decoder` back into `folder/tokenizer_config.json`; returns that file.
+def write_added_tokens(folder: Path) -> bool:
+    """Copy tokenizer.json's added tokens into tokenizer_config.json's `added_tokens_decoder` when it has none;
+    returns whether it wrote them. Call it after any tokenizer save.
 
-    transformers 5 leaves it out when saving a tokenizers-backed tokenizer (it is in tokenizer.json), but
-    llama.cpp's converter reads the token types from it: without it the 165 user-defined pieces ('\\n',
-    '▁▁', ..., '<img>') land in the GGUF as NORMAL tokens, with '▁' kept in whitespace pieces, and llama.cpp
-    then splits '  x', '    return' or '</div>' differently. Call it again after any tokenizer re-save.
+    transformers 5 no longer writes that field, and it is where llama.cpp's converter learns the token types:
+    without it <start_of_turn> / <end_of_turn> become normal pieces that llama.cpp spells out letter by letter
+    ('<', 'st', 'ar', ...), and the user-defined pieces ('\\n', '▁▁', ..., '<img>') land in the GGUF as NORMAL
+    tokens, so llama.cpp splits '  x', '    return' or '</div>' differently.
     """
-    if tokenizer is None:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-    path = Path(folder) / "tokenizer_config.json"
-    config = json.loads(path.read_text())
-    config["added_tokens_decoder"] = {str(i): token.__getstate__()
-                                      for i, token in sorted(tokenizer.added_tokens_decoder.items())}
-    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-    return path
+    config_path, tok_path = folder / "tokenizer_config.json", folder / "tokenizer.json"
+    if not tok_path.is_file():
+        return False
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    if config.get("added_tokens_decoder"):
+        return False
+    added = json.loads(tok_path.read_text()).get("added_tokens") or []
+    if not added:
+        return False
+    keys = ("content", "lstrip", "normalized", "rstrip", "single_word", "special")
+    config["added_tokens_decoder"] = {str(t["id"]): {k: t[k] for k in keys if k in t} for t in added}
+    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    return True
 
 
 def _prepare_embedded(out: Path) -> Path:
@@ -296,7 +300,7 @@ def _prepare_embedded(out: Path) -> Path:
     clock = time.perf_counter()
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    write_added_tokens(tmp, tokenizer)
+    write_added_tokens(tmp)
     save_s = time.perf_counter() - clock
     _say(f"saved safetensors and tokenizer ({save_s:.1f} s)")
 
