@@ -51,6 +51,11 @@ class EvalConfig:
     k: int = opt(5, "branches: trajectories sampled and voted")
     branch_temperature: float = opt(0.7, "branches: sampling temperature")
     backtracks: int = opt(2, "backtrack: failed steps that may be taken back and sampled again")
+    restarts: int = opt(2, "backtrack: restarts with the failed attempt in the prompt when the judge rejects "
+                           "the answer (0: step-level backtracking only)")
+    branch_by: str = opt("trajectory", "branches: trajectory (k sampled trajectories voted) | step (candidates "
+                                       "per step, the judge picks one)")
+    candidates: int = opt(2, "branches by step: actions sampled at each step (the first greedy)")
     prompt: str = opt("auto", "auto | none | fewshot | system: few-shot examples for base and remote models, none "
                               "for fine-tuned GGUFs (they were trained without); system: the tools described in a "
                               "system turn, as in Agent-FLAN-style training")
@@ -154,7 +159,8 @@ def summarize(trajectories: list[dict]) -> dict:
     trajs = [Trajectory.from_record(t) for t in trajectories]
     budgets = [t.budget() for t in trajs]
     steps = [s for t in trajectories for s in t["steps"]]
-    seconds = [sum(s["seconds"] for s in t["steps"] + t.get("discarded", [])) for t in trajectories]
+    seconds = [b["seconds"] if "seconds" in b else sum(s["seconds"] for s in t["steps"] + t.get("discarded", []))
+               for t, b in zip(trajectories, budgets, strict=True)]
     completion = sum(b["completion_tokens"] for b in budgets)
     return {
         "questions": n,
@@ -224,6 +230,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         env, score = bind(task, tool, ex)  # a DB task: the question's own database, scored on its table
         traj = run_method(config.method, model, env, ex, prefix=prefix, config=agent, seed=config.seed,
                           k=config.k, backtracks=config.backtracks, branch_temperature=config.branch_temperature,
+                          branch_by=config.branch_by, candidates=config.candidates, restarts=config.restarts,
                           score=score,
                           prompt_name=f"few-shot-{shots_for}-{config.shots}" if fewshot else
                           ("system-tools" if config.prompt == "system" else ""))

@@ -143,7 +143,8 @@ def teach(config: TeachConfig) -> dict:
         env, score = bind(task, tool, ex)  # a DB task: the question's own database, scored on its table
         try:
             traj = run_episode(teacher, env, ex, method=method, prefix=prefixes[method], config=agent,
-                               seed=config.seed, judge=lambda a, score=score: score(a)["em"] == 1.0, score=score,
+                               seed=config.seed, judge=lambda a, _messages, score=score: score(a)["em"] == 1.0,
+                               score=score,
                                prompt_name="" if config.teacher == "scripted" else f"few-shot-{method}-{config.shots}")
         except BudgetExceeded as e:
             stopped = str(e)

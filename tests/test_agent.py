@@ -78,7 +78,7 @@ def test_reflexion_retries_after_a_wrong_answer():
     model = ReplayModel(["Thought: guess\nAction: finish[Ostrand]",
                          "Thought: Reflection: I guessed. Let me search.\nAction: search[Aldo Brenik]",
                          "Thought: found\nAction: finish[Velmora]"])
-    judge = lambda a: score(a)["em"] == 1.0  # noqa: E731
+    judge = lambda a, _messages: score(a)["em"] == 1.0  # noqa: E731
     traj = run_episode(model, Wiki(PAGES), EX, method="reflexion", judge=judge, score=score)
     assert traj.success and traj.steps[0].feedback and traj.answer == "Velmora"
     assert model.requests[1]["messages"][-1]["content"] == REFLECT

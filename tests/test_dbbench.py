@@ -279,7 +279,7 @@ def test_scripted_expert_solves_every_generated_task(small_tasks):
             for ex in examples:
                 env, score = bind(task, SqlTool(), ex)
                 traj = run_episode(expert, env, ex, method=method, config=AgentConfig(), score=score,
-                                   judge=lambda a, score=score: score(a)["em"] == 1.0)
+                                   judge=lambda a, _messages, score=score: score(a)["em"] == 1.0)
                 assert traj.success, (method, ex.question, [s.raw for s in traj.steps])
                 spaced = any(" " in name for name in re.findall(r"`([^`]*)`", ex.sql))
                 if method == "reflexion" and spaced:  # unquoted, such names fail: the mistake it reflects on

@@ -598,3 +598,38 @@ def test_evaluate_a_real_gguf_on_db_tasks_writes_metrics(exported, tmp_path):
     counts = metrics["dbbench"]["count_by_type"]  # each type, and SELECT: every query type together
     assert sum(n for kind, n in counts.items() if kind != "SELECT") == 5
     assert len((out / "trajectories.jsonl").read_text().splitlines()) == 5
+
+
+def test_the_judge_reads_yes_and_no_off_the_tiny_gguf_and_branches_by_step_run(exported):
+    """P(yes) from one evaluation of the judge prompt (no generation), sharing the agent's conversation
+    already in the batch decoder; per-step branching with two candidates runs to its end on a real GGUF."""
+    import math
+
+    from fireflan.agent import roles
+    from fireflan.agent.judge import yes_probabilities
+    from fireflan.agent.loop import AgentConfig
+    from fireflan.agent.methods import run_method
+    from fireflan.models.llama import LlamaModel
+    from fireflan.tasks.base import Example
+    from fireflan.tools import Page, Wiki
+
+    model_dir, _ = exported
+    model = LlamaModel(model_dir / "gguf" / "model-f16.gguf", threads=1, n_ctx=1024)
+    messages = [{"role": "user", "content": "Where was the director of The Glass Harbor born?"}]
+    conv = roles.judge_messages(messages, "Thought: a\nAction: search[The Glass Harbor]", "A 1994 film.")
+    (p, usage), = yes_probabilities(model, [conv])
+    assert 0.0 < p < 1.0 and usage.calls == 1 and usage.completion_tokens == 0
+    assert yes_probabilities(model, [conv])[0][0] == p  # the same prompt, the same reading
+    tokens = model._tokens(conv)
+    (logits, evaluated), = model._batch.next_logits([tokens])
+    assert evaluated == 1  # the whole prompt was still in the cache
+    yes, no = (model.llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in ("yes", "no"))
+    assert abs(p - 1 / (1 + math.exp(float(logits[no]) - float(logits[yes])))) < 1e-6
+
+    pages = [Page("The Glass Harbor", ("The Glass Harbor is a 1994 film.", "It was directed by Aldo Brenik."))]
+    ex = Example(id="q", question=messages[0]["content"], answer="Velmora", task="world")
+    traj = run_method("branches", model, Wiki(pages), ex, branch_by="step", candidates=2,
+                      config=AgentConfig(max_steps=2, max_tokens=16))
+    assert 1 <= len(traj.steps) <= 2 and len(traj.extra["steps"]) == len(traj.steps)
+    assert all(p is None or 0.0 <= p <= 1.0 for s in traj.extra["steps"] for p in s["p_yes"])
+    assert traj.budget()["calls"] >= 2 * len(traj.steps) and traj.budget()["seconds"] > 0

@@ -54,7 +54,7 @@ def test_backtracking_takes_back_failed_steps_within_its_budget():
         "Thought: next\nAction: search[Aldo Brenik]",
         "Thought: done\nAction: finish[Velmora]"])
     wiki = Wiki(PAGES)
-    traj = run_method("backtrack", model, wiki, EX, backtracks=2, score=score)
+    traj = run_method("backtrack", model, wiki, EX, backtracks=2, restarts=0, score=score)
     assert traj.method == "backtrack" and traj.success
     assert [s.argument for s in traj.steps] == ["The Glass Harbor", "Aldo Brenik", "Velmora"]
     assert len(traj.discarded) == 2 and traj.budget()["calls"] == 5
@@ -67,14 +67,14 @@ def test_backtracking_restores_the_tool_state():
     model = ReplayModel(["Thought: a\nAction: search[Aldo Brenik]", "Thought: b\nAction: search[Nowhere Land Zz]",
                          "Thought: c\nAction: lookup[born]", "Thought: d\nAction: finish[Velmora]"])
     wiki = Wiki(PAGES)
-    traj = run_method("backtrack", model, wiki, EX, backtracks=1, score=score)
+    traj = run_method("backtrack", model, wiki, EX, backtracks=1, restarts=0, score=score)
     # the failed search (nothing found) was taken back, so lookup still reads Aldo Brenik's page
     assert traj.steps[1].observation == "(Result 1 / 1) He was born in Velmora."
 
 
 def test_budget_exhausted_keeps_the_step():
     model = ReplayModel(["Thought: x", "Thought: y", "Thought: z\nAction: finish[Velmora]"])
-    traj = run_method("backtrack", model, Wiki(PAGES), EX, backtracks=1, config=AgentConfig(max_steps=2),
+    traj = run_method("backtrack", model, Wiki(PAGES), EX, backtracks=1, restarts=0, config=AgentConfig(max_steps=2),
                       score=score)
     assert len(traj.discarded) == 1 and traj.steps[0].format_error and traj.success
 
@@ -89,18 +89,20 @@ def test_failed_step_rules():
 
 def test_decompose_plans_solves_sub_questions_and_composes():
     model = ReplayModel([
-        "Sub-question: Who directed The Glass Harbor?\nSub-question: Where was that director born?",
+        "Sub-question 1: Who directed The Glass Harbor?\nSub-question 2: Where was that director born?",
         "Thought: search it\nAction: search[The Glass Harbor]", "Thought: found\nAction: finish[Aldo Brenik]",
+        "yes: the page says so",
         "Thought: search him\nAction: search[Aldo Brenik]", "Thought: found\nAction: finish[Velmora]",
+        "yes: his page says so",
         "Thought: The director was born in Velmora.\nAction: finish[Velmora]"])
     traj = run_method("decompose", model, Wiki(PAGES), EX, score=score)
     assert traj.method == "decompose" and traj.success and traj.answer == "Velmora"
     assert traj.extra["subquestions"] == ["Who directed The Glass Harbor?", "Where was that director born?"]
     assert traj.extra["subanswers"] == ["Aldo Brenik", "Velmora"]
-    assert traj.budget()["calls"] == 6
-    second = model.requests[3]["messages"][-1]["content"]
+    assert traj.budget()["calls"] == 8 and traj.extra["sub_verdicts"] == [1.0, 1.0]
+    second = model.requests[4]["messages"][-1]["content"]
     assert "Known: Who directed The Glass Harbor? -> Aldo Brenik" in second
-    assert "Facts found" in model.requests[5]["messages"][-1]["content"]
+    assert "Facts found" in model.requests[7]["messages"][-1]["content"]
 
 
 def test_unknown_method():
@@ -170,3 +172,90 @@ def test_an_early_stop_counts_what_the_abandoned_branches_spent():
     traj = run_method("branches", model, Wiki(PAGES), EX, k=5, score=score)
     assert model.batches == [3, 2] and traj.extra["sampled"] == 4 and traj.budget()["calls"] == 5
     assert traj.extra["votes"] == {"velmora": 3, "ostrand": 1} and traj.success
+
+
+def test_decompose_tells_a_sub_episode_its_rejected_answer_and_goes_on():
+    model = ReplayModel([
+        "Sub-question 1: Who directed The Glass Harbor?\nSub-question 2: Where was that director born?",
+        "Thought: guess\nAction: finish[Velmora]", "no: nothing was read yet",
+        "Thought: search it\nAction: search[The Glass Harbor]", "Thought: found\nAction: finish[Aldo Brenik]",
+        "Thought: search him\nAction: search[Aldo Brenik]", "Thought: found\nAction: finish[Velmora]",
+        "yes: his page says so",
+        "Thought: The director was born in Velmora.\nAction: finish[Velmora]"])
+    traj = run_method("decompose", model, Wiki(PAGES), EX, score=score)
+    assert traj.extra["subanswers"] == ["Aldo Brenik", "Velmora"] and traj.success
+    assert traj.extra["sub_verdicts"] == [0.0, 1.0]  # the second try of sub-question 1 was its last: not judged
+    judge_prompt = model.requests[2]["messages"]
+    assert judge_prompt[-2]["content"].endswith("finish[Velmora]") and "Judge the answer" in judge_prompt[-1]["content"]
+    assert "INCORRECT" in model.requests[3]["messages"][-1]["content"]
+
+
+def test_decompose_falls_back_to_react_on_a_one_line_plan():
+    model = ReplayModel(["Sub-question 1: Where was the director of The Glass Harbor born?",
+                         "Thought: a\nAction: finish[Velmora]"])
+    traj = run_method("decompose", model, Wiki(PAGES), EX, score=score)
+    assert traj.success and traj.budget()["calls"] == 2
+    assert model.requests[1]["messages"][-1]["content"] == EX.question
+
+
+def test_branches_by_step_takes_the_candidate_the_judge_prefers():
+    from fireflan.models.fake import BatchReplayModel
+
+    model = BatchReplayModel([
+        "Thought: a\nAction: search[Velmora]", "Thought: b\nAction: search[The Glass Harbor]",  # step 1
+        "no: a city is not the film", "yes: the film's page names its director",  # the judge, per candidate
+        "Thought: c\nAction: search[Aldo Brenik]", "Thought: c\nAction: search[Aldo Brenik]",  # the same twice
+        "Thought: d\nAction: finish[Velmora]", "Thought: e\nAction: nonsense[x]"])  # one unreadable
+    traj = run_method("branches", model, Wiki(PAGES), EX, branch_by="step", candidates=2, score=score)
+    assert [s.argument for s in traj.steps] == ["The Glass Harbor", "Aldo Brenik", "Velmora"] and traj.success
+    assert [s["p_yes"] for s in traj.extra["steps"]] == [[0.0, 1.0], [None, None], [None, None]]
+    assert model.batches == [2, 2, 2]  # the judge was asked only where two distinct actions were left
+    judged = model.requests[2]["messages"]
+    assert judged[-2]["content"] == "Thought: a\nAction: search[Velmora]"
+    assert judged[-1]["content"].startswith("Observation: Velmora is a city")
+    assert [r["temperature"] for r in model.requests if r["stop"] != ["\n"]][:2] == [0.0, 0.7]
+    assert traj.budget()["calls"] == 8
+
+
+def test_backtrack_restarts_with_the_failed_attempt_when_the_judge_says_no():
+    model = ReplayModel([
+        "Thought: guess\nAction: finish[Ostrand]", "no: it never read a page",
+        "Thought: this time search\nAction: search[The Glass Harbor]",
+        "Thought: next\nAction: search[Aldo Brenik]", "Thought: done\nAction: finish[Velmora]",
+        "yes: the pages say so"])
+    traj = run_method("backtrack", model, Wiki(PAGES), EX, backtracks=0, restarts=2, score=score)
+    assert traj.success and traj.question == EX.question and traj.extra["kept"] == 1
+    assert [a["p_yes"] for a in traj.extra["attempts"]] == [0.0, 1.0]
+    restart = model.requests[2]["messages"][0]["content"]
+    assert restart.startswith(EX.question) and "An earlier attempt:" in restart and "finish[Ostrand]" in restart
+    assert "adjust the actions" in restart
+    assert [s.argument for s in traj.discarded] == ["Ostrand"] and traj.budget()["calls"] == 6
+
+
+def test_backtrack_keeps_the_best_judged_attempt_when_every_round_is_rejected():
+    model = ReplayModel(["Thought: a\nAction: finish[Velmora]", "maybe",
+                         "Thought: b\nAction: finish[Ostrand]", "no: wrong"])
+    traj = run_method("backtrack", model, Wiki(PAGES), EX, backtracks=0, restarts=1, score=score)
+    assert traj.answer == "Velmora" and traj.extra["kept"] == 0  # 0.5 (undecided) beats 0.0
+
+
+def test_every_method_reports_its_seconds():
+    model = ReplayModel(["Thought: a\nAction: finish[Velmora]"])
+    assert run_method("react", model, Wiki(PAGES), EX).budget()["seconds"] >= 0
+
+
+def test_the_scripted_expert_plans_composes_and_answers_a_restart():
+    from fireflan.agent import roles
+    from fireflan.agent.loop import run_episode
+    from fireflan.models.scripted import ScriptedExpert
+    from fireflan.tasks import world
+
+    ex = next(e for e in world.load(split="train") if e.type == "bridge" and len(e.subquestions) == 2)
+    expert = ScriptedExpert([ex])
+    plan = expert.generate(roles.plan_messages(ex.question))
+    assert roles.parse_plan(plan) == [q for q, _ in ex.subquestions]
+    composed = expert.generate(roles.compose_messages(ex.question, [tuple(s) for s in ex.subquestions]))
+    assert composed.endswith(f"finish[{ex.answer}]") and ex.subquestions[-1][0] in composed
+    restarted = roles.restart_question(ex.question, "Thought: a guess\nAction: finish[nobody]")
+    assert run_episode(expert, Wiki([Page(t, tuple(s)) for t, s in ex.context]),
+                       Example(**{**ex.__dict__, "question": restarted})).answer == ex.answer

@@ -100,9 +100,12 @@ def test_the_other_recipes_reuse_the_main_run_and_add_their_comparisons(recipe_r
     assert json.loads((out / "eval-finetuned-noise0.5" / "metrics.json").read_text())["noise"] == 0.5
     assert (out / "robustness-noise.png").is_file()
 
-    methods = branches.main(branches.BranchesRecipe(**common, methods="react,branches,backtrack", method_questions=2,
-                                                    k=3))
-    assert set(methods["runs"]) == {"react", "branches", "backtrack"}
+    rows = "react,react-2x,branches,branches-step2,backtrack"
+    methods = branches.main(branches.BranchesRecipe(**common, methods=rows, method_questions=2, k=3))
+    assert set(methods["runs"]) == {"react", "react-2x", "branches", "branches-step2", "backtrack"}
+    assert json.loads((out / "eval-finetuned-branches-step2" / "config.json").read_text())["branch_by"] == "step"
+    longer = json.loads((out / "eval-finetuned-react-2x" / "config.json").read_text())
+    assert longer["max_steps"] == 2 * options.agent_steps
     assert methods["runs"]["branches"]["questions"] == 2 and methods["runs"]["branches"]["branch_agreement"] is not None
 
     aligned = agentflan.main(agentflan.AgentFlanRecipe(**common))

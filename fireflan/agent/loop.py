@@ -13,8 +13,8 @@ wrong under Reflexion); nothing is invented on its behalf. Text the model writes
 Methods (FireAct's three):
 - react: the loop, up to `max_steps`;
 - cot: one step with no tool: a thought, then finish[answer];
-- reflexion: the loop; when `judge` says a finished answer is wrong, the model is told so, asked
-  to reflect, and goes on (at most `trials` attempts in all).
+- reflexion: the loop; when `judge(answer, messages)` says a finished answer is wrong, the model is
+  told so, asked to reflect, and goes on (at most `trials` attempts in all).
 """
 
 from __future__ import annotations
@@ -155,8 +155,9 @@ def run_episode(model, tool, example, *, method: str = "react", prefix: list[dic
                 prompt_name: str = "", on_step=None) -> Trajectory:
     """Run one question to the end and return its whole trajectory.
 
-    `prefix`: messages before the question (a system prompt, few-shot examples); `judge(answer) ->
-    bool` decides Reflexion's retries (a teacher knows the gold answer); `score(answer) -> dict` fills
+    `prefix`: messages before the question (a system prompt, few-shot examples); `judge(answer,
+    messages) -> bool` decides Reflexion's retries (a teacher knows the gold answer; the model in the
+    judge's role reads `messages`, the conversation up to the finish); `score(answer) -> dict` fills
     the trajectory's score (EM/F1); success is EM == 1. `on_step(step)` is called as each step ends.
     """
     config = config or AgentConfig()
@@ -213,7 +214,7 @@ def episode(tool, example, *, method: str = "react", prefix: list[dict] | None =
         if obs is not None and obs.done:
             traj.answer = obs.answer
             trials_left -= 1
-            if judge is not None and trials_left > 0 and not judge(obs.answer):
+            if judge is not None and trials_left > 0 and not judge(obs.answer, messages):
                 step.feedback = True
                 step.observation = REFLECT.removeprefix("Observation: ")
                 messages.append({"role": "user", "content": REFLECT})

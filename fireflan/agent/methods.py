@@ -1,46 +1,60 @@
 """Reasoning methods at inference for small models (arXiv 2403.19962), on top of the ReAct loop.
+The judge below is the model itself in the judge's role (fireflan.agent.roles, fireflan.agent.judge).
 
-- branches: up to k trajectories sampled (temperature, seeds seed..seed+k-1); answers normalised
-  and voted; a tie goes to the branch that finished in the fewest steps (then the first sampled);
-  sampling stops early once an answer holds a strict majority of k; `extra` records every branch's
-  answer, the votes and how often the sampled branches agree.
-- decompose: a planning call splits the question into sub-questions; each is solved by a ReAct
-  sub-episode (with the answers found so far); a final call composes the answer.
-- backtrack: the ReAct loop, where a failed step (unparseable, a repeated action, a search that
-  finds nothing) is taken back and sampled again, within a budget (see `AgentConfig.backtracks`).
+- branches by trajectory: up to k trajectories sampled (temperature, seeds seed..seed+k-1); answers
+  normalised and voted; a tie goes to the branch that finished in the fewest steps (then the first
+  sampled); sampling stops early once an answer holds a strict majority of k; `extra` records every
+  branch's answer, the votes and how often the sampled branches agree.
+- branches by step (the paper's multi-branch): at each step `candidates` actions, the first greedy and
+  the rest sampled from the same prompt (one batched decode); identical actions count once, unreadable
+  ones never win; when more than one distinct action is left, the judge scores each (after running it:
+  it reads the observation) and the highest P(yes) is taken; a tie goes to the earliest candidate, the
+  greedy one first; with one distinct action the judge is not asked.
+- decompose: the planner splits the question into sub-questions (one line: plain ReAct); each is solved
+  by a sub-episode with the answers found so far in its question; the judge reads each sub-answer and,
+  when it says no, the sub-episode is told so and goes on (Reflexion's feedback, within its steps);
+  a final call composes the answer.
+- backtrack: the ReAct loop, where a failed step (unparseable, a repeated action, a search that finds
+  nothing) is taken back and sampled again (`AgentConfig.backtracks`); then the paper's restart: when
+  the judge rejects the answer, or the episode ends without one, it starts over with the failed
+  attempt in the question, at most `restarts` times; the attempt the judge rates highest is kept (a
+  tie: the earlier one), the others' steps are discarded.
 
-All return a `Trajectory` whose `budget()` counts every model call and token spent, so methods
-compare at equal cost.
+All return a `Trajectory` whose `budget()` counts every model call (the judge's included), token and
+second spent, so methods compare at equal cost.
 
     traj = run_method("branches", model, wiki, example, k=5)
+    traj = run_method("branches", model, wiki, example, branch_by="step", candidates=2)
 """
 
 from __future__ import annotations
 
-import re
+import time
 from collections import Counter
 from dataclasses import replace
 
+from fireflan.agent import roles
+from fireflan.agent.judge import yes_probabilities
 from fireflan.agent.loop import METHODS as LOOP_METHODS
 from fireflan.agent.loop import AgentConfig, Step, Trajectory, episode, make_step, run_episode
+from fireflan.models.base import Usage
 from fireflan.tasks.base import Example
 from fireflan.tasks.scoring import normalize_answer
-from fireflan.tools.actions import parse_action
+from fireflan.tools.actions import ACTION_NAMES, parse_action
 
 METHODS = (*LOOP_METHODS, "branches", "decompose", "backtrack")
-
-PLAN = ("Split the question into the simpler sub-questions that answer it, in order, one per line, each "
-        "written as 'Sub-question: ...'. If it is already simple, write one line.")
-COMPOSE = "Using the facts found, answer the question. Write one Thought, then Action: finish[answer]."
+BRANCH_BY = ("trajectory", "step")
 
 
-def _total(trajs: list[Trajectory], extra_steps: list[Step] = ()) -> dict:
+def _total(trajs: list[Trajectory], extra_steps: list[Step] = (), spent: Usage | None = None) -> dict:
+    """Calls and tokens of trajectories, steps outside them (a plan) and other spending (the judge)."""
     budgets = [t.budget() for t in trajs]
-    steps = list(extra_steps)
-    return {"calls": sum(b["calls"] for b in budgets) + len(steps),
-            "prompt_tokens": sum(b["prompt_tokens"] for b in budgets) + sum(s.prompt_tokens for s in steps),
+    steps, spent = list(extra_steps), spent or Usage()
+    return {"calls": sum(b["calls"] for b in budgets) + len(steps) + spent.calls,
+            "prompt_tokens": sum(b["prompt_tokens"] for b in budgets) + sum(s.prompt_tokens for s in steps)
+            + spent.prompt_tokens,
             "completion_tokens": sum(b["completion_tokens"] for b in budgets)
-            + sum(s.completion_tokens for s in steps)}
+            + sum(s.completion_tokens for s in steps) + spent.completion_tokens}
 
 
 def vote(trajs: list[Trajectory]) -> tuple[int, Counter]:
@@ -129,30 +143,122 @@ def _wave(model, tool, example, branches, config, seed, score, kwargs, done: dic
     return [requests[i].traj for i in sorted(requests)]
 
 
-def run_decompose(model, tool, example, *, config: AgentConfig | None = None, seed: int = 0, score=None,
-                  prefix: list[dict] | None = None, max_subquestions: int = 3, **kwargs) -> Trajectory:
+def _generate_all(model, requests: list[tuple], config: AgentConfig) -> list[tuple[str, Usage]]:
+    """(text, usage) for each (messages, temperature, seed): one batched decode when the model has one."""
+    if hasattr(model, "generate_batch"):
+        return model.generate_batch(requests, stop=config.stop, max_tokens=config.max_tokens)
+    out = []
+    for messages, temperature, seed in requests:
+        text = model.generate(messages, stop=config.stop, temperature=temperature, seed=seed,
+                              max_tokens=config.max_tokens)
+        out.append((text, getattr(model, "last_usage", None) or Usage()))
+    return out
+
+
+def choose_step(model, tool, messages: list[dict], outputs: list[tuple[str, Usage]]) -> tuple[int, list, Usage]:
+    """(the candidate taken, [P(yes) or None per candidate], the judge's cost) among `outputs` for the next
+    step of `messages`. Unreadable candidates (an unknown action too) and repeats of an earlier one are not
+    judged (None); with fewer than two distinct readable actions the judge is not asked; ties go to the
+    earliest."""
+    actions = getattr(tool, "actions", ACTION_NAMES)
+    firsts: dict[tuple, int] = {}
+    for i, (text, _) in enumerate(outputs):
+        parsed = parse_action(text, actions)
+        if parsed.ok and parsed.action in actions:
+            firsts.setdefault((parsed.action, parsed.argument), i)
+    if len(firsts) < 2:
+        return (min(firsts.values()) if firsts else 0), [None] * len(outputs), Usage()
+    conversations, judged = [], sorted(firsts.values())
+    for i in judged:
+        text = outputs[i][0]
+        parsed = parse_action(text, actions)
+        observation = None
+        if parsed.action != "finish":
+            saved = tool.state() if hasattr(tool, "state") else None
+            observation = tool.step(parsed.action, parsed.argument).text
+            if saved is not None:
+                tool.restore(saved)
+        conversations.append(roles.judge_messages(messages, make_step(text, None, parsed, "").content, observation))
+    scores, spent = [None] * len(outputs), Usage()
+    for i, (p, usage) in zip(judged, yes_probabilities(model, conversations), strict=True):
+        scores[i] = round(p, 4)
+        spent.add(usage)
+    best = max(judged, key=lambda i: (scores[i], -i))
+    return best, scores, spent
+
+
+def run_step_branches(model, tool, example, *, candidates: int = 2, temperature: float = 0.7,
+                      config: AgentConfig | None = None, seed: int = 0, score=None, prefix=None, prompt_name: str = "",
+                      on_step=None) -> Trajectory:
+    """The paper's multi-branch reasoning: `candidates` actions at each step, the judge picks one."""
     config = config or AgentConfig()
-    ask = {"role": "user", "content": f"{PLAN}\n\nQuestion: {example.question}"}
-    plan_text = model.generate([*(prefix or []), ask], stop=["\n\n", "Action:"], temperature=config.temperature,
-                               seed=seed, max_tokens=config.max_tokens)
+    if candidates < 1:
+        raise ValueError(f"--candidates must be at least 1, got {candidates}")
+    loop = episode(tool, example, method="react", prefix=prefix, config=config, seed=seed, score=score,
+                   prompt_name=prompt_name, on_step=on_step, model_name=getattr(model, "name", "?"))
+    spent, log = Usage(), []
+    try:
+        request = next(loop)
+        while True:
+            n = len(request.traj.steps)
+            requests = [(request.messages, request.temperature, request.seed)] + [
+                (request.messages, max(temperature, request.temperature), seed + 1000 * (n + 1) + j)
+                for j in range(1, candidates)]
+            outputs = _generate_all(model, requests, config)
+            best, scores, judged = choose_step(model, tool, request.messages, outputs)
+            spent.add(judged)
+            for i, (_, usage) in enumerate(outputs):
+                if i != best and usage is not None:
+                    spent.add(Usage(calls=1, prompt_tokens=usage.prompt_tokens,
+                                    completion_tokens=usage.completion_tokens))
+            log.append({"candidates": [t for t, _ in outputs], "p_yes": scores, "picked": best})
+            request = loop.send(outputs[best])
+    except StopIteration as finished:
+        traj = finished.value
+    return replace(traj, method="branches", extra={"branch_by": "step", "candidates": candidates, "steps": log,
+                                                  "budget": _total([traj], spent=spent)})
+
+
+def _answer_judge(model, spent: Usage, verdicts: list):
+    """A Reflexion judge (answer, messages) -> bool read from the model in the judge's role: yes when
+    P(yes) >= 0.5; its cost added to `spent`, each P(yes) to `verdicts`."""
+    def judge(answer, messages) -> bool:
+        conversation = roles.judge_messages(messages[:-1], messages[-1]["content"], None)
+        p, usage = yes_probabilities(model, [conversation])[0]
+        spent.add(usage)
+        verdicts.append(round(p, 4))
+        return p >= 0.5
+    return judge
+
+
+def run_decompose(model, tool, example, *, config: AgentConfig | None = None, seed: int = 0, score=None,
+                  prefix: list[dict] | None = None, max_subquestions: int = 3, judged: bool = True,
+                  **kwargs) -> Trajectory:
+    """Planner, a sub-episode per sub-question (its answer judged), then the composing call."""
+    config = config or AgentConfig()
+    prefix = list(prefix or [])
+    text = model.generate([*prefix, *roles.plan_messages(example.question)], stop=roles.PLAN_STOP,
+                          temperature=config.temperature, seed=seed, max_tokens=config.max_tokens)
     usage = getattr(model, "last_usage", None)
-    subs = [m.group(1).strip() for m in re.finditer(r"Sub-question\s*\d*\s*:\s*(.+)", plan_text)]
-    subs = [s for s in subs if s][:max_subquestions] or [example.question]
-    plan = Step(thought=plan_text.strip(), action="plan", argument=" | ".join(subs), observation="", raw=plan_text,
+    subs = roles.parse_plan(text, max_subquestions)
+    plan = Step(thought=text.strip(), action="plan", argument=" | ".join(subs), observation="", raw=text,
                 prompt_tokens=getattr(usage, "prompt_tokens", 0),
                 completion_tokens=getattr(usage, "completion_tokens", 0))
-    known, episodes = [], []
+    if len(subs) <= 1:  # a simple question: plain ReAct
+        traj = run_episode(model, tool, example, method="react", config=config, seed=seed, score=score,
+                           prefix=prefix, **kwargs)
+        return replace(traj, method="decompose", steps=[plan, *traj.steps],
+                       extra={"subquestions": subs, "budget": _total([traj], [plan])})
+    spent, verdicts, known, episodes = Usage(), [], [], []
+    judge = _answer_judge(model, spent, verdicts) if judged else None
     for i, sub in enumerate(subs):
-        context = "".join(f"\nKnown: {q} -> {a}" for q, a in known)
-        sub_example = replace(example, id=f"{example.id}/sub{i}", question=f"{sub}{context}")
-        episode = run_episode(model, tool, sub_example, method="react", config=config, seed=seed, prefix=prefix,
-                              **kwargs)
-        episodes.append(episode)
-        known.append((sub, episode.answer if episode.answer is not None else "not found"))
-    facts = "\n".join(f"- {q} -> {a}" for q, a in known)
-    text = model.generate([*(prefix or []), {"role": "user", "content":
-                                             f"Question: {example.question}\nFacts found:\n{facts}\n{COMPOSE}"}],
-                          stop=config.stop, temperature=config.temperature, seed=seed, max_tokens=config.max_tokens)
+        sub_example = replace(example, id=f"{example.id}/sub{i}", question=roles.subquestion_text(sub, known))
+        ep = run_episode(model, tool, sub_example, method="reflexion" if judged else "react", config=config,
+                         seed=seed, prefix=prefix, judge=judge, **kwargs)
+        episodes.append(ep)
+        known.append((sub, ep.answer if ep.answer is not None else "not found"))
+    text = model.generate([*prefix, *roles.compose_messages(example.question, known)], stop=config.stop,
+                          temperature=config.temperature, seed=seed, max_tokens=config.max_tokens)
     usage = getattr(model, "last_usage", None)
     parsed = parse_action(text)
     answer = parsed.argument if parsed.ok and parsed.action == "finish" else None
@@ -160,22 +266,70 @@ def run_decompose(model, tool, example, *, config: AgentConfig | None = None, se
     steps = [plan, *(s for e in episodes for s in e.steps), compose]
     traj = Trajectory(id=example.id, task=example.task, method="decompose", model=getattr(model, "name", "?"),
                       seed=seed, question=example.question, gold=example.answer, steps=steps, answer=answer,
+                      discarded=[s for e in episodes for s in e.discarded],
                       extra={"subquestions": subs, "subanswers": [a for _, a in known],
-                             "budget": _total(episodes, [plan, compose])})
+                             "episode_steps": [len(e.steps) for e in episodes], "sub_verdicts": verdicts,
+                             "budget": _total(episodes, [plan, compose], spent)})
     traj.apply_score(score)
     return traj
 
 
+def run_backtrack(model, tool, example, *, config: AgentConfig | None = None, backtracks: int = 2,
+                  restarts: int = 2, seed: int = 0, score=None, prefix: list[dict] | None = None,
+                  **kwargs) -> Trajectory:
+    """Step-level backtracking, then up to `restarts` restarts with the failed attempt in the question."""
+    config = replace(config or AgentConfig(), backtracks=backtracks)
+    prefix = list(prefix or [])
+    attempts, ratings, spent = [], [], Usage()
+    for r in range(restarts + 1):
+        asked = example if r == 0 else replace(
+            example, question=roles.restart_question(example.question, roles.transcript(attempts[-1].steps)))
+        traj = run_episode(model, tool, asked, method="react", config=config, seed=seed + r, prefix=prefix, **kwargs)
+        attempts.append(traj)
+        if traj.answer is None:
+            ratings.append(-1.0)
+        elif restarts == 0:  # nothing to decide: the judge is not asked
+            ratings.append(0.5)
+        else:
+            messages = [*prefix, *traj.messages()]
+            p, usage = yes_probabilities(model, [roles.judge_messages(messages[:-1], messages[-1]["content"],
+                                                                      None)])[0]
+            spent.add(usage)
+            ratings.append(round(p, 4))
+            if p >= 0.5:
+                break
+    best = max(range(len(attempts)), key=lambda i: (ratings[i], -i))
+    winner = attempts[best]
+    others = [s for i, t in enumerate(attempts) if i != best for s in t.steps]
+    out = replace(winner, method="backtrack", question=example.question,
+                  discarded=[*(s for t in attempts for s in t.discarded), *others],
+                  extra={"attempts": [{"answer": t.answer, "p_yes": p, "steps": len(t.steps)}
+                                      for t, p in zip(attempts, ratings, strict=True)], "kept": best,
+                         "budget": _total(attempts, spent=spent)})
+    out.apply_score(score)
+    return out
+
+
 def run_method(method: str, model, tool, example: Example, *, config: AgentConfig | None = None, k: int = 5,
-               backtracks: int = 2, branch_temperature: float = 0.7, **kwargs) -> Trajectory:
-    """Any method by name: react | cot | reflexion | branches | decompose | backtrack."""
+               backtracks: int = 2, branch_temperature: float = 0.7, branch_by: str = "trajectory",
+               candidates: int = 2, restarts: int = 2, **kwargs) -> Trajectory:
+    """Any method by name: react | cot | reflexion | branches | decompose | backtrack. The trajectory's
+    budget gets the method's wall-clock seconds."""
+    started = time.perf_counter()
     if method in LOOP_METHODS:
-        return run_episode(model, tool, example, method=method, config=config, **kwargs)
-    if method == "backtrack":
-        config = replace(config or AgentConfig(), backtracks=backtracks)
-        return replace(run_episode(model, tool, example, method="react", config=config, **kwargs), method="backtrack")
-    if method == "branches":
-        return run_branches(model, tool, example, k=k, temperature=branch_temperature, config=config, **kwargs)
-    if method == "decompose":
-        return run_decompose(model, tool, example, config=config, **kwargs)
-    raise ValueError(f"unknown method {method!r}; the methods are {', '.join(METHODS)}")
+        traj = run_episode(model, tool, example, method=method, config=config, **kwargs)
+    elif method == "backtrack":
+        traj = run_backtrack(model, tool, example, config=config, backtracks=backtracks, restarts=restarts, **kwargs)
+    elif method == "branches" and branch_by == "step":
+        traj = run_step_branches(model, tool, example, candidates=candidates, temperature=branch_temperature,
+                                 config=config, **kwargs)
+    elif method == "branches" and branch_by == "trajectory":
+        traj = run_branches(model, tool, example, k=k, temperature=branch_temperature, config=config, **kwargs)
+    elif method == "branches":
+        raise ValueError(f"--branch-by must be one of {', '.join(BRANCH_BY)}, got {branch_by!r}")
+    elif method == "decompose":
+        traj = run_decompose(model, tool, example, config=config, **kwargs)
+    else:
+        raise ValueError(f"unknown method {method!r}; the methods are {', '.join(METHODS)}")
+    traj.extra = {**traj.extra, "budget": {**traj.budget(), "seconds": round(time.perf_counter() - started, 4)}}
+    return traj

@@ -127,6 +127,22 @@ class BatchDecoder:
         self.cached[seq] = list(tokens)
         return len(rest)
 
+    def next_logits(self, prompts: list[list[int]]) -> list[tuple[np.ndarray, int]]:
+        """(the logits of the token after each prompt, prompt tokens computed): prompt i held in sequence i,
+        sharing what it has in common with any sequence (the agent's conversation a judge prompt extends)."""
+        if len(prompts) > self.n_seq:
+            raise ValueError(f"{len(prompts)} prompts for a decoder of {self.n_seq} sequences")
+        out = []
+        for seq, tokens in enumerate(prompts):
+            if not tokens:
+                raise ValueError("a prompt is empty")
+            evaluated = self._hold(seq, tokens[:-1]) + 1
+            self._decode([(tokens[-1], len(tokens) - 1, [seq], True)])
+            self.cached[seq].append(tokens[-1])
+            logits = np.ctypeslib.as_array(self.L.llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab,))
+            out.append((logits.copy(), evaluated))
+        return out
+
     # --- sampling ---
 
     def _sampler(self, temperature: float, seed: int):

@@ -15,6 +15,7 @@ tokens of each step are evaluated.
 
 from __future__ import annotations
 
+import math
 import os
 
 from fireflan.agent.constrain import ActionConstraint
@@ -114,21 +115,41 @@ class LlamaModel:
         self.usage.add(self.last_usage)
         return out["choices"][0]["text"]
 
+    def _decoder(self, n: int) -> BatchDecoder:
+        """The batch decoder, made (or remade larger) for `n` sequences."""
+        if self._batch is None or self._batch.n_seq < n:
+            if self._batch is not None:
+                self._batch.close()
+            self._batch = BatchDecoder(self.llm, n_seq=max(n, 2), n_ctx=2 * self.n_ctx, threads=self.threads)
+        return self._batch
+
+    def _tokens(self, messages: list[dict]) -> list[int]:
+        return self.llm.tokenize(self.prompt(messages).encode("utf-8"), add_bos=False, special=True)
+
+    def yes_probabilities(self, conversations: list[list[dict]]) -> list[tuple[float, Usage]]:
+        """The judge's P(yes) / (P(yes) + P(no)) for the first token of its reply to each conversation:
+        one evaluation of each prompt in the batch decoder (whose sequences hold the agent's conversation
+        already, so only the candidate and the judge's question are new), no generation."""
+        yes, no = (self.llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in ("yes", "no"))
+        prompts = [self._tokens(c) for c in conversations]
+        results = []
+        for logits, _ in self._decoder(len(prompts)).next_logits(prompts):
+            gap = min(float(logits[no]) - float(logits[yes]), 700.0)  # softmax over the two words
+            results.append(1.0 / (1.0 + math.exp(gap)))
+        usages = [Usage(calls=1, prompt_tokens=len(t), completion_tokens=0) for t in prompts]
+        for u in usages:
+            self.usage.add(u)
+        return list(zip(results, usages, strict=True))
+
     def generate_batch(self, requests, *, stop=None, max_tokens=256) -> list[tuple[str, Usage]]:
         """Several continuations decoded together (multi-branch reasoning): `requests` are
         (messages, temperature, seed); returns (text, usage) for each, in order. Sequences keep their
         cache between calls, so each branch's next step evaluates only its new tokens."""
-        if self._batch is None or self._batch.n_seq < len(requests):
-            if self._batch is not None:
-                self._batch.close()
-            self._batch = BatchDecoder(self.llm, n_seq=max(len(requests), 2), n_ctx=2 * self.n_ctx,
-                                       threads=self.threads)
-        jobs = []
-        for messages, temperature, seed in requests:
-            tokens = self.llm.tokenize(self.prompt(messages).encode("utf-8"), add_bos=False, special=True)
-            jobs.append(Job(tokens, temperature=temperature, seed=seed or 0,
-                            processor=self.constraint() if self.constrain_actions else None))
-        outs = self._batch.generate(jobs, stop=list(stop or []), max_tokens=max_tokens)
+        decoder = self._decoder(len(requests))
+        jobs = [Job(self._tokens(messages), temperature=temperature, seed=seed or 0,
+                    processor=self.constraint() if self.constrain_actions else None)
+                for messages, temperature, seed in requests]
+        outs = decoder.generate(jobs, stop=list(stop or []), max_tokens=max_tokens)
         results = []
         for out in outs:
             usage = Usage(calls=1, prompt_tokens=out.prompt_tokens, completion_tokens=out.completion_tokens)

@@ -28,6 +28,7 @@ import json
 import random
 import re
 
+from fireflan.agent import roles
 from fireflan.models.base import Usage
 from fireflan.tasks.scoring import normalize_answer
 from fireflan.tools.actions import parse_action
@@ -306,25 +307,47 @@ class ScriptedExpert:
 
     # -- the Model interface
     def generate(self, messages, *, stop=None, temperature=0.0, seed=None, max_tokens=256) -> str:
-        example, history = self._read(messages)
-        text = self._next(example, history)
+        text = self._role(messages[-1]["content"]) if messages and messages[-1]["role"] == "user" else None
+        if text is None:
+            example, history = self._read(messages)
+            text = self._next(example, history)
         self.last_usage = Usage(calls=1)
         self.usage.add(self.last_usage)
         return text
+
+    def _example(self, question: str):
+        if question not in self.by_question:
+            raise KeyError(f"the scripted expert was not given this question: {question[:80]!r}")
+        return self.by_question[question]
+
+    def _role(self, content: str) -> str | None:
+        """The planner's or the composer's reply (fireflan.agent.roles), or None for an agent's turn."""
+        if (question := roles.question_of_plan(content)) is not None:
+            example = self._example(question)
+            return roles.plan_text([q for q, _ in example.subquestions] or [example.question])
+        if (composing := roles.parse_compose(content)) is not None:
+            example = self._example(composing[0].strip())
+            rng = self._rng(example, 3000)
+            if example.type == "comparison" and example.reasoning:
+                thought = example.reasoning
+            else:
+                q, a = composing[1][-1] if composing[1] else (example.question, example.answer)
+                thought = f"The last fact found: {q} -> {a}. {rng.choice(_ANSWER).format(a=example.answer)}"
+            return self._say([thought], f"finish[{example.answer}]")
+        return None
 
     def _read(self, messages):
         """The question's example and the (action, argument, observation) steps taken so far."""
         start = max(i for i, m in enumerate(messages)
                     if m["role"] == "user" and not m["content"].startswith("Observation:"))
-        question = messages[start]["content"].strip()
-        if question not in self.by_question:
-            raise KeyError(f"the scripted expert was not given this question: {question[:80]!r}")
+        question = roles.strip_restart(messages[start]["content"]).strip()  # a restart: the question asked
+        example = self._example(question)
         history, turns = [], messages[start + 1:]
         for i in range(0, len(turns), 2):
             parsed = parse_action(turns[i]["content"])
             obs = turns[i + 1]["content"].removeprefix("Observation: ") if i + 1 < len(turns) else ""
             history.append((parsed.action, parsed.argument, obs))
-        return self.by_question[question], history
+        return example, history
 
     # -- planning
     @staticmethod

@@ -6,13 +6,15 @@ voting, task decomposition and backtracking, on the same questions, with what ea
 
 1. the main recipe (fireflan.recipes.hotpotqa) with the same options: finished stages are skipped,
    so this reuses its fine-tuned model;
-2. the fine-tuned model evaluated with each method on the first `method_questions` test questions;
+2. the fine-tuned model evaluated with each method on the first `method_questions` test questions
+   (and "react-2x": ReAct with twice the steps, so that a method that only buys compute is seen as such);
 3. the table: EM and F1 beside the budget each method spent (model calls, prompt and generated
    tokens, seconds per question), so that methods are compared at their cost; OUT/branches.md.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,18 +28,33 @@ from fireflan.recipes.common import BUDGET_ROWS, comparison, launch, recipe_comm
 class BranchesRecipe(hotpotqa.HotpotQARecipe):
     """Options of `python -m fireflan.recipes.branches` (those of the main recipe, and the methods')."""
 
-    methods: str = opt("react,branches,decompose,backtrack", "comma-separated inference methods to compare")
+    methods: str = opt("react,react-2x,branches,branches-step2,branches-step3,decompose,backtrack",
+                       "comma-separated methods to compare: any of evaluate's, react-2x (ReAct with twice the "
+                       "steps: more compute, no method), branches-stepN (N candidates per step, the judge picks)")
     method_questions: int = opt(50, "test questions per method (the first of the main recipe's)")
     k: int = opt(5, "branches: trajectories sampled and voted")
     branch_temperature: float = opt(0.7, "branches: sampling temperature")
     backtracks: int = opt(2, "backtrack: failed steps that may be taken back and sampled again")
+    restarts: int = opt(2, "backtrack: restarts with the failed attempt when the judge rejects the answer")
+
+
+def variant(name: str, r: BranchesRecipe) -> tuple[str, dict]:
+    """(evaluate's method, its options) of a row. 'branches-step3' -> ('branches', {'branch_by': 'step', ...})"""
+    if name == "react-2x":
+        return "react", {"max_steps": 2 * r.agent_steps}
+    if m := re.fullmatch(r"branches-step(\d+)", name):
+        return "branches", {"branch_by": "step", "candidates": int(m.group(1))}
+    if name in METHODS:
+        return name, {}
+    raise ValueError(f"--methods: unknown row {name!r}; the rows are react-2x, branches-stepN and "
+                     f"{', '.join(METHODS)}")
 
 
 def main(r: BranchesRecipe) -> dict:
     methods = [m.strip() for m in r.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if not methods or unknown:
+    if not methods:
         raise ValueError(f"--methods must name some of {', '.join(METHODS)}; got {r.methods!r}")
+    rows = {m: variant(m, r) for m in methods}  # every name checked before any work
     out = Path(r.out)
 
     # 1. the main recipe (skips what is done)
@@ -45,18 +62,19 @@ def main(r: BranchesRecipe) -> dict:
 
     # 2. each method on the same questions
     runs, folders = {}, []
-    for method in methods:
-        name = f"finetuned-{method}"
-        runs[method] = hotpotqa.evaluate_stage(r, out, name, built["gguf"], built["eval_data"], built["eval_split"],
-                                               method=method, limit=r.method_questions, k=r.k,
-                                               branch_temperature=r.branch_temperature, backtracks=r.backtracks,
-                                               probes=0)
+    for row, (method, changes) in rows.items():
+        name = f"finetuned-{row}"
+        runs[row] = hotpotqa.evaluate_stage(r, out, name, built["gguf"], built["eval_data"], built["eval_split"],
+                                            method=method, limit=r.method_questions, k=r.k,
+                                            branch_temperature=r.branch_temperature, backtracks=r.backtracks,
+                                            restarts=r.restarts, probes=0, **changes)
         folders.append(str(out / f"eval-{name}"))
 
     # 3. report
     written = report_pages(out, "branches", folders)
     print(f"\ninference methods on the fine-tuned model: the same {r.method_questions} questions "
-          f"(branches: k = {r.k}, temperature {r.branch_temperature}; backtrack: {r.backtracks})\n")
+          f"(branches: k = {r.k}, temperature {r.branch_temperature}; backtrack: {r.backtracks} steps, "
+          f"{r.restarts} restarts)\n")
     print(comparison(runs, BUDGET_ROWS))
     print(f"\nreport: {written['report']}\npage: {written['page']} (open it in a browser)")
     return {"runs": runs, **written}

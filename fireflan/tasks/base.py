@@ -24,12 +24,13 @@ class Example:
     answer_md5: str = ""  # a statement's expected table hash, as AgentBench writes it: "[('<md5>',)]"
     sql: str = ""  # a reference solution: the record's query, or the statement it expects
     reasoning: str = ""  # a comparison of the embedded world: how its two read values decide it
+    subquestions: list = field(default_factory=list)  # the world's plan: [[sub-question, its answer], ...]
 
     def to_record(self) -> dict:
         """The HotpotQA-shaped record (`_id`, not `id`), as written to JSONL (DB fields only when set)."""
         rec = asdict(self)
         rec["_id"] = rec.pop("id")
-        for name in ("table", "labels", "answer_md5", "sql", "reasoning"):
+        for name in ("table", "labels", "answer_md5", "sql", "reasoning", "subquestions"):
             if not rec[name]:
                 del rec[name]
         return rec
@@ -52,9 +53,13 @@ def example_from_hotpot(rec: dict, task: str, path, n: int, default_id: str) -> 
     if not (isinstance(context, list) and all(isinstance(c, list) and len(c) == 2 for c in context)):
         raise DataError(path, "expected [[title, [sentences]], ...]", line=n, field="context")
     reasoning = require(rec, "reasoning", str, path, n) if "reasoning" in rec else ""
+    subs = rec.get("subquestions", [])
+    if not (isinstance(subs, list) and all(isinstance(s, list) and len(s) == 2 and all(isinstance(x, str) for x in s)
+                                           for s in subs)):
+        raise DataError(path, "expected [[sub-question, answer], ...]", line=n, field="subquestions")
     return Example(id=str(rec.get("_id", default_id)), question=question, answer=str(answer), task=task,
                    type=str(rec.get("type", "")), level=str(rec.get("level", "")),
-                   supporting_facts=facts, context=context, reasoning=reasoning)
+                   supporting_facts=facts, context=context, reasoning=reasoning, subquestions=subs)
 
 
 def limit(examples: list[Example], n: int | None) -> list[Example]:

@@ -538,6 +538,7 @@ class _Q:
     facts: list  # [(entity, fact key), ...]
     kind: str  # a finer label, e.g. "bridge/film-director-city"
     reasoning: str = ""  # comparisons: how the two read values decide it
+    subquestions: list = field(default_factory=list)  # [(sub-question, its answer), ...] in the planner's order
 
 
 def _value(e: Entity, key: str) -> str:
@@ -582,6 +583,34 @@ def _named(template: str, e: Entity, rng, asked: str = "") -> str:
 
 _ANSWER_FACT = {"born": "born", "born_year": "born", "city": "city", "hq": "hq", "population": "population",
                 "lead_star": "stars", "lead_vocalist": "members"}
+
+
+# The planner's sub-questions (`subquestions` of a record): one plain question per fact read, in order;
+# a later hop names the entity the earlier one found by its role ("that director"), since the plan is
+# written before anything is found. Worded without the rng, so adding them changed no question.
+_ASK = {  # (entity kind, fact) -> a sub-question about {x}
+    ("film", "director"): "Who directed {x}?", ("film", "lead_star"): "Who is the lead actor of {x}?",
+    ("film", "studio"): "Which studio produced {x}?", ("film", "year"): "In what year was {x} released?",
+    ("film", "genre"): "What genre of film is {x}?", ("album", "band"): "Which band recorded {x}?",
+    ("album", "label"): "Which label released {x}?", ("album", "year"): "In what year was {x} released?",
+    ("company", "founder"): "Who founded {x}?", ("company", "hq"): "In which city is {x} headquartered?",
+    ("company", "founded"): "In what year was {x} founded?", ("band", "city"): "In which city was {x} formed?",
+    ("band", "formed"): "In what year was {x} formed?", ("band", "genre"): "What kind of music does {x} play?",
+    ("band", "lead_vocalist"): "Who is the lead vocalist of {x}?", ("person", "band"): "Which band does {x} play in?",
+    ("person", "company"): "Which company did {x} found?", ("person", "city"): "In which city was {x} born?",
+    ("person", "born"): "When was {x} born?", ("person", "born_year"): "In what year was {x} born?",
+    ("person", "demonym"): "What nationality is {x}?", ("person", "occupation"): "What is the occupation of {x}?",
+    ("city", "country"): "In which country is {x}?", ("city", "population"): "What is the population of {x}?",
+    ("country", "capital"): "What is the capital of {x}?",
+}
+_ROLE = {"director": "director", "lead_star": "actor", "studio": "studio", "band": "band", "label": "label",
+         "founder": "founder", "hq": "city", "city": "city", "country": "country", "company": "company",
+         "lead_vocalist": "singer"}
+
+
+def _each(a: Entity, b: Entity, fact: str) -> list[tuple[str, str]]:
+    """A comparison's sub-questions: the fact of each side (the comparison itself is the composing step)."""
+    return [(_ASK[(e.kind, fact)].format(x=e.name), _value(e, fact)) for e in (a, b)]
 
 
 def _bridge(g: dict, rng) -> list[_Q]:
@@ -646,13 +675,19 @@ def _bridge(g: dict, rng) -> list[_Q]:
             y = g["by_name_kind"].get((_value(x, link), target_kind[link]))
             if y is None or _ANSWER_FACT.get(answer, answer) not in y.facts:
                 continue
+            subs = [(_ASK[(x.kind, link)].format(x=x.name), _value(x, link)),
+                    (_ASK[(y.kind, answer)].format(x=f"that {_ROLE[link]}"), _value(y, answer))]
             out.append(_Q(_named(_pick(rng, templates), x, rng, link), _value(y, answer), "bridge", "medium",
-                          [(x, fact), (y, _ANSWER_FACT.get(answer, answer))], f"bridge/{kind}-{link}-{answer}"))
+                          [(x, fact), (y, _ANSWER_FACT.get(answer, answer))], f"bridge/{kind}-{link}-{answer}",
+                          subquestions=subs))
     for x in g["album"]:  # three hops: album -> band -> city -> country
         band = g["by_name_kind"][(x.facts["band"], "band")]
         city = g["by_name_kind"][(band.facts["city"], "city")]
         out.append(_Q(f"In which country was the band behind the album {x.name} formed?", city.facts["country"],
-                      "bridge", "hard", [(x, "band"), (band, "city"), (city, "country")], "bridge/album-band-country"))
+                      "bridge", "hard", [(x, "band"), (band, "city"), (city, "country")], "bridge/album-band-country",
+                      subquestions=[(_ASK[("album", "band")].format(x=x.name), band.name),
+                                    (_ASK[("band", "city")].format(x="that band"), city.name),
+                                    (_ASK[("city", "country")].format(x="that city"), city.facts["country"])]))
     return out
 
 
@@ -691,7 +726,7 @@ def _comparison(g: dict, rng) -> list[_Q]:
             reasoning = f"{a.name} {verb} {va} and {b.name} {verb} {vb}; {va} is {word} than {vb}, " \
                         f"so the answer is {winner.name}."
             out.append(_Q(text, winner.name, "comparison", "medium", [(a, fact), (b, fact)],
-                          f"comparison/{kind}-{fact}", reasoning))
+                          f"comparison/{kind}-{fact}", reasoning, _each(a, b, fact)))
     out += _yes_no(g, rng)
     out += _shared_value(g, rng)
     return out
@@ -730,7 +765,7 @@ def _yes_no(g: dict, rng) -> list[_Q]:
             sa, sb = said.format(e=a.name, v=va, av=_a(va)), said.format(e=b.name, v=vb, av=_a(vb))
             reasoning = f"{sa} and {sb}: {verdict}."
             out.append(_Q(text, "yes" if want_yes else "no", "comparison", "medium", [(a, fact), (b, fact)],
-                          f"yesno/{kind}-{fact}", reasoning))
+                          f"yesno/{kind}-{fact}", reasoning, _each(a, b, fact)))
     return out
 
 
@@ -751,7 +786,7 @@ def _shared_value(g: dict, rng) -> list[_Q]:
             v = _value(a, fact)
             reasoning = f"Both pages say {v}, so the answer is {v}."
             out.append(_Q(_pick(rng, templates).format(a=a.name, b=b.name), v, "comparison", "medium",
-                          [(a, fact), (b, fact)], f"shared/{kind}-{fact}", reasoning))
+                          [(a, fact), (b, fact)], f"shared/{kind}-{fact}", reasoning, _each(a, b, fact)))
     return out
 
 
@@ -910,6 +945,7 @@ def generate_world(config: WorldConfig) -> tuple[dict[str, list[dict]], list[dic
                    "supporting_facts": [[e.title, where[e.title][k]] for e, k in q.facts], "context": context}
             if q.reasoning:
                 rec["reasoning"] = q.reasoning
+            rec["subquestions"] = [list(sq) for sq in q.subquestions] or [[q.question, q.answer]]
             records.append(rec)
         splits[split] = records
     corpus = [{"schema": SCHEMA_PAGE, "title": e.title, "text": " ".join(pages[e.title]),
