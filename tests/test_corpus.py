@@ -245,3 +245,38 @@ def test_validate_record():
         validate_record({**rec, "schema": "other/1"})
     assert role_order_error(["user", "assistant", "user", "assistant"]) is None
     assert role_order_error(["assistant"])[0] == 0 and role_order_error(["system", "system"])[0] == 1
+
+
+def test_roles_judge_and_backtrack_records_at_their_shares(trajectories, tmp_path):
+    """Judge records balanced yes/no, loss on the verdict only, held out by question; backtrack records
+    carry a failed attempt in the restart's question and train on the retry only."""
+    from fireflan.agent import roles
+
+    stats = build_corpus(CorpusConfig(inputs=str(trajectories), out=str(tmp_path), negatives="",
+                                      roles="judge=0.2,backtrack=0.1"))
+    for name, share in stats["role_shares"]["asked"].items():
+        assert abs(stats["role_shares"]["realised"][name] - share) <= 0.02, name
+    assert abs(stats["judge_verdicts"]["yes"] - stats["judge_verdicts"]["no"]) <= 0.1 * stats["judge_verdicts"]["yes"]
+    train, val = _read(tmp_path / "train.jsonl"), _read(tmp_path / "val.jsonl")
+    assert not {r["meta"]["question_id"] for r in train} & {r["meta"]["question_id"] for r in val}
+    judges = [r for r in train + val if r["meta"].get("role") == "judge"]
+    assert judges and any(r["meta"].get("role") == "judge" for r in val)
+    for rec in judges:
+        *conversation, ask, verdict = rec["messages"]
+        assert ask["role"] == "user" and (roles.JUDGE in ask["content"] or ask["content"] == roles.JUDGE_ANSWER)
+        assert roles.parse_verdict(verdict["content"]) is rec["meta"]["verdict"] and verdict["loss"]
+        assert not any(m["loss"] for m in conversation) and parse_action(conversation[-1]["content"]).ok
+    wrong_search = next(r for r in judges if not r["meta"]["verdict"] and "search[" in r["messages"][-3]["content"])
+    assert wrong_search["messages"][-2]["content"].startswith("Observation: ")  # the wiki's reply to the wrong page
+    backtracks = [r for r in train + val if r["meta"].get("role") == "backtrack"]
+    assert backtracks
+    for rec in backtracks:
+        first = rec["messages"][0]["content"]
+        assert roles.ATTEMPT in first and first.endswith(roles.RESTART)
+        assert all(m["loss"] for m in rec["messages"] if m["role"] == "assistant")
+        failed = parse_action(first.split(roles.ATTEMPT)[1].removesuffix(roles.RESTART).strip().split("\n")[-2] + "\n"
+                              + first.split(roles.ATTEMPT)[1].removesuffix(roles.RESTART).strip().split("\n")[-1])
+        retry = parse_action(rec["messages"][-1]["content"])
+        assert failed.action == retry.action == "finish" and failed.argument.lower() != retry.argument.lower()
+    with pytest.raises(ValueError, match="roles"):
+        build_corpus(CorpusConfig(inputs=str(trajectories), out=str(tmp_path / "x"), roles="planner=0.1"))

@@ -10,7 +10,8 @@ Steps, each a pure function over lists of records:
 1. read: successful trajectories (fireflan.trajectory/1), or FireAct / AgentInstruct files;
 2. mix: subsample to the asked task and method shares;
 3. capabilities: give each record the capability (loss mask) that keeps the asked mix;
-4. negatives: add each kind at its share of the final corpus;
+4. roles and negatives: add each kind at its share of the final corpus (roles: judge and backtrack
+   records for the inference methods, fireflan.corpus.roles);
 5. general chat: mix in a user's chat JSONL at a ratio (off by default);
 6. style, de-duplication, token-length cap, train/validation split by question;
 7. write OUT/train.jsonl, OUT/val.jsonl and OUT/stats.json (realised mix and shares).
@@ -37,6 +38,7 @@ from fireflan.corpus.format import (
 )
 from fireflan.corpus.importers import import_file
 from fireflan.corpus.negatives import NEGATIVES, bad_observation, no_tools, notool_with_tools
+from fireflan.corpus.roles import ROLES, make_roles
 from fireflan.io import DataError, iter_jsonl, write_jsonl
 from fireflan.options import opt
 
@@ -54,6 +56,8 @@ class CorpusConfig:
     methods: str = opt("", "method mix, e.g. react=0.6,cot=0.2,reflexion=0.2 (empty: as the inputs come)")
     negatives: str = opt("notool_with_tools=0.05,no_tools=0.05,bad_observation=0.05",
                          "negative kinds and their shares of the final corpus; empty for none")
+    roles: str = opt("", "records of the inference methods' roles and their shares of the final corpus, e.g. "
+                         "judge=0.2,backtrack=0.1 (fireflan.corpus.roles); empty for none")
     chat: str | None = opt(None, "a chat JSONL ({'messages': [...]}) of general data to mix in")
     chat_ratio: float = opt(0.0, "general chat records as a share of the final corpus")
     val_share: float = opt(0.05, "share of questions held out for validation")
@@ -275,6 +279,9 @@ def build_corpus(config: CorpusConfig) -> dict:
     rng = random.Random(config.seed)
     capability_mix = parse_shares(config.capabilities, CAPABILITIES, "capabilities")
     negative_mix = parse_shares(config.negatives, NEGATIVES, "negatives")
+    role_mix = parse_shares(config.roles, ROLES, "roles")
+    if sum(negative_mix.values()) + sum(role_mix.values()) + config.chat_ratio >= 1:
+        raise ValueError("--negatives, --roles and --chat-ratio must add up to less than 1")
     if not capability_mix:
         raise ValueError("--capabilities must give at least one capability a share above 0")
 
@@ -294,13 +301,17 @@ def build_corpus(config: CorpusConfig) -> dict:
     # 5. (sized before negatives, so that negatives are a share of everything)
     chat = []
     if config.chat and config.chat_ratio > 0:
-        n_chat = round(len(positives) * config.chat_ratio / max(1 - config.chat_ratio - sum(negative_mix.values()),
-                                                                1e-9))
+        n_chat = round(len(positives) * config.chat_ratio / max(1 - config.chat_ratio - sum(negative_mix.values())
+                                                                - sum(role_mix.values()), 1e-9))
         chat = read_chat(config.chat, n_chat, rng)
-    # 4. negatives
-    negatives = make_negatives(trajectories, negative_mix, len(positives), len(chat), rng) if negative_mix else []
+    # 4. roles and negatives, each at its share of the final corpus
+    final = (len(positives) + len(chat)) / (1 - sum(negative_mix.values()) - sum(role_mix.values()))
+    replies = {s.argument: s.observation for t in trajectories for s in t.steps if s.action == "search"}
+    role_records = make_roles(trajectories, role_mix, final, rng, replies.get) if role_mix else []
+    negatives = make_negatives(trajectories, negative_mix, len(positives), len(chat) + len(role_records),
+                               rng) if negative_mix else []
     # 6. style, dedupe, length
-    records = [restyle(r, config.style) for r in positives + negatives] + chat
+    records = [restyle(r, config.style) for r in positives + negatives] + role_records + chat
     records, duplicates = dedupe(records)
     count, counted_by = token_counter(config.tokenizer)
     lengths = [record_tokens(r, count) for r in records]
@@ -313,7 +324,8 @@ def build_corpus(config: CorpusConfig) -> dict:
     out = Path(config.out)
     write_jsonl(out / "train.jsonl", train)
     write_jsonl(out / "val.jsonl", val)
-    agent = [r for r in kept if r["meta"]["negative"] is None and r["meta"]["source"] != "chat"]
+    agent = [r for r in kept if r["meta"]["negative"] is None and r["meta"]["source"] not in ("chat", "role")]
+    role_kept = [r for r in kept if r["meta"]["source"] == "role"]
     stats = {
         "config": asdict(config), "read": read, "records": len(kept), "train": len(train), "val": len(val),
         "duplicates_removed": duplicates, "too_long_dropped": len(records) - len(kept),
@@ -325,6 +337,10 @@ def build_corpus(config: CorpusConfig) -> dict:
         "capability_mix": {"asked": _norm(capability_mix), "realised": shares_of(agent, "capability")},
         "negative_shares": {"asked": negative_mix, "realised": {
             k: v for k, v in shares_of(kept, "negative").items() if k != "None"}},
+        "role_shares": {"asked": role_mix, "realised": {
+            k: round(v * len(role_kept) / max(len(kept), 1), 4) for k, v in shares_of(role_kept, "role").items()}},
+        "judge_verdicts": {"yes": sum(r["meta"].get("verdict") is True for r in role_kept),
+                           "no": sum(r["meta"].get("verdict") is False for r in role_kept)},
         "chat_share": {"asked": config.chat_ratio, "realised": round(len(chat) / max(len(kept), 1), 4)},
         "task_mix": shares_of(agent, "task"), "method_mix": shares_of(agent, "method"),
         "sources": shares_of(kept, "source"),

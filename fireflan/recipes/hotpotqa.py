@@ -54,6 +54,8 @@ class HotpotQARecipe:
                                     "beside the teacher's (their path: the kit does not ship them)")
     mix: str = opt("", "corpus shares by task, e.g. world=0.7,hotpotqa=0.3 (FireAct's are hotpotqa); empty: all "
                        "records as they come")
+    roles: str = opt("", "role records for the inference methods, shares of the corpus, e.g. judge=0.2,backtrack=0.1 "
+                         "(empty: none, as make all)")
     base: str = opt("embedded", "the model to fine-tune: embedded (Gemma 3 270M, offline) | tiny | a HF id or folder")
     backend: str = opt("auto", "auto (unsloth on a CUDA GPU, else trl) | trl | unsloth")
     rank: int = opt(16, "LoRA rank")
@@ -102,7 +104,7 @@ def main(r: HotpotQARecipe) -> dict:
     # 3. corpus: the successful ReAct trajectories in FireAct's format (and FireAct's own, if given)
     inputs = [str(out / "teach" / "trajectories.jsonl")] + ([r.fireact] if r.fireact else [])
     corpus = stage(out, "corpus", CorpusConfig(inputs=",".join(inputs), out=str(out / "corpus"), tasks=r.mix,
-                                               negatives="", seed=r.seed), build_corpus)
+                                               negatives="", roles=r.roles, seed=r.seed), build_corpus)
     print(f"   {corpus['train']} training records, mean {corpus['tokens']['mean']:.0f} tokens (estimated)")
 
     # 4. train

@@ -1,0 +1,172 @@
+"""Records that teach the roles of the inference methods (fireflan.agent.roles) from the teacher's
+successful wiki trajectories; the turns are written by the same functions inference uses.
+
+- judge: the conversation up to a step, a candidate step (and its observation), then the judge's
+  question -> "yes: ..." or "no: ...". The positives are the teacher's own steps; the negatives are
+  realistic mistakes made by perturbing them: a search for the wrong entity (a page another
+  trajectory searched), a finish with a wrong value of the same shape (another question's answer),
+  a finish before the second hop (with the first hop's entity). Balanced: as many yes as no.
+- backtrack: a failed attempt (the teacher's steps with a wrong or early finish) in the question of
+  a restart, followed by the teacher's whole trajectory; loss on the retry only.
+
+Each maker takes a trajectory, a seeded rng and pools drawn from the other trajectories, and returns
+records (possibly none). Observations of a wrong search are the wiki's own reply, from `search`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import replace
+
+from fireflan.agent import roles
+from fireflan.corpus.format import apply_mask, record
+from fireflan.models.scripted import surface
+
+ROLES = ("judge", "backtrack")
+
+_YES = {"search": ["the page on {a} is one the question needs.", "{a} is the entity to look up next."],
+        "lookup": ["the sentence with {a} holds what the question asks."],
+        "finish": ["the pages read say {a}, and that answers the question.", "{a} is what the pages read give."]}
+_NO_ENTITY = ["{a} is not an entity the question leads to.", "the page on {a} has nothing the question needs."]
+_NO_VALUE = ["the pages read do not say {a}.", "{a} is not what the observations show."]
+_NO_EARLY = ["{a} is only the first hop; its own page has not been read yet.",
+             "{a} is the entity the first page names, not the answer; its page is still to be read."]
+
+
+def _meta(traj, role: str, n: int, verdict: bool | None = None) -> dict:
+    return {"id": f"{traj.id}/{traj.method}/{traj.seed}/{role}/{n}", "source": "role", "task": traj.task,
+            "method": traj.method, "capability": "format", "negative": None, "tools": True,
+            "question_id": traj.id, "role": role, **({} if verdict is None else {"verdict": verdict})}
+
+
+def _before(traj, i: int) -> list[dict]:
+    """The conversation the agent saw before step i: the question, steps[:i] and their observations."""
+    out = [{"role": "user", "content": traj.question}]
+    for s in traj.steps[:i]:
+        out += [{"role": "assistant", "content": s.content},
+                {"role": "user", "content": f"Observation: {s.observation}"}]
+    return out
+
+
+def _shape(answer: str) -> str:
+    """'1998' -> 'year'; 'May 3, 1950' -> 'date'; 'yes' -> 'yesno'; '4,120' -> 'number'; else 'name'."""
+    a = answer.strip().lower()
+    if a in ("yes", "no"):
+        return "yesno"
+    if re.fullmatch(r"\d{4}", a):
+        return "year"
+    if re.fullmatch(r"[\d,.]+", a):
+        return "number"
+    return "date" if re.search(r"\d", a) else "name"
+
+
+def _swap(text: str, old: str, new: str) -> str:
+    return text.replace(old, new) if old else text
+
+
+def _finish(thought: str, answer: str) -> str:
+    return f"Thought: {thought}\nAction: finish[{answer}]"
+
+
+def wrong_value(traj, answers: dict[str, list[str]], rng: random.Random) -> str | None:
+    """Another question's answer of the same shape as this one's (None when there is none)."""
+    right = (traj.answer or "").strip().lower()
+    pool = [a for a in answers.get(_shape(traj.answer or ""), []) if a.strip().lower() != right]
+    if _shape(traj.answer or "") == "yesno":
+        pool = ["no" if right == "yes" else "yes"]
+    return rng.choice(pool) if pool else None
+
+
+def judge_records(traj, rng: random.Random, titles: list[str], answers: dict[str, list[str]], search) -> list[dict]:
+    """Balanced yes/no judge records of one successful trajectory (see the module's docstring)."""
+    steps, last = traj.steps, len(traj.steps) - 1
+    if not steps or steps[-1].action != "finish" or any(s.format_error or s.feedback for s in steps):
+        return []
+    negatives = []  # (step index, candidate text, observation or None, reason)
+    searches = [i for i, s in enumerate(steps) if s.action == "search"]
+    if searches:
+        i = rng.choice(searches)
+        right = steps[i].argument
+        asked = {s.argument for s in steps if s.action == "search"}
+        others = [t for t in titles if t not in asked and surface(t).lower() not in traj.question.lower()]
+        if others:
+            wrong = rng.choice(others)
+            thought = _swap(steps[i].thought, surface(right), surface(wrong))
+            negatives.append((i, f"Thought: {thought}\nAction: search[{wrong}]", search(wrong),
+                              rng.choice(_NO_ENTITY).format(a=wrong)))
+    value = wrong_value(traj, answers, rng)
+    if value is not None:
+        thought = _swap(steps[last].thought, traj.answer, value)
+        negatives.append((last, _finish(thought, value), None, rng.choice(_NO_VALUE).format(a=value)))
+    if len(searches) >= 2 and steps[searches[1]].argument:  # a bridge: finish with the first hop's entity
+        hop = surface(steps[searches[1]].argument)
+        if hop.lower() != (traj.answer or "").lower():
+            negatives.append((searches[1], _finish(f"So the answer is {hop}.", hop), None,
+                              rng.choice(_NO_EARLY).format(a=hop)))
+    positives = rng.sample(range(len(steps)), min(len(negatives), len(steps)))
+    out = []
+    for n, i in enumerate(positives):
+        s = steps[i]
+        said = s.argument if s.action != "finish" else traj.answer
+        reason = rng.choice(_YES.get(s.action, _YES["search"])).format(a=said)
+        obs = None if s.action == "finish" else s.observation
+        out.append(_judge_record(traj, i, s.content, obs, True, reason, n))
+    for n, (i, candidate, obs, reason) in enumerate(negatives[:len(positives)], start=len(out)):
+        out.append(_judge_record(traj, i, candidate, obs, False, reason, n))
+    return out
+
+
+def _judge_record(traj, i: int, candidate: str, observation: str | None, ok: bool, reason: str, n: int) -> dict:
+    messages = [*roles.judge_messages(_before(traj, i), candidate, observation),
+                {"role": "assistant", "content": roles.verdict_text(ok, reason)}]
+    flags = [False] * (sum(m["role"] == "assistant" for m in messages) - 1) + [True]
+    return record(apply_mask(messages, flags), _meta(traj, "judge", n, ok))
+
+
+def backtrack_record(traj, rng: random.Random, answers: dict[str, list[str]]) -> dict | None:
+    """A restart whose question carries a failed attempt (the teacher's steps ending in a wrong finish, or
+    a bridge finished at its first hop), answered by the teacher's whole trajectory."""
+    steps = traj.steps
+    if not steps or steps[-1].action != "finish" or any(s.format_error or s.feedback for s in steps):
+        return None
+    searches = [i for i, s in enumerate(steps) if s.action == "search"]
+    value = wrong_value(traj, answers, rng)
+    hop = surface(steps[searches[1]].argument) if len(searches) >= 2 else ""
+    if hop and hop.lower() != (traj.answer or "").lower() and rng.random() < 0.5:
+        failed = [*steps[:searches[1]], replace(steps[-1], thought=f"So the answer is {hop}.", argument=hop)]
+    elif value is not None:
+        failed = [*steps[:-1], replace(steps[-1], thought=_swap(steps[-1].thought, traj.answer, value),
+                                       argument=value)]
+    else:
+        return None
+    question = roles.restart_question(traj.question, roles.transcript(failed))
+    messages = [{"role": "user", "content": question}, *traj.messages()[1:]]
+    return record(apply_mask(messages, [True] * len(steps)), _meta(traj, "backtrack", 0))
+
+
+def make_roles(trajectories: list, shares: dict[str, float], final: float, rng: random.Random, search) -> list[dict]:
+    """Role records at their shares of a final corpus of `final` records; `search(title)` is the wiki's
+    reply to a search. Only ReAct trajectories of the wiki's tools take part (a DB task has no pages; a
+    Reflexion attempt opens with a search meant to fail)."""
+    wiki = [t for t in trajectories
+            if t.success and t.method == "react" and any(s.action == "search" for s in t.steps)]
+    titles = sorted({s.argument for t in wiki for s in t.steps if s.action == "search"
+                     and not s.observation.startswith(("No page", "Could not"))})
+    answers: dict[str, list[str]] = {}
+    for t in wiki:
+        answers.setdefault(_shape(t.answer), []).append(t.answer)
+    out = []
+    for role, share in shares.items():
+        want, made = round(final * share), []
+        pool = list(wiki)
+        rng.shuffle(pool)
+        for traj in pool:
+            if len(made) >= want:
+                break
+            if role == "judge":
+                made += judge_records(traj, rng, titles, answers, search)
+            elif (rec := backtrack_record(traj, rng, answers)) is not None:
+                made.append(rec)
+        out += made[:want]
+    return out
