@@ -9,7 +9,9 @@ Measured side by side in one run, on the same questions:
 2. the agent loop's generated tokens/s vs raw llama-cpp-python generation on the very prompts the loop
    sent: overhead, target <= 10%;
 3. multi-branch k = 5 vs one trajectory, wall time: ratio, target <= 3 (branches share their prompt
-   and every token they have in common, and stop once a majority is certain; fireflan.models.batch).
+   and every token they have in common, and stop once a majority is certain; fireflan.models.batch);
+4. per-step branching (2 candidates a step, the model as judge where they differ) vs the greedy
+   episodes of 1: ratio, target <= 1.6.
 The last line is one JSON object.
 """
 
@@ -50,7 +52,7 @@ def main():
     a = parser.parse_args()
 
     from fireflan.agent.loop import AgentConfig, run_episode
-    from fireflan.agent.methods import run_branches
+    from fireflan.agent.methods import run_branches, run_step_branches
     from fireflan.agent.prompts import few_shot_prefix
     from fireflan.models.llama import LlamaModel
     from fireflan.tasks import get_task, make_tool
@@ -103,6 +105,13 @@ def main():
     print(f"one trajectory {one_s:.1f} s, {a.k} branches {k_s:.1f} s ({sampled:.1f} finished per question)",
           flush=True)
 
+    # 4. per-step branching vs the greedy episodes of 1
+    started = time.perf_counter()
+    stepped = [run_step_branches(model, wiki, ex, candidates=2, prefix=prefix, config=config) for ex in examples]
+    step_s = time.perf_counter() - started
+    judged = sum(sum(p is not None for p in s["p_yes"]) > 0 for t in stepped for s in t.extra["steps"])
+    print(f"greedy {reuse_s:.1f} s, 2 candidates a step {step_s:.1f} s ({judged} steps judged)", flush=True)
+
     print(json.dumps({
         "prefix_reuse_ratio": round(reuse_s / fresh_s, 3), "reuse_s_per_step": round(reuse_s / steps, 3),
         "fresh_s_per_step": round(fresh_s / steps, 3),
@@ -112,6 +121,8 @@ def main():
         "branches_s": round(k_s, 1),
         "branches_finished_per_question": round(sampled, 2),
         "branch_agreement": round(sum(t.extra["agreement"] for t in voted) / len(voted), 3),
+        "step_branches_ratio": round(step_s / reuse_s, 2), "step_branches_s": round(step_s, 1),
+        "steps_judged": judged,
         "questions": len(examples), "steps": steps, "threads": model.threads,
         "model": model.name}))
 

@@ -17,7 +17,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from fireflan.agent.loop import METHODS, AgentConfig, Trajectory, run_episode
+from fireflan.agent import roles
+from fireflan.agent.loop import METHODS as LOOP_METHODS
+from fireflan.agent.loop import AgentConfig, Trajectory, run_episode
+from fireflan.agent.methods import run_decompose
 from fireflan.agent.prompts import few_shot_prefix
 from fireflan.io import append_jsonl, iter_jsonl, resumable_records
 from fireflan.models import BudgetExceeded, Usage
@@ -25,8 +28,11 @@ from fireflan.models.openai_compat import OpenAIModel
 from fireflan.models.scripted import ScriptedExpert
 from fireflan.options import guard_run, opt
 from fireflan.tasks import bind, open_task
+from fireflan.tasks.base import Example
 from fireflan.tasks.scoring import normalize_answer
 from fireflan.tools.wiki import Wiki
+
+METHODS = (*LOOP_METHODS, "decompose")  # decompose: the planner, the sub-episodes and the composer
 
 
 @dataclass
@@ -45,7 +51,8 @@ class TeachConfig:
     base_url: str | None = opt(None, "any OpenAI-compatible server (llama.cpp, vLLM, Ollama)")
     max_usd: float | None = opt(None, "spend cap (openai)")
     prices: str | None = opt(None, "USD per million tokens: 'model=in,out;model2=in,out' or a JSON file")
-    methods: str = opt("react,cot,reflexion", "comma-separated methods: react, cot, reflexion")
+    methods: str = opt("react,cot,reflexion", "comma-separated methods: react, cot, reflexion, decompose (questions "
+                                              "with a plan of two or more sub-questions: the world's)")
     shares: str = opt("react=1,cot=1,reflexion=0.3", "the share of eligible questions run with each method")
     seed: int = opt(0, "the seed of the teacher's sampling and wording; part of each trajectory's key")
     max_steps: int = opt(8, "model calls per episode")
@@ -86,7 +93,21 @@ def eligible(method: str, example, teacher: str) -> bool:
         return not needs_tool or teacher != "scripted"
     if method == "reflexion":
         return needs_tool
+    if method == "decompose":
+        return len(example.subquestions) >= 2
     return True
+
+
+def sub_examples(example) -> list[Example]:
+    """The questions a decomposing teacher's sub-episodes are asked, as `decompose` writes them (the
+    gold answers of the earlier ones as known), each answered by its own supporting fact."""
+    out, known = [], []
+    for i, (sub, answer) in enumerate(example.subquestions):
+        out.append(Example(id=f"{example.id}/sub{i}", question=roles.subquestion_text(sub, known), answer=answer,
+                           task=example.task, type="single", level="easy",
+                           supporting_facts=[example.supporting_facts[i]], context=example.context))
+        known.append((sub, answer))
+    return out
 
 
 def plan(examples, methods: list[str], shares: dict[str, float], teacher: str, seed: int):
@@ -108,8 +129,11 @@ def done_keys(path: Path) -> set[tuple[str, str, int]]:
 
 def make_teacher(config: TeachConfig, examples, method: str):
     if config.teacher == "scripted":
-        return ScriptedExpert(examples, method=method, seed=config.seed, lookup_share=config.lookup_share,
-                              mistake_share=config.mistake_share)
+        if method == "decompose":  # a ReAct expert that also knows every sub-question
+            examples = [*examples, *(s for ex in examples if eligible("decompose", ex, "scripted")
+                                     for s in sub_examples(ex))]
+        return ScriptedExpert(examples, method="react" if method == "decompose" else method, seed=config.seed,
+                              lookup_share=config.lookup_share, mistake_share=config.mistake_share)
     if config.teacher == "openai":
         return OpenAIModel(config.model, base_url=config.base_url, max_usd=config.max_usd, prices=config.prices)
     raise ValueError(f"--teacher must be scripted or openai, got {config.teacher!r}")
@@ -133,8 +157,8 @@ def teach(config: TeachConfig) -> dict:
     remaining = [(ex, m) for ex, m in todo if (ex.id, m, config.seed) not in done]
 
     teachers = {m: make_teacher(config, examples, m) for m in methods}
-    prefixes = {m: ([] if config.teacher == "scripted" else few_shot_prefix(m, config.shots, config.task))
-                for m in methods}
+    prefixes = {m: ([] if config.teacher == "scripted" else
+                    few_shot_prefix("react" if m == "decompose" else m, config.shots, config.task)) for m in methods}
     agent = AgentConfig(max_steps=config.max_steps)
     spent, kept, ok, stopped = Usage(), 0, 0, None
     bar = tqdm(remaining, desc=f"teach {config.task}", unit="q", initial=0)
@@ -142,10 +166,14 @@ def teach(config: TeachConfig) -> dict:
         teacher = teachers[method]
         env, score = bind(task, tool, ex)  # a DB task: the question's own database, scored on its table
         try:
-            traj = run_episode(teacher, env, ex, method=method, prefix=prefixes[method], config=agent,
-                               seed=config.seed, judge=lambda a, _messages, score=score: score(a)["em"] == 1.0,
-                               score=score,
-                               prompt_name="" if config.teacher == "scripted" else f"few-shot-{method}-{config.shots}")
+            if method == "decompose":  # the teacher plans; its sub-answers are not judged
+                traj = run_decompose(teacher, env, ex, config=agent, seed=config.seed, score=score,
+                                     prefix=prefixes[method], judged=False)
+            else:
+                traj = run_episode(teacher, env, ex, method=method, prefix=prefixes[method], config=agent,
+                                   seed=config.seed, judge=lambda a, _messages, score=score: score(a)["em"] == 1.0,
+                                   score=score, prompt_name="" if config.teacher == "scripted"
+                                   else f"few-shot-{method}-{config.shots}")
         except BudgetExceeded as e:
             stopped = str(e)
             break

@@ -279,4 +279,29 @@ def test_roles_judge_and_backtrack_records_at_their_shares(trajectories, tmp_pat
         retry = parse_action(rec["messages"][-1]["content"])
         assert failed.action == retry.action == "finish" and failed.argument.lower() != retry.argument.lower()
     with pytest.raises(ValueError, match="roles"):
-        build_corpus(CorpusConfig(inputs=str(trajectories), out=str(tmp_path / "x"), roles="planner=0.1"))
+        build_corpus(CorpusConfig(inputs=str(trajectories), out=str(tmp_path / "x"), roles="critic=0.1"))
+
+
+def test_planner_records_come_from_a_decomposing_teacher(tmp_path):
+    """teach --methods decompose (the scripted expert plans from the world's sub-questions) -> corpus
+    --roles planner=...: the plan, each sub-episode with what was known, the composing turn; the
+    decomposed trajectories are not trained on as ReAct records."""
+    from fireflan.agent import roles
+    from fireflan.worlds.wiki import WorldConfig, write_world
+
+    write_world(WorldConfig(seed=5, train=120, dev=10, test=10), tmp_path / "w")
+    summary = teach(TeachConfig(out=str(tmp_path / "t"), data=str(tmp_path / "w"), methods="react,decompose"))
+    assert summary["methods"]["decompose"]["success_rate"] == 1.0 and summary["methods"]["decompose"]["n"] > 50
+    stats = build_corpus(CorpusConfig(inputs=str(tmp_path / "t" / "trajectories.jsonl"), out=str(tmp_path / "c"),
+                                      negatives="", roles="planner=0.3"))
+    assert abs(stats["role_shares"]["realised"]["planner"] - 0.3) <= 0.02 and "decompose" not in stats["method_mix"]
+    records = _read(tmp_path / "c" / "train.jsonl") + _read(tmp_path / "c" / "val.jsonl")
+    planner = [r for r in records if r["meta"].get("role") == "planner"]
+    plans = [r for r in planner if r["messages"][0]["content"].startswith(roles.PLAN)]
+    subs = [r for r in planner if "\nKnown: " in r["messages"][0]["content"]]
+    composes = [r for r in planner if roles.COMPOSE in r["messages"][0]["content"]]
+    assert plans and subs and composes
+    for rec in plans:
+        assert len(roles.parse_plan(rec["messages"][1]["content"])) >= 2 and rec["messages"][1]["loss"]
+    for rec in subs + composes:
+        assert parse_action(rec["messages"][-1]["content"]).action == "finish"

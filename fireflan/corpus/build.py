@@ -57,7 +57,8 @@ class CorpusConfig:
     negatives: str = opt("notool_with_tools=0.05,no_tools=0.05,bad_observation=0.05",
                          "negative kinds and their shares of the final corpus; empty for none")
     roles: str = opt("", "records of the inference methods' roles and their shares of the final corpus, e.g. "
-                         "judge=0.2,backtrack=0.1 (fireflan.corpus.roles); empty for none")
+                         "planner=0.1,judge=0.2,backtrack=0.1 (fireflan.corpus.roles; the planner's come from "
+                         "`teach --methods decompose`); empty for none")
     chat: str | None = opt(None, "a chat JSONL ({'messages': [...]}) of general data to mix in")
     chat_ratio: float = opt(0.0, "general chat records as a share of the final corpus")
     val_share: float = opt(0.05, "share of questions held out for validation")
@@ -287,7 +288,7 @@ def build_corpus(config: CorpusConfig) -> dict:
 
     # 1. read
     trajectories, imported, read = read_inputs([p.strip() for p in config.inputs.split(",") if p.strip()])
-    positives = [trajectory_record(t) for t in trajectories] + imported
+    positives = [trajectory_record(t) for t in trajectories if t.method != "decompose"] + imported  # (planner)
     if not positives:
         raise ValueError(f"no successful trajectories or importable records in {config.inputs}")
     # 2. mix by task and method
@@ -295,7 +296,7 @@ def build_corpus(config: CorpusConfig) -> dict:
     positives = subsample(positives, lambda r: r["meta"]["method"], parse_shares(config.methods, what="methods"),
                           rng)
     kept_ids = {r["meta"]["id"] for r in positives}
-    trajectories = [t for t in trajectories if f"{t.id}/{t.method}/{t.seed}" in kept_ids]
+    trajectories = [t for t in trajectories if f"{t.id}/{t.method}/{t.seed}" in kept_ids or t.method == "decompose"]
     # 3. capabilities
     positives = assign_capabilities(positives, capability_mix, rng)
     # 5. (sized before negatives, so that negatives are a share of everything)

@@ -54,8 +54,8 @@ class HotpotQARecipe:
                                     "beside the teacher's (their path: the kit does not ship them)")
     mix: str = opt("", "corpus shares by task, e.g. world=0.7,hotpotqa=0.3 (FireAct's are hotpotqa); empty: all "
                        "records as they come")
-    roles: str = opt("", "role records for the inference methods, shares of the corpus, e.g. judge=0.2,backtrack=0.1 "
-                         "(empty: none, as make all)")
+    roles: str = opt("", "role records for the inference methods, shares of the corpus, e.g. "
+                         "planner=0.1,judge=0.2,backtrack=0.1 (empty: none, as make all)")
     base: str = opt("embedded", "the model to fine-tune: embedded (Gemma 3 270M, offline) | tiny | a HF id or folder")
     backend: str = opt("auto", "auto (unsloth on a CUDA GPU, else trl) | trl | unsloth")
     rank: int = opt(16, "LoRA rank")
@@ -97,8 +97,8 @@ def main(r: HotpotQARecipe) -> dict:
     # 2. teach
     taught = stage(out, "teach", TeachConfig(
         out=str(out / "teach"), task=r.task, data=train_data, split=train_split, limit=r.train_questions,
-        teacher=r.teacher, model=r.teacher_model, base_url=r.teacher_url, max_usd=r.max_usd, methods="react",
-        seed=r.seed), teach)
+        teacher=r.teacher, model=r.teacher_model, base_url=r.teacher_url, max_usd=r.max_usd,
+        methods="react,decompose" if "planner" in r.roles else "react", seed=r.seed), teach)  # (the planner's data)
     print(f"   {taught['success']} of {taught['trajectories']} trajectories succeeded")
 
     # 3. corpus: the successful ReAct trajectories in FireAct's format (and FireAct's own, if given)
