@@ -5,6 +5,7 @@
     python -m fireflan search "Who directed The Last Nafern?" --corpus runs/world
     python -m fireflan score runs/world/predictions.jsonl runs/world/test.jsonl --task world
     python -m fireflan teach --task world --teacher scripted --methods react,cot,reflexion --out runs/teach
+    python -m fireflan judge --model runs/hotpotqa/export/model-q8_0.gguf --data runs/hotpotqa/world
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fireflan.corpus.build import CorpusConfig, build_corpus
 from fireflan.evaluate import EvalConfig, evaluate
 from fireflan.export import ExportConfig, describe, export
 from fireflan.io import DataError
+from fireflan.judgeval import JudgeEvalConfig, judge_eval
 from fireflan.options import command
 from fireflan.report import ReportConfig, report
 from fireflan.tasks.score import score_files, score_one
@@ -100,6 +102,10 @@ def _run_evaluate(config):
     print(json.dumps(metrics))
 
 
+def _run_judge(config):
+    print(json.dumps(judge_eval(config)))
+
+
 def _run_chat(config):
     chat(config)
 
@@ -151,6 +157,8 @@ def _add_commands():
                                       positional=("model",)))
     CLI.evaluate = staticmethod(command(EvalConfig, _run_evaluate,
                                         "Run an agent over a task's questions and measure it (resumable)."))
+    CLI.judge = staticmethod(command(JudgeEvalConfig, _run_judge,
+                                     "Measure a model's judge role on held-out judge records (accuracy, AUC)."))
     CLI.chat = staticmethod(command(ChatConfig, _run_chat, "An offline agent chat in the terminal."))
     CLI.report = staticmethod(_runs_as_arguments(command(
         ReportConfig, _run_report, "Compare evaluation runs: a Markdown table and plots, or (--html) a page to "

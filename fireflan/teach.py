@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,19 @@ def sub_examples(example) -> list[Example]:
     return out
 
 
+def ambiguous_plans(examples) -> set[str]:
+    """Ids of the questions a sub-question of which reads the same as another question (or sub-question)
+    with another answer: a sub-episode sees only its sub-question, so the scripted expert, which knows
+    questions by their text, could not tell them apart."""
+    answers, subs = defaultdict(set), {}
+    for ex in examples:
+        answers[ex.question.strip()].add(ex.answer)
+        subs[ex.id] = sub_examples(ex) if eligible("decompose", ex, "scripted") else []
+        for sub in subs[ex.id]:
+            answers[sub.question.strip()].add(sub.answer)
+    return {i for i, its in subs.items() if any(len(answers[s.question.strip()]) > 1 for s in its)}
+
+
 def plan(examples, methods: list[str], shares: dict[str, float], teacher: str, seed: int):
     """[(example, method), ...] in a fixed order: each eligible pair kept with its method's share,
     decided by a seeded coin per (question, method), so a re-run plans the same work."""
@@ -152,6 +166,9 @@ def teach(config: TeachConfig) -> dict:
         unreachable, examples = len(examples) - len(reachable), reachable
     methods = config.method_list()
     todo = plan(examples, methods, config.share_map(), config.teacher, config.seed)
+    if config.teacher == "scripted" and "decompose" in methods:
+        ambiguous = ambiguous_plans(examples)
+        todo = [(ex, m) for ex, m in todo if m != "decompose" or ex.id not in ambiguous]
     path = out / "trajectories.jsonl"
     done = done_keys(path)
     remaining = [(ex, m) for ex, m in todo if (ex.id, m, config.seed) not in done]

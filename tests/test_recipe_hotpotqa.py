@@ -101,12 +101,13 @@ def test_the_other_recipes_reuse_the_main_run_and_add_their_comparisons(recipe_r
     assert (out / "robustness-noise.png").is_file()
 
     rows = "react,react-2x,branches,branches-step2,backtrack"
-    methods = branches.main(branches.BranchesRecipe(**common, methods=rows, method_questions=2, k=3))
+    methods = branches.main(branches.BranchesRecipe(**common, methods=rows, method_questions=2, k=3, judge_questions=3))
     assert set(methods["runs"]) == {"react", "react-2x", "branches", "branches-step2", "backtrack"}
     assert json.loads((out / "eval-finetuned-branches-step2" / "config.json").read_text())["branch_by"] == "step"
     longer = json.loads((out / "eval-finetuned-react-2x" / "config.json").read_text())
     assert longer["max_steps"] == 2 * options.agent_steps
     assert methods["runs"]["branches"]["questions"] == 2 and methods["runs"]["branches"]["branch_agreement"] is not None
+    assert methods["judge"]["records"] == methods["judge"]["yes_records"] * 2 > 0  # the judge measured on its own
 
     aligned = agentflan.main(agentflan.AgentFlanRecipe(**common))
     assert set(aligned["runs"]) == {"FireAct format", "Agent-FLAN"}

@@ -13,7 +13,7 @@ from helpers.fake_openai import FakeServer, reply
 
 from fireflan import teach as teach_module
 from fireflan.tasks.base import Example
-from fireflan.teach import TeachConfig, done_keys, eligible, plan, teach
+from fireflan.teach import TeachConfig, ambiguous_plans, done_keys, eligible, plan, teach
 
 
 def _records(path):
@@ -124,6 +124,20 @@ def test_plan_and_eligibility():
     p = plan([tool_q, no_tool], ["react", "cot", "reflexion"], {"reflexion": 0.0}, "scripted", 0)
     assert [(e.id, m) for e, m in p] == [("a", "react"), ("b", "react"), ("b", "cot")]
     assert plan([tool_q] * 1, ["react"], {}, "scripted", 0) == plan([tool_q], ["react"], {}, "scripted", 0)
+
+
+def test_a_decomposition_whose_sub_question_reads_like_another_is_not_taught():
+    """Two questions about two films of one title: the bare "Who directed X?" would be the same text with
+    two answers, which the scripted expert (it knows questions by text) cannot answer; such plans are
+    dropped, and the world names the first hop as the question does, so that none are."""
+    def bridge(i, sub, director):
+        return Example(id=i, question=f"Where was the director of {sub} born?", answer="Lek", task="world",
+                       type="bridge", supporting_facts=[["X", 0], [director, 0]],
+                       subquestions=[[f"Who directed {sub}?", director], ["Where was that director born?", "Lek"]])
+    same = [bridge("a", "X", "Ann"), bridge("b", "X", "Bo"), bridge("c", "Y", "Cy")]
+    assert ambiguous_plans(same) == {"a", "b"}
+    named = [bridge("a", "the 1990 film X", "Ann"), bridge("b", "the 2001 film X", "Bo")]
+    assert ambiguous_plans(named) == set()
 
 
 def test_bad_options_are_refused(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from fireflan.models.scripted import surface
 from fireflan.tasks import get_task
-from fireflan.teach import gold_walk
+from fireflan.teach import ambiguous_plans, gold_walk
 from fireflan.tools.wiki import Wiki
 from fireflan.worlds.wiki import SCHEMA_QUESTION, WorldConfig, generate_world, write_world
 
@@ -77,6 +77,15 @@ def test_every_gold_answer_of_the_default_world_is_reachable(tmp_path):
     failures = [(ex.id, why) for split in ("train", "dev", "test") for ex in task.load(tmp_path, split=split)
                 if (why := gold_walk(ex, wiki))]
     assert failures == []
+
+
+def test_the_default_worlds_plans_are_unambiguous_and_name_the_first_hop_as_the_question_does(tmp_path):
+    write_world(WorldConfig(), tmp_path)
+    train = get_task("world").load(tmp_path, split="train")
+    assert len(ambiguous_plans(train)) <= 0.01 * len(train)  # only where the question itself is (a title shared)
+    bridges = [ex for ex in train if ex.type == "bridge" and len(ex.subquestions) == 2]
+    qualified = [ex for ex in bridges if re.search(r" the (\d{4} |[A-Z]\w+ )", ex.subquestions[0][0])]
+    assert bridges and qualified and all(" that " in ex.subquestions[1][0] for ex in bridges)
 
 
 def test_notool_answers_are_right():

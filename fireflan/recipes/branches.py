@@ -8,7 +8,9 @@ voting, task decomposition and backtracking, on the same questions, with what ea
    so this reuses its fine-tuned model;
 2. the fine-tuned model evaluated with each method on the first `method_questions` test questions
    (and "react-2x": ReAct with twice the steps, so that a method that only buys compute is seen as such);
-3. the table: EM and F1 beside the budget each method spent (model calls, prompt and generated
+3. the judge the methods rely on, measured on its own: the fine-tuned model's P(yes) on judge records
+   made from the teacher's trajectories on `judge_questions` dev questions (fireflan.judgeval);
+4. the table: EM and F1 beside the budget each method spent (model calls, prompt and generated
    tokens, seconds per question), so that methods are compared at their cost; OUT/branches.md.
 """
 
@@ -19,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fireflan.agent.methods import METHODS
+from fireflan.judgeval import JudgeEvalConfig, judge_eval
 from fireflan.options import opt
 from fireflan.recipes import hotpotqa
-from fireflan.recipes.common import BUDGET_ROWS, comparison, launch, recipe_command, report_pages
+from fireflan.recipes.common import BUDGET_ROWS, comparison, launch, recipe_command, report_pages, stage
 
 
 @dataclass
@@ -36,6 +39,8 @@ class BranchesRecipe(hotpotqa.HotpotQARecipe):
     branch_temperature: float = opt(0.7, "branches: sampling temperature")
     backtracks: int = opt(2, "backtrack: failed steps that may be taken back and sampled again")
     restarts: int = opt(2, "backtrack: restarts with the failed attempt when the judge rejects the answer")
+    judge_questions: int = opt(80, "dev questions whose teacher trajectories give the judge's test records "
+                                   "(0: the judge is not measured on its own)")
 
 
 def variant(name: str, r: BranchesRecipe) -> tuple[str, dict]:
@@ -70,14 +75,26 @@ def main(r: BranchesRecipe) -> dict:
                                             restarts=r.restarts, probes=0, **changes)
         folders.append(str(out / f"eval-{name}"))
 
-    # 3. report
+    # 3. the judge on its own (world questions: the wiki's pages make the records)
+    judged = None
+    if r.judge_questions and r.task == "world":
+        judged = stage(out, "judge", JudgeEvalConfig(model=built["gguf"], out=str(out / "judge"), task=r.task,
+                                                     data=built["eval_data"], split="dev",
+                                                     questions=r.judge_questions, seed=r.seed), judge_eval)
+
+    # 4. report
     written = report_pages(out, "branches", folders)
     print(f"\ninference methods on the fine-tuned model: the same {r.method_questions} questions "
           f"(branches: k = {r.k}, temperature {r.branch_temperature}; backtrack: {r.backtracks} steps, "
           f"{r.restarts} restarts)\n")
     print(comparison(runs, BUDGET_ROWS))
+    if judged:
+        low, high = judged["accuracy_ci95"]
+        print(f"\nthe judge on {judged['records']} held-out records: accuracy {judged['accuracy']:.3f} "
+              f"({low:.3f}-{high:.3f}), AUC {judged['auc']:.3f}; mean P(yes) of right steps "
+              f"{judged['mean_p_yes_right_steps']:.3f}, of wrong ones {judged['mean_p_yes_wrong_steps']:.3f}")
     print(f"\nreport: {written['report']}\npage: {written['page']} (open it in a browser)")
-    return {"runs": runs, **written}
+    return {"runs": runs, "judge": judged, **written}
 
 
 cli = recipe_command(BranchesRecipe, main,

@@ -558,10 +558,14 @@ def _value(e: Entity, key: str) -> str:
 
 
 def _named(template: str, e: Entity, rng, asked: str = "") -> str:
-    """A question template with {x} (or {X} at its start) filled with the entity as HotpotQA's questions
-    name it: with its kind ("the album X"), often with what its page's lead says of it ("the 1998
-    Drenlandic drama film X", "the jazz band X", "the Drenlandic film director X"), never the fact
-    `asked`."""
+    """A question template with {x} (or {X} at its start) filled with the entity as `_naming` names it."""
+    return _fill(template, _naming(e, rng, asked))
+
+
+def _naming(e: Entity, rng, asked: str = "") -> str:
+    """The entity as HotpotQA's questions name it: with its kind ("the album X"), often with what its
+    page's lead says of it ("the 1998 Drenlandic drama film X", "the jazz band X", "the Drenlandic film
+    director X"), never the fact `asked`."""
     f = e.facts
     said = {"year": str(f.get("year", "")), "genre": f.get("genre", ""), "demonym": f.get("demonym", ""),
             "occupation": f.get("occupation", "")}
@@ -577,6 +581,10 @@ def _named(template: str, e: Entity, rng, asked: str = "") -> str:
         x = f"the {what} {e.name}"
     else:
         x = e.name
+    return x
+
+
+def _fill(template: str, x: str) -> str:
     template = "{X}" + template[3:] if template.startswith("{x}") else template
     return template.replace("{X}", x[0].upper() + x[1:]).replace("{x}", x)
 
@@ -675,9 +683,11 @@ def _bridge(g: dict, rng) -> list[_Q]:
             y = g["by_name_kind"].get((_value(x, link), target_kind[link]))
             if y is None or _ANSWER_FACT.get(answer, answer) not in y.facts:
                 continue
-            subs = [(_ASK[(x.kind, link)].format(x=x.name), _value(x, link)),
+            template = _pick(rng, templates)
+            named = _naming(x, rng, link)  # the first sub-question names it as the question does (titles repeat)
+            subs = [(_ASK[(x.kind, link)].format(x=named), _value(x, link)),
                     (_ASK[(y.kind, answer)].format(x=f"that {_ROLE[link]}"), _value(y, answer))]
-            out.append(_Q(_named(_pick(rng, templates), x, rng, link), _value(y, answer), "bridge", "medium",
+            out.append(_Q(_fill(template, named), _value(y, answer), "bridge", "medium",
                           [(x, fact), (y, _ANSWER_FACT.get(answer, answer))], f"bridge/{kind}-{link}-{answer}",
                           subquestions=subs))
     for x in g["album"]:  # three hops: album -> band -> city -> country
