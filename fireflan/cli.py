@@ -58,7 +58,11 @@ class CLI:
             task: world | hotpotqa | bamboogle | strategyqa | mmlu | dbbench (queries only: a statement is
                 scored on the table an episode leaves).
         """
-        result = score_files(pred, gold, task) if _is_path(pred) else score_one(str(pred), str(gold), task)
+        named = [x for x in (pred, gold) if _is_path(x) or _names_a_file(x)]
+        if missing := [x for x in named if not _is_path(x)]:
+            raise FileNotFoundError(f"{missing[0]}: no such file (to score two answers, give them without a "
+                                    f"file suffix)")
+        result = score_files(pred, gold, task) if named else score_one(str(pred), str(gold), task)
         print(json.dumps(result))
 
 
@@ -169,6 +173,11 @@ def _is_path(value) -> bool:
     from pathlib import Path
 
     return isinstance(value, str) and Path(value).exists()
+
+
+def _names_a_file(value) -> bool:
+    """'preds.jsonl', 'runs/x/test.json': written as a file is (an answer never ends so)."""
+    return isinstance(value, str) and value.lower().endswith((".json", ".jsonl", ".jsonl.gz", ".csv"))
 
 
 def main(argv=None):

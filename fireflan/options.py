@@ -42,7 +42,7 @@ def command(cls, run, summary: str, positional: tuple[str, ...] = (), extra: tup
             raise ValueError(f"too many positional arguments: {args}; flags are --{' --'.join(names)}")
         kwargs.update(zip(positional, args, strict=False))
         given = {name: kwargs.pop(name, default) for name, default, _ in extra}
-        return run(cls(**as_text_lists(cls, kwargs)), **given)
+        return run(cls(**typed(cls, as_text_lists(cls, kwargs))), **given)
 
     return with_signature(cmd, cls, summary, positional, extra, name=run.__name__)
 
@@ -70,6 +70,42 @@ def as_text_lists(cls, values: dict) -> dict:
     the tuple ('react', 'cot'); a str field takes it back as 'react,cot'."""
     text = {f.name for f in fields(cls) if f.type in (str, "str", "str | None")}
     return {k: ",".join(map(str, v)) if k in text and isinstance(v, list | tuple) else v for k, v in values.items()}
+
+
+_KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text"}
+_BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _typed(name: str, kind: str, value, where: str):
+    """`value` as a field of type `kind` ('int', 'float | None', ...) wants it, or a ValueError naming the option."""
+    parts = [p.strip() for p in kind.split("|")]
+    if value is None and "None" in parts:
+        return None
+    base = next((p for p in parts if p != "None"), "")
+    if base == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if base == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _BOOLS:
+            return _BOOLS[value.strip().lower()]
+    if base == "str" and isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
+    if base not in _KINDS:  # a list, a dict: left to the stage
+        return value
+    none = " (or None)" if "None" in parts else ""
+    raise ValueError(f"{where}option --{name} must be {_KINDS[base]}{none}, got {value!r}")
+
+
+def typed(cls, values: dict, where: str = "") -> dict:
+    """Options checked against the field types of `cls` (python-fire and TOML hand values through as
+    they parse them: `--seed abc` arrives as the text 'abc'); ints widen to floats, numbers given for
+    text become text. A wrong type is a ValueError naming the option, the value and (`where`) the file."""
+    kinds = {f.name: f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+             for f in fields(cls)}
+    return {k: _typed(k, kinds[k], v, where) if k in kinds else v for k, v in values.items()}
 
 
 def guard_run(folder, config, may_change: tuple[str, ...] = ()) -> None:

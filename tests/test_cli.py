@@ -84,3 +84,31 @@ def test_comma_lists_reach_text_options_as_text(tmp_path):
     proc = run_cli("teach", "--out", tmp_path / "t", "--task", "world", "--methods", "react,cot", "--limit", "10")
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(summary["methods"]) == {"react", "cot"}
+
+
+def test_files_that_are_not_there_are_errors_never_data(tmp_path):
+    """`score p.jsonl h.json` with neither file present once printed {"em": 0.0, ...}: the names scored as answers."""
+    proc = run_cli("score", tmp_path / "p.jsonl", tmp_path / "h.json", check=False)
+    assert proc.returncode == 2 and "p.jsonl: no such file" in proc.stderr and proc.stdout == ""
+    for argv in (("corpus", tmp_path / "none.jsonl", "--out", tmp_path / "c"), ("report", tmp_path / "no-run"),
+                 ("evaluate", "--task", "hotpotqa", "--data", tmp_path / "dev.json", "--model", "embedded",
+                  "--out", tmp_path / "e")):
+        proc = run_cli(*argv, check=False)
+        assert proc.returncode == 2 and "no such file" in proc.stderr and "Traceback" not in proc.stderr, argv
+
+
+def test_options_are_checked_against_their_types_in_one_place(tmp_path):
+    """python-fire hands `--seed abc` through as text; a stage refuses it, naming the option and the value."""
+    from fireflan.options import typed
+    from fireflan.worlds.wiki import WorldConfig
+
+    proc = run_cli("world", "--seed", "abc", "--out", tmp_path / "w", check=False)
+    assert proc.returncode == 2 and "option --seed must be an integer, got 'abc'" in proc.stderr
+    assert not (tmp_path / "w").exists()
+    proc = run_cli("teach", "--limit", "1.5", "--out", tmp_path / "t", check=False)
+    assert proc.returncode == 2 and "--limit must be an integer (or None), got 1.5" in proc.stderr
+    assert typed(WorldConfig, {"seed": 3, "notool_share": 0}) == {"seed": 3, "notool_share": 0.0}
+    bad = tmp_path / "r.toml"
+    bad.write_text('seed = "zero"\n')
+    proc = run_cli("--config", bad, module="fireflan.recipes.hotpotqa", check=False)
+    assert proc.returncode == 2 and "r.toml: option --seed must be an integer, got 'zero'" in proc.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fireflan.evaluate import OUTCOMES
 from fireflan.io import DataError
-from fireflan.options import as_text_lists, with_signature
+from fireflan.options import as_text_lists, typed, with_signature
 from fireflan.report import ReportConfig, report
 from fireflan.report.table import by_measure, text
 
@@ -32,8 +32,10 @@ def load_config(path) -> dict:
 
 
 def read_options(cls, config: str | None = None, **flags):
-    """The recipe's options: its dataclass defaults, then the TOML file, then the flags."""
-    options = {**(load_config(config) if config else {}), **as_text_lists(cls, flags)}
+    """The recipe's options: its dataclass defaults, then the TOML file, then the flags (each checked
+    against its field's type)."""
+    from_file = typed(cls, load_config(config), f"{config}: ") if config else {}
+    options = {**from_file, **typed(cls, as_text_lists(cls, flags))}
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(options) - names)
     if unknown:
