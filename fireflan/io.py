@@ -32,27 +32,40 @@ def _existing(path) -> Path:
 def iter_jsonl(path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for each non-blank line of a JSONL file."""
     path = _existing(path)
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            line = _text(raw, path, n)
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(path, f"not valid JSON ({e.msg}, column {e.colno})", line=n) from None
-            if not isinstance(obj, dict):
-                raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", line=n)
-            yield n, obj
+            yield n, _object(line, path, n)
+
+
+def _text(raw: bytes, path, line: int | None = None) -> str:
+    """UTF-8 text (a leading byte-order mark dropped), or a DataError naming the file and line."""
+    try:
+        return raw.decode("utf-8-sig" if line in (None, 1) else "utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"not UTF-8 text (byte {e.start} of the line is {raw[e.start]:#04x})", line=line) from None
+
+
+def _object(line: str, path, n: int) -> dict:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"not valid JSON ({e.msg}, column {e.colno})", line=n) from None
+    if not isinstance(obj, dict):
+        raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", line=n)
+    return obj
 
 
 def read_json(path):
     """Read a whole JSON file (e.g. an official HotpotQA split)."""
     path = _existing(path)
-    with path.open(encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise DataError(path, f"not valid JSON ({e.msg}, column {e.colno})", line=e.lineno) from None
+    text = _text(path.read_bytes(), path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"not valid JSON ({e.msg}, column {e.colno})", line=e.lineno) from None
 
 
 def read_records(path) -> Iterator[tuple[str, dict]]:
@@ -108,11 +121,11 @@ def resumable_records(path) -> list[dict]:
     with path.open("rb") as f:
         for n, raw in enumerate(f, start=1):
             try:
-                records.append(json.loads(raw))
-            except json.JSONDecodeError:
+                records.append(_object(_text(raw, path, n), path, n))
+            except DataError:
                 if not raw.endswith(b"\n"):  # the last line, torn by a kill
                     break
-                raise DataError(path, "not valid JSON", line=n) from None
+                raise
             good += len(raw)
     if good < path.stat().st_size:
         with path.open("r+b") as f:
