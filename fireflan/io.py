@@ -45,7 +45,8 @@ def _text(raw: bytes, path, line: int | None = None) -> str:
     try:
         return raw.decode("utf-8-sig" if line in (None, 1) else "utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(path, f"not UTF-8 text (byte {e.start} of the line is {raw[e.start]:#04x})", line=line) from None
+        bad = f"byte {e.start} of the line is {raw[e.start]:#04x}"
+        raise DataError(path, f"not UTF-8 text ({bad})", line=line) from None
 
 
 def _object(line: str, path, n: int) -> dict:
