@@ -25,6 +25,9 @@ from fireflan.report.runs import fact_sentences, run_names
 
 # --------------------------------------------------------------------------- a run folder, as the recipe leaves it
 
+HOSTILE = '</script><script>window.PWNED = 1</script><img src=x onerror="window.PWNED = 2">'  # shown as text
+
+
 class Mixed:
     """A test model: the scripted expert on some questions; on others it repeats one search until its steps
     run out, or answers at once, wrongly. `plan(i)` says which for the i-th question."""
@@ -45,7 +48,7 @@ class Mixed:
             hops = self.expert.hops(ex)
             title = hops[0][0] if hops else ex.question  # a question that needs no tool: search it anyway
             return f"Thought: <u>not underlined</u> I should search {title}.\nAction: search[{title}]"
-        return "Thought: I think I know this one.\nAction: finish[Nobody]"
+        return f"Thought: I think I know this one. {HOSTILE}\nAction: finish[Nobody {HOSTILE}]"
 
 
 def prompted_plan(i):
@@ -283,6 +286,12 @@ def test_the_page_in_a_real_browser(run, browser, tmp_path):
     linked = browser.open(f"{index.as_uri()}#view=questions&outcome=both-wrong&q={expected[0]}")  # a shared link
     linked.wait(f"document.getElementById('detail').dataset.shown === {json.dumps(expected[0])}")
     assert linked.js("document.getElementById('filter-outcome').value") == "both-wrong"
+    for q in data["questions"]:  # every question's detail: hostile model output stays text
+        linked.js(f"location.hash = {json.dumps('#view=questions&q=' + q[0])}")
+        linked.wait(f"document.getElementById('detail').dataset.shown === {json.dumps(q[0])}")
+        assert linked.js("typeof window.PWNED") == "undefined"
+        assert linked.js("document.querySelectorAll('#detail img, #detail script').length") == 0
+    assert HOSTILE in linked.js("document.getElementById('detail').textContent")  # the last is a wrong one
     print(f"\nscreenshots: {shots} (copied to {SCREENSHOTS})")
 
 
