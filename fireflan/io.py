@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -102,13 +103,17 @@ def write_jsonl(path, records: Iterable[dict]) -> int:
     """Write records atomically (to a temporary file, then renamed); returns the count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    name = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")  # this writer's own
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
-        for rec in records:
-            f.write(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n")
-            n += 1
-    os.replace(tmp, path)
+    try:
+        with name.open("x", encoding="utf-8") as f:
+            for rec in records:
+                f.write(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n")
+                n += 1
+        os.replace(name, path)
+    except BaseException:  # a full disk, a bad record, a kill signal turned exception: the old file stays
+        name.unlink(missing_ok=True)
+        raise
     return n
 
 
