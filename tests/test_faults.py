@@ -20,7 +20,7 @@ from fireflan.io import write_jsonl
 
 SEEDS = (0, 1, 2)
 TIMING = re.compile(r"seconds|per_second|_s$|tok_s|elapsed|started")
-THIS_RUN = {"ran", "skipped_done", "calls_this_run", "usd_this_run", "ran_now", "resumed"}  # what a summary says of the last process only
+THIS_RUN = {"ran", "skipped_done", "calls_this_run", "usd_this_run", "ran_now", "resumed"}  # the last process's
 
 
 def _scrub(value):
@@ -90,7 +90,7 @@ def _kill_at_random_then_finish(argv_for, tmp_path, env, name):
             proc.wait(timeout=60)
         _run(argv_for(out), env)
         got = _outputs(out)
-        assert got == expected, f"{name}, seed {seed}: the resumed run differs from the whole one: {_diff(got, expected)}"
+        assert got == expected, f"{name}, seed {seed}: the resumed run differs: {_diff(got, expected)}"
     return landed
 
 
