@@ -8,6 +8,7 @@ llama.cpp's converter comes from the llama-cpp-python sdist, downloaded once int
 """
 
 import json
+import re
 import shutil
 import sys
 
@@ -633,3 +634,21 @@ def test_the_judge_reads_yes_and_no_off_the_tiny_gguf_and_branches_by_step_run(e
     assert 1 <= len(traj.steps) <= 2 and len(traj.extra["steps"]) == len(traj.steps)
     assert all(p is None or 0.0 <= p <= 1.0 for s in traj.extra["steps"] for p in s["p_yes"])
     assert traj.budget()["calls"] >= 2 * len(traj.steps) and traj.budget()["seconds"] > 0
+
+
+def test_a_truncated_or_foreign_gguf_is_named_with_what_is_wrong(exported, tmp_path):
+    from fireflan.io import DataError
+    from fireflan.models.llama import LlamaModel, gguf_problem
+
+    model_dir, _ = exported
+    whole = model_dir / "gguf" / "model-f16.gguf"
+    assert gguf_problem(whole) is None
+    data = whole.read_bytes()
+    for name, cut, why in (("cut.gguf", data[: len(data) - 1000], "truncated"),
+                           ("head.gguf", data[:2000], "is the file truncated?"),
+                           ("other.gguf", b"PK\x03\x04 a zip", "GGUF magic")):
+        bad = tmp_path / name
+        bad.write_bytes(cut)
+        with pytest.raises(DataError, match=re.escape(why)) as caught:
+            LlamaModel(bad, threads=1, n_ctx=256)
+        assert str(caught.value).startswith(f"{bad}: not a loadable GGUF")

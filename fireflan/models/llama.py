@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 from fireflan.agent.constrain import ActionConstraint
+from fireflan.io import DataError
 from fireflan.models.base import Usage, render
 from fireflan.models.batch import BatchDecoder, Job
 
@@ -31,6 +33,35 @@ def open_llama(path, **kwargs):
     import llama_cpp
     from llama_cpp import llama_cpp as lib
 
+    try:
+        return _open(llama_cpp, lib, path, kwargs)
+    except ValueError as e:  # llama.cpp says only "Failed to load model from file"
+        why = gguf_problem(path)
+        raise DataError(path, f"not a loadable GGUF: {why}" if why else str(e)) from None
+
+
+def gguf_problem(path) -> str | None:
+    """Why a GGUF file cannot be loaded, as far as its bytes tell (None when they look whole): not a
+    GGUF at all, a header cut short, or tensor data that ends past the end of the file (a truncated copy)."""
+    path = Path(path)
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        return f"it does not start with the GGUF magic bytes (starts with {magic!r})"
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(path)
+    except Exception as e:  # the reader fails in its own ways on a cut header
+        return f"its header cannot be read ({type(e).__name__}: {e}); is the file truncated?"
+    size = path.stat().st_size
+    end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    if end > size:
+        return f"truncated: {size:,} bytes, but its tensors end at byte {end:,}"
+    return None
+
+
+def _open(llama_cpp, lib, path, kwargs):
     if os.environ.get("FIREFLAN_LLAMA_REPACK") == "1" or b"AMX_INT8 = 1" not in lib.llama_print_system_info():
         return llama_cpp.Llama(model_path=str(path), **kwargs)
     defaults = lib.llama_model_default_params
