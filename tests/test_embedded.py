@@ -7,6 +7,7 @@ e.g. to a temporary folder) and reused, as `resolve_base("embedded")` would.
 """
 
 import json
+import os
 import time
 
 import pytest
@@ -239,3 +240,26 @@ def test_greedy_tokens_match_llama_cpp_on_the_q4_gguf(model, tokenizer, llama_mo
     print(f"\ngreedy agreement, fp32 HF vs llama.cpp Q4_K_M: {agree}/{total} teacher-forced, "
           f"{free}/{total} free-running prefix")
     assert agree >= 0.75 * total
+
+
+@pytest.mark.slow
+def test_two_processes_preparing_the_embedded_base_at_once_leave_one_good_cache(tmp_path):
+    """The defect as found: `make all` beside `fireflan train` on a fresh machine left a cache with a marker
+    and a tokenizer but no weights and no config.json. Now one builds, the other waits and uses it."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    env = {**os.environ, "FIREFLAN_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    code = "from fireflan.train.bases import prepare_embedded; print(prepare_embedded())"
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=900)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[-2000:] for o in outs]
+    assert sum("embedded base built" in o for o in outs) == 1  # built once
+    folder = tmp_path / "cache" / "gemma3-270m"
+    from transformers import AutoConfig
+
+    assert AutoConfig.from_pretrained(folder).model_type.startswith("gemma3")
+    assert (folder / "model.safetensors").stat().st_size > 1e9
