@@ -15,7 +15,6 @@ message saying why.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -35,6 +34,8 @@ def _say(message: str) -> None:
 @contextlib.contextmanager
 def locked(path: Path):
     """An exclusive lock on `path` (created if needed) for the length of the block; waits for a holder."""
+    import fcntl  # POSIX: Linux and macOS, the platforms llama.cpp's CPU builds and fireflan are tested on
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)

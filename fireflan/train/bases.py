@@ -99,8 +99,6 @@ def _build_tiny(tmp: Path, seed: int, vocab_size: int, hidden: int, layers: int)
     seal(tmp, MARKER, {"base": "tiny", "seed": seed})
 
 
-
-
 # --------------------------------------------------------------------------- the embedded Gemma
 
 def prepare_embedded(out=None) -> Path:
