@@ -5,7 +5,7 @@
     python -m fireflan search "Who directed The Last Nafern?" --corpus runs/world
     python -m fireflan score runs/world/predictions.jsonl runs/world/test.jsonl --task world
     python -m fireflan teach --task world --teacher scripted --methods react,cot,reflexion --out runs/teach
-    python -m fireflan judge --model runs/hotpotqa/export/model-q8_0.gguf --data runs/hotpotqa/world
+    python -m fireflan judge --model runs/hotpotqa/model/gguf/model-q8_0.gguf --data runs/hotpotqa/world
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """How well a model judges: its P(yes) on held-out judge records, against the verdict they carry.
 
-    python -m fireflan judge --model runs/hotpotqa/export/model-q8_0.gguf --data runs/hotpotqa/world --split dev
+    python -m fireflan judge --model runs/hotpotqa/model/gguf/model-q8_0.gguf --data runs/hotpotqa/world --split dev
 
 1. the scripted teacher answers `questions` questions of a split the model was not trained on (resumable);
 2. judge records are made from its trajectories exactly as `corpus --roles judge=...` makes them (the

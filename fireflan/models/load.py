@@ -1,6 +1,6 @@
 """One way for every stage to load a model: a GGUF file, the embedded base, or a model behind an OpenAI server.
 
-    model, needs_shots = load_model("runs/hotpotqa/export/model-q8_0.gguf")
+    model, needs_shots = load_model("runs/hotpotqa/model/gguf/model-q8_0.gguf")
     model, needs_shots = load_model("embedded")                          # the base: prompted with few shots
     model, needs_shots = load_model("gpt-4o-mini", base_url="https://api.openai.com/v1")
 """
