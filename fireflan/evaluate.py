@@ -13,7 +13,6 @@ no few-shot prompt, so it reads far fewer tokens per question).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from fireflan.agent.methods import METHODS, run_method
 from fireflan.agent.probes import run_probes
 from fireflan.agent.prompts import few_shot_prefix
 from fireflan.corpus.format import system_tools
-from fireflan.io import append_jsonl, iter_jsonl, resumable_records
+from fireflan.io import append_jsonl, iter_jsonl, resumable_records, write_json
 from fireflan.models import load_model
 from fireflan.options import guard_run, opt
 from fireflan.tasks import OBSERVATIONS, bind, open_task
@@ -257,5 +256,5 @@ def evaluate(config: EvalConfig, model=None) -> dict:
                                          if ex.type == "notool" and ex.id not in asked]
         metrics["probes"] = run_probes(model, probe_examples, n=config.probes, max_tokens=config.max_tokens,
                                        seed=config.seed, path=out / "probes.jsonl")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(out / "metrics.json", metrics)
     return metrics

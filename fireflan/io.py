@@ -101,20 +101,29 @@ def require(obj: dict, field: str, types, path, line) -> object:
 
 def write_jsonl(path, records: Iterable[dict]) -> int:
     """Write records atomically (to a temporary file, then renamed); returns the count."""
+    return _atomically(path, lambda f: sum(f.write(json.dumps(rec, ensure_ascii=False) + "\n") > 0 for rec in records))
+
+
+def write_json(path, value, **dumps) -> None:
+    """Write one JSON document atomically: a reader (or the next run, after a kill) sees the old file
+    whole or the new one whole, never half of one. The stages' "finished" summaries are written so."""
+    _atomically(path, lambda f: f.write(json.dumps(value, indent=2, **dumps) + "\n"))
+
+
+def _atomically(path, write):
+    """write(f) into this writer's own temporary file beside `path`, then one rename over it; on any
+    failure (a full disk, a bad record, a kill signal turned exception) the old file stays."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    name = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")  # this writer's own
-    n = 0
+    name = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         with name.open("x", encoding="utf-8") as f:
-            for rec in records:
-                f.write(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n")
-                n += 1
+            result = write(f)
         os.replace(name, path)
-    except BaseException:  # a full disk, a bad record, a kill signal turned exception: the old file stays
+    except BaseException:
         name.unlink(missing_ok=True)
         raise
-    return n
+    return result
 
 
 def resumable_records(path) -> list[dict]:

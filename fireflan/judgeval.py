@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from fireflan.agent.judge import yes_probabilities
 from fireflan.agent.loop import Trajectory
 from fireflan.corpus.roles import make_roles
 from fireflan.evaluate import wilson_interval
-from fireflan.io import append_jsonl, iter_jsonl, resumable_records, write_jsonl
+from fireflan.io import append_jsonl, iter_jsonl, resumable_records, write_json, write_jsonl
 from fireflan.models import load_model
 from fireflan.options import guard_run, opt
 from fireflan.teach import TeachConfig, teach
@@ -122,5 +121,5 @@ def judge_eval(config: JudgeEvalConfig) -> dict:
             append_jsonl(path, {"id": rec["meta"]["id"], "verdict": rec["meta"]["verdict"], "kind": judge_kind(rec),
                                 "p_yes": round(p, 4)})
     metrics = {"model": config.model, **judge_metrics(resumable_records(path))}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(out / "metrics.json", metrics)
     return metrics

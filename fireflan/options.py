@@ -14,6 +14,8 @@ import json
 from dataclasses import MISSING, asdict, field, fields
 from pathlib import Path
 
+from fireflan.io import write_json
+
 
 def opt(default, help: str):
     """A dataclass field with a help string (shown by `--help`)."""
@@ -123,4 +125,4 @@ def guard_run(folder, config, may_change: tuple[str, ...] = ()) -> None:
             detail = ", ".join(f"{k}: {before[k]!r} -> {now[k]!r}" for k in changed)
             raise ValueError(f"{folder} holds a run with other settings ({detail}); use another --out folder")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(now, indent=2) + "\n")
+    write_json(path, now)

@@ -12,7 +12,6 @@ run cleanly between two questions.
 
 from __future__ import annotations
 
-import json
 import random
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from fireflan.agent.loop import METHODS as LOOP_METHODS
 from fireflan.agent.loop import AgentConfig, Trajectory, run_episode
 from fireflan.agent.methods import run_decompose
 from fireflan.agent.prompts import few_shot_prefix
-from fireflan.io import append_jsonl, iter_jsonl, resumable_records
+from fireflan.io import append_jsonl, iter_jsonl, resumable_records, write_json
 from fireflan.models import BudgetExceeded, Usage
 from fireflan.models.openai_compat import OpenAIModel
 from fireflan.models.scripted import ScriptedExpert
@@ -208,7 +207,7 @@ def teach(config: TeachConfig) -> dict:
                     "skipped_unreachable": unreachable,
                     "usd_this_run": round(spent.usd, 4), "calls_this_run": spent.calls,
                     "stopped": stopped})
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "summary.json", summary)
     return summary
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -143,3 +144,83 @@ def test_a_full_disk_during_a_write_leaves_the_previous_file(tmp_path, monkeypat
     with pytest.raises(OSError, match="No space left"):
         write_jsonl(path, records())
     assert path.read_bytes() == before and not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_summary_that_fails_to_write_leaves_the_previous_one_whole(tmp_path):
+    from fireflan.io import write_json
+
+    path = tmp_path / "metrics.json"
+    write_json(path, {"em": 0.5})
+    with pytest.raises(TypeError):
+        write_json(path, {"em": 0.6, "model": object()})  # cannot be written
+    assert json.loads(path.read_text()) == {"em": 0.5} and not list(tmp_path.glob(".*.tmp"))
+
+
+def _loss_rows(model):
+    rows = (model / "loss.csv").read_text().splitlines()[1:]
+    return [(int(r.split(",")[0]), float(r.split(",")[1])) for r in rows]
+
+
+def _kill_during(argv, env, span, rng, done):
+    """Start `fireflan ARGV`, SIGKILL it at a random moment of `span` seconds; True if it was still at work."""
+    proc = subprocess.Popen([sys.executable, "-m", "fireflan", *map(str, argv)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(rng.uniform(0.1, 0.95) * span)
+    landed = proc.poll() is None and not done()
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    return landed
+
+
+@pytest.mark.slow
+def test_train_and_export_killed_at_random_end_as_if_never_killed(tmp_path):
+    """The tiny model, trained 12 steps with a checkpoint every 2, killed at random moments (three seeds,
+    twice each), then trained to the end: the same losses step by step, each step logged once, the same
+    adapter; its export killed the same way ends with the very GGUF of an uninterrupted export."""
+    import hashlib
+
+    from safetensors.numpy import load_file
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the user's cache: the converter and tiny model built once
+    world, teach, corpus = tmp_path / "w", tmp_path / "t", tmp_path / "c"
+    _run(["world", "--seed", 3, "--train", 80, "--dev", 10, "--test", 10, "--out", world], env)
+    _run(["teach", "--data", world, "--limit", 40, "--out", teach], env)
+    _run(["corpus", teach / "trajectories.jsonl", "--out", corpus], env)
+    train = lambda o: ["train", "--corpus", corpus, "--base", "tiny", "--out", o, "--max_steps", 12,  # noqa: E731
+                       "--save_steps", 2, "--batch_size", 2, "--threads", 1]
+    whole = tmp_path / "whole"
+    started = time.perf_counter()
+    _run(train(whole), env)
+    span = time.perf_counter() - started
+    expected, weights = _loss_rows(whole), load_file(whole / "adapter" / "adapter_model.safetensors")
+    landed = 0
+    for seed in SEEDS:
+        out, rng = tmp_path / f"train-{seed}", random.Random(seed)
+        for _ in range(2):
+            landed += _kill_during(train(out), env, span, rng, lambda: (out / "train.json").exists())  # noqa: B023
+        _run(train(out), env)
+        got = _loss_rows(out)
+        assert [s for s, _ in got] == list(range(1, 13)), f"seed {seed}: steps logged {[s for s, _ in got]}"
+        assert got == expected, f"seed {seed}: the resumed run's losses differ"  # one thread: bit for bit
+        resumed = load_file(out / "adapter" / "adapter_model.safetensors")
+        assert resumed.keys() == weights.keys()
+        assert all((resumed[k] == weights[k]).all() for k in weights), f"seed {seed}: another adapter"
+
+    export = lambda m: ["export", "--model", m, "--verify_prompts", 1, "--threads", 1]  # noqa: E731
+    started = time.perf_counter()
+    _run(export(whole), env)
+    span = time.perf_counter() - started
+    gguf = lambda m: hashlib.sha256((m / "gguf" / "model-q8_0.gguf").read_bytes()).hexdigest()  # noqa: E731
+    for seed in SEEDS:
+        model, rng = tmp_path / f"export-{seed}", random.Random(100 + seed)
+        shutil.copytree(whole, model, ignore=shutil.ignore_patterns("gguf", "merged", "export.json"))
+        for _ in range(2):
+            landed += _kill_during(export(model), env, span, rng, lambda: (model / "export.json").exists())  # noqa: B023
+        _run(export(model), env)
+        assert gguf(model) == gguf(whole), f"seed {seed}: the resumed export wrote another GGUF"
+        summary = json.loads((model / "export.json").read_text())
+        assert summary["ok"], summary["problems"]
+        assert not list(model.rglob("*.partial")) and not list(model.rglob(".*.tmp"))
+    assert landed >= len(SEEDS) * 2
+    print(f"\nkills that landed in train and export: {landed} of {len(SEEDS) * 4}")

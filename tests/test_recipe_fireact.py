@@ -4,7 +4,7 @@
 import json
 
 import pytest
-from helpers import run_cli
+from helpers import hotpot_file, run_cli
 
 
 def fireact_file(path, n=12):
@@ -19,14 +19,6 @@ def fireact_file(path, n=12):
             {"role": "user", "content": "Observation: Episode finished, reward = True"}]
         lines.append(json.dumps({"messages": messages}))
     path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def hotpot_file(world, path, n=3):
-    """An official-schema HotpotQA file (a JSON list) of n world test questions: the real loader reads it."""
-    records = [json.loads(x) for x in (world / "test.jsonl").read_text().splitlines()[:n]]
-    path.write_text(json.dumps([{k: r[k] for k in ("_id", "question", "answer", "type", "level", "supporting_facts",
-                                                   "context")} for r in records]))
     return path
 
 

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import hotpot_file, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +101,15 @@ def test_the_other_recipes_reuse_the_main_run_and_add_their_comparisons(recipe_r
     assert (out / "robustness-noise.png").is_file()
 
     rows = "react,react-2x,branches,branches-step2,backtrack"
-    methods = branches.main(branches.BranchesRecipe(**common, methods=rows, method_questions=2, k=3, judge_questions=3))
+    real = hotpot_file(out / "world", out.parent / "hotpot_dev.json", n=2)  # the official schema, read as real data
+    common["real_data"] = str(real)
+    methods = branches.main(branches.BranchesRecipe(**common, methods=rows, method_questions=2, k=3, judge_questions=3,
+                                                    real_methods="react,branches-step2"))
     assert set(methods["runs"]) == {"react", "react-2x", "branches", "branches-step2", "backtrack"}
+    assert set(methods["real"]) == {"react", "branches-step2"} and methods["real"]["react"]["task"] == "hotpotqa"
+    assert methods["real"]["branches-step2"]["questions"] == 2  # all of the file's questions
+    assert json.loads((out / "eval-real-branches-step2" / "config.json").read_text())["branch_by"] == "step"
+    del common["real_data"]
     assert json.loads((out / "eval-finetuned-branches-step2" / "config.json").read_text())["branch_by"] == "step"
     longer = json.loads((out / "eval-finetuned-react-2x" / "config.json").read_text())
     assert longer["max_steps"] == 2 * options.agent_steps
@@ -120,7 +127,8 @@ def test_the_other_recipes_reuse_the_main_run_and_add_their_comparisons(recipe_r
     taught = [json.loads(x)["method"] for x in (out / "teach-multi" / "trajectories.jsonl").read_text().splitlines()]
     assert {"react", "reflexion"} <= set(taught)
     printed = capsys.readouterr().out
-    assert "robustness" in printed and "branch agreement" in printed and "tool use when none is needed" in printed
+    assert "robustness" in printed and "branch agreement" in printed and "on real HotpotQA" in printed
+    assert "tool use when none is needed" in printed
     for result in (noisy, methods, aligned, mixed):  # each recipe's page, its path printed
         assert result["page"] in printed and Path(result["page"]).is_file()
 

@@ -167,6 +167,56 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny, corpus, tmp_path
                                 batch_size=2))
     assert summary["resumed_from"] is not None and int(summary["resumed_from"].rsplit("-", 1)[1]) >= 4
     assert summary["steps"] == 40
+    steps = [int(r.split(",")[0]) for r in (out / "loss.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 41))  # the killed run's steps after its last checkpoint are not logged twice
+
+
+def test_a_torn_checkpoint_is_passed_over_for_the_one_before(tmp_path, capsys):
+    import torch
+    from safetensors.torch import save_file
+
+    from fireflan.train.trainer import _last_checkpoint, _trim_loss_log, checkpoint_problem
+
+    for step in (2, 4, 6, 8):
+        path = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        path.mkdir(parents=True)
+        save_file({"w": torch.zeros(64, 64)}, path / "adapter_model.safetensors")
+        torch.save({"state": {}}, path / "optimizer.pt")
+        (path / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    folder = tmp_path / "checkpoints"
+    assert checkpoint_problem(folder / "checkpoint-8") is None
+    (folder / "checkpoint-8" / "trainer_state.json").write_text('{"global_st')  # killed while it was written
+    weights = folder / "checkpoint-6" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # weights short of their declared size
+    optimizer = folder / "checkpoint-4" / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[:50])
+    assert checkpoint_problem(folder / "checkpoint-8") == "trainer_state.json is missing or torn"
+    assert checkpoint_problem(folder / "checkpoint-6") == "adapter_model.safetensors is torn"
+    assert checkpoint_problem(folder / "checkpoint-4") == "optimizer.pt is torn"
+    assert _last_checkpoint(folder) == str(folder / "checkpoint-2")
+    printed = capsys.readouterr().out
+    assert printed.count("not a whole checkpoint") == 3 and "checkpoint-8" in printed
+
+    log = tmp_path / "loss.csv"
+    log.write_text("step,loss,learning_rate,supervised_tok_s,seconds\n1,2.5,0.1,9,1\n2,2.4,0.1,9,2\n3,2.3,0.1,9,3\n4,2.")
+    _trim_loss_log(log, 2)
+    assert log.read_text().splitlines() == ["step,loss,learning_rate,supervised_tok_s,seconds", "1,2.5,0.1,9,1",
+                                            "2,2.4,0.1,9,2"]
+    _trim_loss_log(log, 0)  # a fresh start
+    assert not log.exists()
+
+
+def test_the_seed_decides_the_adapter(tiny, corpus, tmp_path):
+    from safetensors.numpy import load_file
+
+    def adapter(name, seed):
+        train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(tmp_path / name), max_steps=1, seed=seed,
+                          threads=1))
+        return load_file(tmp_path / name / "adapter" / "adapter_model.safetensors")
+
+    first, again, other = adapter("a", 0), adapter("b", 0), adapter("c", 1)
+    assert all((first[k] == again[k]).all() for k in first)  # --seed reproduces a run
+    assert any((first[k] != other[k]).any() for k in first)
 
 
 def test_full_fine_tuning(tiny, corpus, tmp_path):

@@ -39,7 +39,7 @@ from fireflan.corpus.format import (
 from fireflan.corpus.importers import import_file
 from fireflan.corpus.negatives import NEGATIVES, bad_observation, no_tools, notool_with_tools
 from fireflan.corpus.roles import ROLES, make_roles
-from fireflan.io import DataError, iter_jsonl, write_jsonl
+from fireflan.io import DataError, iter_jsonl, write_json, write_jsonl
 from fireflan.options import opt
 
 
@@ -346,7 +346,7 @@ def build_corpus(config: CorpusConfig) -> dict:
         "task_mix": shares_of(agent, "task"), "method_mix": shares_of(agent, "method"),
         "sources": shares_of(kept, "source"),
     }
-    (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    write_json(out / "stats.json", stats)
     return stats
 
 

@@ -122,6 +122,7 @@ def merge(model: Path, train: dict, stamp: str) -> tuple[Path, bool, list[str]]:
     warnings = prepare_folder(tmp, train["base"], adapter)
     marker_text = json.dumps({"source": stamp, "base": train["base"], "adapter": str(adapter)}, indent=1)
     (tmp / MERGE_MARKER).write_text(marker_text + "\n")
+    marker.unlink(missing_ok=True)  # first: a kill during the removal must not leave a marker on half a folder
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out, True, warnings

@@ -35,6 +35,7 @@ from fireflan.export.convert import ExportError, convert_hf, convert_lora, conve
 from fireflan.export.merge import merge, read_train, source_stamp, stage_base, write_plain_template
 from fireflan.export.ollama import modelfile
 from fireflan.export.verify import VERIFY_TOKENS, reference, verify_gguf, verify_lora
+from fireflan.io import write_json
 from fireflan.options import opt
 
 SCHEMA = "fireflan.export/1"
@@ -188,7 +189,7 @@ def _summary(config, model, stamp, train, merged, quants, out, steps, verify, wa
                "files": {**files, "Modelfile": {"bytes": (out / "Modelfile").stat().st_size}},
                "steps": steps, "verify": verify, "warnings": warnings, "problems": problems, "ok": not problems,
                "work_done": work, "config": asdict(config)}
-    path.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(path, summary)
     if problems:
         raise ExportError(f"the exported files failed their checks (see {path}): {problems}")
     return summary

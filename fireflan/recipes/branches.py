@@ -10,14 +10,17 @@ voting, task decomposition and backtracking, on the same questions, with what ea
    (and "react-2x": ReAct with twice the steps, so that a method that only buys compute is seen as such);
 3. the judge the methods rely on, measured on its own: the fine-tuned model's P(yes) on judge records
    made from the teacher's trajectories on `judge_questions` dev questions (fireflan.judgeval);
-4. the table: EM and F1 beside the budget each method spent (model calls, prompt and generated
+4. with --real-data (an official HotpotQA distractor JSON, never trained on): the `real_methods` rows
+   again on all of its questions, with the same agent settings, so that the methods are judged on
+   questions no one here wrote as well;
+5. the tables: EM and F1 beside the budget each method spent (model calls, prompt and generated
    tokens, seconds per question), so that methods are compared at their cost; OUT/branches.md.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fireflan.agent.methods import METHODS
@@ -39,6 +42,8 @@ class BranchesRecipe(hotpotqa.HotpotQARecipe):
     branch_temperature: float = opt(0.7, "branches: sampling temperature")
     backtracks: int = opt(2, "backtrack: failed steps that may be taken back and sampled again")
     restarts: int = opt(2, "backtrack: restarts with the failed attempt when the judge rejects the answer")
+    real_methods: str = opt("react,branches-step2,backtrack,decompose",
+                            "the rows also measured on --real-data (all its questions), in this order")
     judge_questions: int = opt(80, "dev questions whose teacher trajectories give the judge's test records "
                                    "(0: the judge is not measured on its own)")
 
@@ -60,14 +65,19 @@ def main(r: BranchesRecipe) -> dict:
     if not methods:
         raise ValueError(f"--methods must name some of {', '.join(METHODS)}; got {r.methods!r}")
     rows = {m: variant(m, r) for m in methods}  # every name checked before any work
+    real_rows = {m: variant(m, r) for m in map(str.strip, r.real_methods.split(",")) if m and r.real_data}
     out = Path(r.out)
 
-    # 1. the main recipe (skips what is done)
-    built = hotpotqa.main(r)
+    # 1. the main recipe (skips what is done; its own real-data evaluation is the react row of step 4)
+    built = hotpotqa.main(replace(r, real_data=None))
 
     # 2. each method on the same questions
     runs, folders = {}, []
     for row, (method, changes) in rows.items():
+        if row == "react" and r.probes == 0 and r.method_questions == r.eval_questions:
+            runs[row] = built["runs"]["fine-tuned"]  # the main recipe's own evaluation: the same episodes
+            folders.append(str(out / "eval-finetuned"))
+            continue
         name = f"finetuned-{row}"
         runs[row] = hotpotqa.evaluate_stage(r, out, name, built["gguf"], built["eval_data"], built["eval_split"],
                                             method=method, limit=r.method_questions, k=r.k,
@@ -82,19 +92,32 @@ def main(r: BranchesRecipe) -> dict:
                                                      data=built["eval_data"], split="dev",
                                                      questions=r.judge_questions, seed=r.seed), judge_eval)
 
-    # 4. report
+    # 4. the rows on real questions: all of them, the same agent settings
+    real = {}
+    for row, (method, changes) in real_rows.items():
+        real[row] = hotpotqa.evaluate_stage(r, out, f"real-{row}", built["gguf"], r.real_data, "test",
+                                            task="hotpotqa", limit=None, method=method, k=r.k,
+                                            branch_temperature=r.branch_temperature, backtracks=r.backtracks,
+                                            restarts=r.restarts, probes=0, **changes)
+        folders.append(str(out / f"eval-real-{row}"))
+
+    # 5. report
     written = report_pages(out, "branches", folders)
     print(f"\ninference methods on the fine-tuned model: the same {r.method_questions} questions "
           f"(branches: k = {r.k}, temperature {r.branch_temperature}; backtrack: {r.backtracks} steps, "
           f"{r.restarts} restarts)\n")
     print(comparison(runs, BUDGET_ROWS))
+    if real:
+        some = next(iter(real.values()))
+        print(f"\nthe same methods on real HotpotQA ({r.real_data}, {some['questions']} questions, never trained on)\n")
+        print(comparison(real, BUDGET_ROWS))
     if judged:
         low, high = judged["accuracy_ci95"]
         print(f"\nthe judge on {judged['records']} held-out records: accuracy {judged['accuracy']:.3f} "
               f"({low:.3f}-{high:.3f}), AUC {judged['auc']:.3f}; mean P(yes) of right steps "
               f"{judged['mean_p_yes_right_steps']:.3f}, of wrong ones {judged['mean_p_yes_wrong_steps']:.3f}")
     print(f"\nreport: {written['report']}\npage: {written['page']} (open it in a browser)")
-    return {"runs": runs, "judge": judged, **written}
+    return {"runs": runs, "real": real, "judge": judged, **written}
 
 
 cli = recipe_command(BranchesRecipe, main,

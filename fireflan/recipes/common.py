@@ -12,7 +12,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from fireflan.evaluate import OUTCOMES
-from fireflan.io import DataError
+from fireflan.io import DataError, write_json
 from fireflan.options import as_text_lists, typed, with_signature
 from fireflan.report import ReportConfig, report
 from fireflan.report.table import by_measure, text
@@ -59,8 +59,7 @@ def stage(out: Path, name: str, config, run):
     result = run(config)
     marker.parent.mkdir(parents=True, exist_ok=True)
     seconds = round(time.time() - started, 1)
-    marker.write_text(json.dumps({"config": options, "seconds": seconds, "result": result}, indent=2,
-                                 default=str) + "\n")
+    write_json(marker, {"config": options, "seconds": seconds, "result": result}, default=str)
     print(f"   {name}: {seconds:.0f} s", flush=True)
     return json.loads(json.dumps(result, default=str))
 

@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from fireflan.corpus.build import CorpusConfig, build_corpus
-from fireflan.io import read_records, write_jsonl
+from fireflan.io import read_records, write_json, write_jsonl
 from fireflan.recipes.common import load_config
 from fireflan.tasks import get_task
 from fireflan.tasks.score import score_files
@@ -92,7 +92,7 @@ def main(out: str = "runs/world", seed: int = 0):
         "corpus": {k: corpus[k] for k in ("records", "train", "val", "negative_shares", "tokens")},
         "seconds": round(time.time() - started, 1),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(out / "metrics.json", metrics)
     print(f"gold answers reachable with the tool: {metrics['test_reachable']:.1%}")
     print(f"a gold page among the top-5 for the raw question: {metrics['similar_recall_at_5']:.1%}")
     print(f"no-tool baseline: EM {baseline['em']:.3f}  F1 {baseline['f1']:.3f}")

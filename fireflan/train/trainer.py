@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fireflan.io import DataError
+from fireflan.io import DataError, write_json
 from fireflan.options import opt
 from fireflan.report.plots import loss_plot
 from fireflan.train.bases import CHAT_TEMPLATE, END, resolve_base
@@ -270,6 +270,9 @@ def train(config: TrainConfig) -> dict:
     unsloth_installed = _installed("unsloth")
     backend = choose_backend(config.backend, torch.cuda.is_available(), unsloth_installed)
     base = resolve_base(config.base)
+    from transformers import set_seed
+
+    set_seed(config.seed)  # before the adapter is made: its initial weights are drawn from this seed
     model, tokenizer = load_model(config, base, backend)
 
     train_file, val_file = corpus_files(config.corpus)
@@ -294,7 +297,15 @@ def train(config: TrainConfig) -> dict:
                       callbacks=_callbacks(out, trainer_ref))
     trainer_ref["trainer"] = trainer
     resume = _last_checkpoint(out / "checkpoints")
-    result = trainer.train(resume_from_checkpoint=resume)
+    state = json.loads((Path(resume) / "trainer_state.json").read_text()) if resume else {}
+    _trim_loss_log(out / "loss.csv", state.get("global_step", 0))
+    if state and state["global_step"] >= state["max_steps"]:  # killed after its last step, before it saved
+        steps, train_loss, train_seconds = state["global_step"], _mean_loss(out / "loss.csv"), 0.0
+        _load_weights(trainer.model, Path(resume), config.lora)  # (the Trainer would take further steps)
+    else:
+        result = trainer.train(resume_from_checkpoint=resume)
+        steps, train_loss = trainer.state.global_step, result.training_loss
+        train_seconds = result.metrics.get("train_runtime", 0.0)
     metrics = trainer.evaluate() if val_examples else {}
 
     saved = out / ("adapter" if config.lora else "full")
@@ -303,24 +314,98 @@ def train(config: TrainConfig) -> dict:
     plot_loss(out)
     summary = {
         "schema": SCHEMA_TRAIN, "base": base, "base_name": config.base, "lora": config.lora, "backend": backend,
-        "saved": str(saved), "resumed_from": resume, "steps": trainer.state.global_step,
-        "train_loss": round(result.training_loss, 4), "val_loss": round(metrics.get("eval_loss", float("nan")), 4)
+        "saved": str(saved), "resumed_from": resume, "steps": steps,
+        "train_loss": round(train_loss, 4), "val_loss": round(metrics.get("eval_loss", float("nan")), 4)
         if val_examples else None,
         "records": len(examples), "too_long": too_long, "supervised_tokens": trainer.supervised_tokens,
         "seconds": round(time.time() - started, 1),
-        "train_seconds": round(result.metrics.get("train_runtime", 0.0), 1),
+        "train_seconds": round(train_seconds, 1),
         "config": asdict(config),
     }
-    (out / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "train.json", summary)
     return summary
 
 
 def _last_checkpoint(folder: Path) -> str | None:
-    """The newest complete checkpoint (one that has its trainer state), or None."""
+    """The newest whole checkpoint, or None. A run killed while it saved one leaves it without its
+    trainer state, or with a torn file; that one is passed over (with a message) for the one before."""
     if not folder.exists():
         return None
-    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-    return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
+    for path in sorted(folder.glob("checkpoint-*[0-9]"), key=lambda p: int(p.name.split("-")[1]), reverse=True):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return str(path)
+        print(f"fireflan train: {path} is not a whole checkpoint ({problem}); not resumed from")
+    return None
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """What is wrong with a Trainer checkpoint folder, or None when it is whole: its trainer state must
+    parse (the Trainer writes it last), its weights must be whole safetensors, and a saved optimizer
+    state must be a whole torch archive (a zip file, its directory at the end)."""
+    import zipfile
+
+    try:
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return "trainer_state.json is missing or torn"
+    weights = [w for w in ("adapter_model.safetensors", "model.safetensors") if (path / w).is_file()]
+    if not weights:
+        return "no weights"
+    for name in weights:
+        if not whole_safetensors(path / name):
+            return f"{name} is torn"
+    for name in ("optimizer.pt", "scheduler.pt"):
+        if (path / name).exists() and not zipfile.is_zipfile(path / name):
+            return f"{name} is torn"
+    return None
+
+
+def whole_safetensors(path: Path) -> bool:
+    """Whether a safetensors file holds all it declares: an 8-byte header length, a JSON header, and
+    every tensor's bytes (the largest end offset) after it."""
+    try:
+        with path.open("rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        return path.stat().st_size >= 8 + size + max(ends, default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
+
+
+def _load_weights(model, checkpoint: Path, lora: bool) -> None:
+    """A finished checkpoint's trained weights into the model: the adapter (LoRA) or all of them."""
+    from safetensors.torch import load_file
+
+    if lora:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(checkpoint / "adapter_model.safetensors"))
+    else:
+        model.load_state_dict(load_file(checkpoint / "model.safetensors"), strict=False)
+
+
+def _mean_loss(path: Path) -> float:
+    """The mean training loss in OUT/loss.csv (what the Trainer reports as training_loss); NaN if none."""
+    losses = [float(r["loss"]) for r in csv.DictReader(path.read_text().splitlines())] if path.exists() else []
+    return sum(losses) / len(losses) if losses else float("nan")
+
+
+def _trim_loss_log(path: Path, step: int) -> None:
+    """Keep OUT/loss.csv's whole rows up to `step` (where training resumes; 0: a fresh start), so a
+    killed run's rows after its last checkpoint are not logged twice."""
+    if not path.exists():
+        return
+    rows = list(csv.reader(path.read_text().splitlines()))
+    kept = [r for r in rows[1:] if len(r) == len(rows[0]) and r[0].isdigit() and int(r[0]) <= step]
+    if not kept:
+        path.unlink()
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", newline="") as f:
+        csv.writer(f).writerows([rows[0], *kept])
+    os.replace(tmp, path)
 
 
 def _installed(module: str) -> bool:

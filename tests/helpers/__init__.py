@@ -2,6 +2,7 @@
 The fake OpenAI server (`fake_openai`), the headless browser (`devtools`) and the Go-template checker
 (`gotemplate`) are modules beside this one; the fixtures are in ../conftest.py."""
 
+import json
 import os
 import subprocess
 import sys
@@ -30,3 +31,11 @@ def run_cli(*args, check=True, module="fireflan"):
     if check and proc.returncode != 0:
         raise AssertionError(f"fireflan {args} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+def hotpot_file(world, path, n=3):
+    """An official-schema HotpotQA file (a JSON list) of n world test questions: the real loader reads it."""
+    records = [json.loads(x) for x in (world / "test.jsonl").read_text().splitlines()[:n]]
+    path.write_text(json.dumps([{k: r[k] for k in ("_id", "question", "answer", "type", "level", "supporting_facts",
+                                                   "context")} for r in records]))
+    return path
