@@ -224,3 +224,21 @@ def test_train_and_export_killed_at_random_end_as_if_never_killed(tmp_path):
         assert not list(model.rglob("*.partial")) and not list(model.rglob(".*.tmp"))
     assert landed >= len(SEEDS) * 2
     print(f"\nkills that landed in train and export: {landed} of {len(SEEDS) * 4}")
+
+
+@pytest.mark.slow
+def test_two_recipes_at_once_in_two_run_folders_both_finish_alike(tmp_path):
+    """Two people on one machine: the main recipe twice at the same moment (tiny scale, the same seed, one
+    cache), in two run folders. Both finish, and with the same seed they give the same episodes."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = ["--base", "tiny", "--train_questions", 40, "--max_steps", 4, "--batch_size", 2, "--prompted", "none",
+            "--eval_questions", 3, "--agent_steps", 2, "--agent_tokens", 24, "--probes", 0, "--threads", 1]
+    procs = [subprocess.Popen([sys.executable, "-m", "fireflan.recipes.hotpotqa", "--out", tmp_path / name,
+                               *map(str, argv)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for name in ("a", "b")]
+    for proc in procs:
+        printed = proc.communicate(timeout=900)[0]
+        assert proc.returncode == 0, printed[-3000:]
+    a, b = (_outputs(tmp_path / name / "eval-finetuned") for name in ("a", "b"))
+    assert a == b and a["trajectories.jsonl"], _diff(a, b)
+    assert not list(tmp_path.rglob("*.partial")) and not list(tmp_path.rglob(".*.tmp"))

@@ -70,6 +70,7 @@ def run(small_world, tmp_path_factory):
     from fireflan.train.trainer import plot_loss
 
     parent = tmp_path_factory.mktemp("run")
+    small_world = hostile_pages(small_world, parent / "world")
     examples = get_task("world").load(small_world, split="test")[:24]
     for name, plan, prompt in (("prompted", prompted_plan, "fewshot"), ("finetuned", finetuned_plan, "none")):
         evaluate(EvalConfig(out=str(parent / f"eval-{name}"), data=str(small_world), limit=24, max_steps=6,
@@ -87,6 +88,22 @@ def run(small_world, tmp_path_factory):
                                                              "seed": 0}}))
     plot_loss(model)
     return parent
+
+
+def hostile_pages(world: Path, out: Path) -> Path:
+    """A copy of the world whose every page (and question paragraph) ends in HOSTILE: a corpus taken from
+    the web may hold markup, and the observations that quote it must stay text on the page."""
+    out.mkdir()
+    for path in world.glob("*.jsonl"):
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        for r in records:
+            if "text" in r:
+                r["text"] += f" {HOSTILE}"
+                r["sentences"].append(HOSTILE)
+            for paragraph in r.get("context", []):
+                paragraph[1].append(HOSTILE)
+        (out / path.name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    return out
 
 
 def read_script(path: Path, prefix: str):
@@ -286,11 +303,14 @@ def test_the_page_in_a_real_browser(run, browser, tmp_path):
     linked = browser.open(f"{index.as_uri()}#view=questions&outcome=both-wrong&q={expected[0]}")  # a shared link
     linked.wait(f"document.getElementById('detail').dataset.shown === {json.dumps(expected[0])}")
     assert linked.js("document.getElementById('filter-outcome').value") == "both-wrong"
-    for q in data["questions"]:  # every question's detail: hostile model output stays text
+    quoted = 0
+    for q in data["questions"]:  # every question's detail: hostile model output and pages stay text
         linked.js(f"location.hash = {json.dumps('#view=questions&q=' + q[0])}")
         linked.wait(f"document.getElementById('detail').dataset.shown === {json.dumps(q[0])}")
         assert linked.js("typeof window.PWNED") == "undefined"
         assert linked.js("document.querySelectorAll('#detail img, #detail script').length") == 0
+        quoted += HOSTILE in linked.js("[...document.querySelectorAll('#detail .obs')].map(o => o.textContent).join()")
+    assert quoted == len(data["questions"])  # every episode read a page: its markup shown as the text it is
     assert HOSTILE in linked.js("document.getElementById('detail').textContent")  # the last is a wrong one
     print(f"\nscreenshots: {shots} (copied to {SCREENSHOTS})")
 
