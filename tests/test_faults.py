@@ -242,3 +242,26 @@ def test_two_recipes_at_once_in_two_run_folders_both_finish_alike(tmp_path):
     a, b = (_outputs(tmp_path / name / "eval-finetuned") for name in ("a", "b"))
     assert a == b and a["trajectories.jsonl"], _diff(a, b)
     assert not list(tmp_path.rglob("*.partial")) and not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_a_truncated_world_or_corpus_file_is_named_with_its_line(tmp_path):
+    from fireflan.evaluate import open_task
+    from fireflan.io import DataError
+    from fireflan.train.data import read_corpus
+    from fireflan.worlds.wiki import WorldConfig, write_world
+
+    world = tmp_path / "world"
+    write_world(WorldConfig(seed=7, train=5, dev=2, test=3), world)
+    for name in ("test.jsonl", "corpus.jsonl"):  # a question split, the wiki's pages
+        path = world / name
+        raw = path.read_bytes()
+        path.write_bytes(raw[:-40])  # a copy cut short
+        lines = raw[:-40].count(b"\n") + 1
+        with pytest.raises(DataError, match=rf"^{re.escape(str(path))}:{lines}: not valid JSON"):
+            open_task("world", str(world), "test", None, None)
+        path.write_bytes(raw)
+    corpus = tmp_path / "train.jsonl"
+    turns = [{"role": "user", "content": "q", "loss": False}, {"role": "assistant", "content": "a", "loss": True}]
+    corpus.write_text(json.dumps({"messages": turns}) + '\n{"messages": [{"role": "us')
+    with pytest.raises(DataError, match=rf"^{re.escape(str(corpus))}:2: not valid JSON"):
+        read_corpus(corpus)
