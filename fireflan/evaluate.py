@@ -209,7 +209,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         tool = NoisyTool(tool, config.noise, seed=config.seed)
     if model is None:
         model, needs_shots = load_model(config.model, base_url=config.base_url, threads=config.threads,
-                                        seed=config.seed, constrain=config.constrain)
+                                        seed=config.seed, constrain=config.constrain, actions=tool.actions)
     else:
         needs_shots = config.prompt == "fewshot"
     fewshot = config.prompt == "fewshot" or (config.prompt == "auto" and needs_shots)

@@ -379,6 +379,8 @@ def test_metadata_fixes():
     assert llama_swa_layers(real) == [t == "sliding_attention" for t in layers]
     assert metadata_fixes(real, {"layer_types": layers}) == {}
     assert metadata_fixes({**real, "architecture": "llama"}, {"layer_types": layers}) == {}
+    # a model trained to call tools says so in its file (a ReAct one has no such key)
+    assert metadata_fixes(real, {"layer_types": layers}, "hermes") == {"fireflan.action_format": "hermes"}
 
 
 def test_metadata_problems():
@@ -634,6 +636,31 @@ def test_the_judge_reads_yes_and_no_off_the_tiny_gguf_and_branches_by_step_run(e
     assert 1 <= len(traj.steps) <= 2 and len(traj.extra["steps"]) == len(traj.steps)
     assert all(p is None or 0.0 <= p <= 1.0 for s in traj.extra["steps"] for p in s["p_yes"])
     assert traj.budget()["calls"] >= 2 * len(traj.steps) and traj.budget()["seconds"] > 0
+
+
+def test_a_gguf_marked_hermes_is_prompted_with_tools_and_its_calls_read_as_react(exported, tools, tmp_path):
+    """The metadata key export writes for a hermes-format model (through the same script) makes LlamaModel
+    declare the environment's tools, render the conversation as tool calls and hand tool calls back as ReAct."""
+    from fireflan.export.convert import EDIT_METADATA, read_gguf, run_script
+    from fireflan.models.llama import LlamaModel
+
+    model, _ = exported
+    src, marked = model / "gguf" / "model-q8_0.gguf", tmp_path / "hermes.gguf"
+    run_script(tools, str(EDIT_METADATA), [src, marked, json.dumps({"fireflan.action_format": "hermes"})])
+    assert read_gguf(marked)["chat_template"] == read_gguf(src)["chat_template"]
+    llm = LlamaModel(marked, threads=1)
+    assert llm.action_format == "hermes" and LlamaModel(src, threads=1).action_format == "react"
+    conversation = [{"role": "user", "content": "Where?"},
+                    {"role": "assistant", "content": "Thought: t\nAction: search[X]"},
+                    {"role": "user", "content": "Observation: X is in Y."}]
+    prompt = llm.prompt(conversation)
+    assert "- search(query):" in prompt and '<tool_call>{"name": "search", "arguments": {"query": "X"}}' in prompt
+    assert prompt.endswith("<tool_response>\nX is in Y.\n</tool_response><end_of_turn>\n<start_of_turn>model\n")
+    llm.use_tools(("execute", "finish"))
+    assert "- execute(sql):" in llm.prompt(conversation[:1]) and "search(query)" not in llm.prompt(conversation[:1])
+    assert llm._reply('ok\n<tool_call>{"name": "execute", "arguments": {"sql": "SELECT 1"}}') == \
+        "Thought: ok\nAction: execute[SELECT 1]"
+    assert isinstance(llm.generate(conversation, max_tokens=8), str)  # runs with the tool-call stops
 
 
 def test_a_truncated_or_foreign_gguf_is_named_with_what_is_wrong(exported, tmp_path):

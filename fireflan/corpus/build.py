@@ -5,6 +5,7 @@
         --capabilities format=0.4,reasoning=0.2,retrieval=0.2,understanding=0.2 \\
         --negatives notool_with_tools=0.05,no_tools=0.05,bad_observation=0.1
     python -m fireflan corpus ../shared/data/fireact/gpt_format_hotpotqa.jsonl --out runs/corpus-fireact
+    python -m fireflan corpus runs/teach/trajectories.jsonl --out runs/corpus-tools --format openai-tools
 
 Steps, each a pure function over lists of records:
 1. read: successful trajectories (fireflan.trajectory/1), or FireAct / AgentInstruct files;
@@ -14,7 +15,8 @@ Steps, each a pure function over lists of records:
    records for the inference methods, fireflan.corpus.roles);
 5. general chat: mix in a user's chat JSONL at a ratio (off by default);
 6. style, de-duplication, token-length cap, train/validation split by question;
-7. write OUT/train.jsonl, OUT/val.jsonl and OUT/stats.json (realised mix and shares).
+7. write OUT/train.jsonl, OUT/val.jsonl (fireflan.chat/1, or with `--format openai-tools` OpenAI's
+   fine-tuning shape with tool calls) and OUT/stats.json (realised mix and shares).
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from pathlib import Path
 from fireflan.agent.loop import SCHEMA_TRAJECTORY, Trajectory
 from fireflan.corpus.format import (
     CAPABILITIES,
+    FORMATS,
     apply_mask,
     capability_mask,
     check_messages,
+    openai_record,
     restyle,
     supported,
     trajectory_record,
@@ -51,6 +55,9 @@ class CorpusConfig:
                       "comma-separated: trajectories.jsonl files, FireAct gpt/alpaca files, conversations files")
     out: str = opt("runs/corpus", "folder for train.jsonl, val.jsonl and stats.json")
     style: str = opt("fireact", "fireact (FireAct's format) | agentflan (tools in a system turn, natural replies)")
+    format: str = opt("fireflan", "how the files are written: fireflan (fireflan.chat/1 records) | openai-tools "
+                                  "(OpenAI's fine-tuning shape: messages with tool_calls and tool turns, tools, "
+                                  "weight on assistant turns)")
     capabilities: str = opt("format=1", "capability mix, e.g. format=0.4,reasoning=0.2,retrieval=0.2,understanding=0.2")
     tasks: str = opt("", "task mix, e.g. world=0.7,hotpotqa=0.3 (empty: as the inputs come)")
     methods: str = opt("", "method mix, e.g. react=0.6,cot=0.2,reflexion=0.2 (empty: as the inputs come)")
@@ -285,6 +292,8 @@ def build_corpus(config: CorpusConfig) -> dict:
         raise ValueError("--negatives, --roles and --chat-ratio must add up to less than 1")
     if not capability_mix:
         raise ValueError("--capabilities must give at least one capability a share above 0")
+    if config.format not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {config.format!r}")
 
     # 1. read
     trajectories, imported, read = read_inputs([p.strip() for p in config.inputs.split(",") if p.strip()])
@@ -323,8 +332,9 @@ def build_corpus(config: CorpusConfig) -> dict:
 
     # 7. write
     out = Path(config.out)
-    write_jsonl(out / "train.jsonl", train)
-    write_jsonl(out / "val.jsonl", val)
+    shape = openai_record if config.format == "openai-tools" else (lambda r: r)
+    write_jsonl(out / "train.jsonl", [shape(r) for r in train])
+    write_jsonl(out / "val.jsonl", [shape(r) for r in val])
     agent = [r for r in kept if r["meta"]["negative"] is None and r["meta"]["source"] not in ("chat", "role")]
     role_kept = [r for r in kept if r["meta"]["source"] == "role"]
     stats = {

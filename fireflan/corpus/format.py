@@ -20,6 +20,7 @@ only assistant turns may carry loss, and which of them do is the record's *capab
 
 from __future__ import annotations
 
+from fireflan.agent.toolcalls import task_tools, to_tool_calls
 from fireflan.io import DataError, require
 from fireflan.tools.actions import parse_action
 
@@ -28,6 +29,7 @@ ROLES = ("system", "user", "assistant")
 META_FIELDS = ("id", "source", "task", "method", "capability", "negative", "tools")
 CAPABILITIES = ("format", "reasoning", "retrieval", "understanding")
 STYLES = ("fireact", "agentflan")
+FORMATS = ("fireflan", "openai-tools")  # how a corpus is written: fireflan.chat/1, or OpenAI's fine-tuning shape
 
 SYSTEM_TOOLS = (
     "You are a helpful assistant that answers questions and can use tools to look things up. When you need "
@@ -226,3 +228,23 @@ def restyle(rec: dict, style: str) -> dict:
             content = content.removeprefix("Thought: ")
         messages.append({**m, "content": content})
     return {**rec, "messages": messages}
+
+
+def openai_record(rec: dict) -> dict:
+    """A corpus record in OpenAI's fine-tuning shape with tools: `{"messages", "tools", "parallel_tool_calls"}`.
+
+    Actions become assistant `tool_calls` (arguments a JSON string) and their observations `tool` turns
+    (fireflan.agent.toolcalls.to_tool_calls); which assistant turns are trained on is each one's `weight`
+    (1 or 0, as OpenAI reads it). A record where no tools exist (a no_tools negative) declares none.
+    """
+    tools = task_tools(rec["meta"].get("task", "")) if rec["meta"].get("tools", True) else []
+    messages = to_tool_calls(rec["messages"], tools) if tools else rec["messages"]
+    out = []
+    for m in messages:
+        turn = {k: m[k] for k in ("role", "content", "tool_calls", "tool_call_id") if k in m}
+        if turn.get("tool_calls") and not turn["content"]:
+            turn["content"] = None
+        if m["role"] == "assistant":
+            turn["weight"] = int(bool(m.get("loss")))
+        out.append(turn)
+    return {"messages": out, "tools": tools, "parallel_tool_calls": False} if tools else {"messages": out}

@@ -4,6 +4,9 @@ Sources:
 - FireAct (Chen et al. 2023) fine-tuning data, `gpt_format_*.jsonl` and `alpaca_format_*.json`: GPT-4
   ReAct / CoT / Reflexion trajectories on HotpotQA, StrategyQA and MMLU.
 - AgentInstruct / Agent-FLAN style conversation files (`conversation(s)` lists of role/from + content/value).
+- OpenAI tool-calling records (`{"messages": [...], "tools": [...]}`: OpenAI's fine-tuning shape, with
+  `arguments` as JSON strings and `weight` on assistant turns, or a Hugging Face `tools` column, with
+  `arguments` as dicts): each call becomes a ReAct action, each `tool` turn its observation.
 
 The FireAct files as published carry a few defects. Known ones are repaired or skipped, never silently:
 each one is counted, with its line, in an `ImportReport` (pass `report=` to an importer). Anything else
@@ -12,16 +15,18 @@ that is not the expected shape raises `DataError` naming the file, the line and 
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fireflan.agent.toolcalls import from_tool_calls
 from fireflan.corpus.format import make_record, role_order_error, validate_record
 from fireflan.io import DataError, read_records, require
 from fireflan.tools.actions import ACTION_NAMES, parse_action
 
-KINDS = ("fireact_gpt", "fireact_alpaca", "conversations")
+KINDS = ("fireact_gpt", "fireact_alpaca", "conversations", "openai_tools")
 
 # What the FireAct importers repair or skip; the keys of `ImportReport.issues`.
 SKIPPED_QUESTION_IN_ASSISTANT = "skipped: question inside an assistant turn"
@@ -380,8 +385,108 @@ def import_conversations(path) -> list[dict]:
     return out
 
 
+# --------------------------------------------------------------------------- OpenAI tool calls
+
+_OPENAI_ROLES = ("system", "user", "assistant", "tool")
+
+
+def is_tool_calling(obj: dict) -> bool:
+    """Whether a record with `messages` is in OpenAI's fine-tuning shape with tools (tools declared, a call, a
+    tool turn or a `weight` in it: `corpus --format openai-tools` writes records with no tools that way too)."""
+    messages = obj.get("messages")
+    return "tools" in obj or (isinstance(messages, list) and any(
+        isinstance(m, dict) and (m.get("tool_calls") or m.get("role") == "tool" or "weight" in m) for m in messages))
+
+
+def _tool_schemas(tools, path, line: int) -> list[dict]:
+    if isinstance(tools, str):  # a Hugging Face column may hold the list as JSON text
+        try:
+            tools = json.loads(tools) if tools.strip() else []
+        except json.JSONDecodeError as e:
+            raise DataError(path, f"not JSON ({e.msg})", line=line, field="tools") from None
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise DataError(path, f"expected a list of tool schemas, got {type(tools).__name__}", line=line, field="tools")
+    for i, tool in enumerate(tools):
+        fn = tool.get("function", tool) if isinstance(tool, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise DataError(path, "expected {type: function, function: {name, ...}}", line=line, field=f"tools[{i}]")
+    return tools
+
+
+def _openai_turn(turn, path, line: int, fld: str) -> dict:
+    """One OpenAI message checked, with `loss` from its `weight` (assistant turns: 1 unless weight is 0)."""
+    if not isinstance(turn, dict):
+        raise DataError(path, f"expected a JSON object, got {type(turn).__name__}", line=line, field=fld)
+    role = turn.get("role")
+    if role not in _OPENAI_ROLES:
+        raise DataError(path, f"expected one of {', '.join(_OPENAI_ROLES)}, got {role!r}", line=line,
+                        field=f"{fld}.role")
+    content, calls = turn.get("content"), turn.get("tool_calls") or []
+    if not (isinstance(content, str) or (content is None and calls)):
+        raise DataError(path, f"expected str (or null beside tool_calls), got {type(content).__name__}", line=line,
+                        field=f"{fld}.content")
+    if not isinstance(calls, list) or (calls and role != "assistant"):
+        raise DataError(path, "tool_calls must be a list, on an assistant turn", line=line, field=f"{fld}.tool_calls")
+    for j, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        where = f"{fld}.tool_calls[{j}].function"
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"].strip():
+            raise DataError(path, "expected {name: str, arguments: JSON string or object}", line=line, field=where)
+        args = fn.get("arguments", {})
+        if isinstance(args, str) and args.strip():
+            try:
+                json.loads(args)
+            except json.JSONDecodeError as e:
+                raise DataError(path, f"not JSON ({e.msg})", line=line, field=f"{where}.arguments") from None
+        elif not isinstance(args, dict | str):
+            raise DataError(path, f"expected a JSON string or object, got {type(args).__name__}", line=line,
+                            field=f"{where}.arguments")
+    weight = turn.get("weight", 1)
+    if weight not in (0, 1):
+        raise DataError(path, f"expected 0 or 1, got {weight!r}", line=line, field=f"{fld}.weight")
+    out = {k: turn[k] for k in ("role", "content", "tool_calls", "tool_call_id") if k in turn}
+    out["loss"] = role == "assistant" and weight == 1
+    return out
+
+
+def openai_tools_record(obj: dict, path, line: int, source: str = "openai_tools") -> dict:
+    """One OpenAI tool-calling record as a `fireflan.chat/1` record (ReAct turns), or a DataError naming the
+    line and field. Optional record fields `task` and `method`, as for conversation files."""
+    turns = require(obj, "messages", list, path, line)
+    if not turns:
+        raise DataError(path, "no turns", line=line, field="messages")
+    tools = _tool_schemas(obj.get("tools"), path, line)
+    messages = [_openai_turn(t, path, line, f"messages[{i}]") for i, t in enumerate(turns)]
+    react = [{**m, "loss": bool(m.get("loss"))} for m in from_tool_calls(messages, declared=bool(tools))]
+    if not any(m["loss"] for m in react):
+        raise DataError(path, "no assistant turn is trained on (every weight is 0)", line=line, field="messages")
+    wrong = role_order_error([m["role"] for m in react])
+    if wrong is not None:
+        raise DataError(path, f"{wrong[1]} (after tool calls became ReAct turns: is a call without its result?)",
+                        line=line, field="messages")
+    task = require(obj, "task", str, path, line) if obj.get("task") is not None else "unknown"
+    method = require(obj, "method", str, path, line) if obj.get("method") is not None else "react"
+    uses_tools = bool(tools) or any(m.get("tool_calls") for m in messages)
+    rec = make_record(react, f"{source}-{Path(path).stem}-{line}", source=source, task=task or "unknown",
+                      method=method or "react", tools=uses_tools)
+    if tools:
+        rec["meta"]["tool_schemas"] = tools  # what a hermes-format model is trained to see declared
+    return validate_record(rec, path, line)
+
+
+def import_openai_tools(path) -> list[dict]:
+    """OpenAI tool-calling records (JSON list or JSONL): OpenAI's fine-tuning files, or a Hugging Face data set's
+    rows with `messages` and `tools`."""
+    return [openai_tools_record(obj, path, n) for n, obj in read_records(Path(path))]
+
+
 def detect_kind(obj: dict) -> str | None:
-    """The importer for a file whose first record is `obj`: 'fireact_gpt', 'fireact_alpaca', 'conversations'."""
+    """The importer for a file whose first record is `obj`: 'fireact_gpt', 'fireact_alpaca', 'conversations',
+    'openai_tools'."""
+    if "messages" in obj and is_tool_calling(obj):
+        return "openai_tools"
     if "messages" in obj:
         return "fireact_gpt"
     if "instruction" in obj and "output" in obj:
@@ -400,12 +505,15 @@ def import_file(path, kind: str = "auto", report: ImportReport | None = None) ->
             raise DataError(path, "no records")
         kind = detect_kind(first[1])
         if kind is None:
-            raise DataError(path, "unknown record shape: expected 'messages' (FireAct gpt_format), "
-                            "'instruction'/'output' (FireAct alpaca) or 'conversation(s)'", line=first[0])
+            raise DataError(path, "unknown record shape: expected 'messages' (FireAct gpt_format, or OpenAI tool "
+                            "calls with 'tools'), 'instruction'/'output' (FireAct alpaca) or 'conversation(s)'",
+                            line=first[0])
     if kind == "fireact_gpt":
         return import_fireact_gpt(path, report)
     if kind == "fireact_alpaca":
         return import_fireact_alpaca(path, report)
     if kind == "conversations":
         return import_conversations(path)
+    if kind == "openai_tools":
+        return import_openai_tools(path)
     raise ValueError(f"unknown kind {kind!r}; expected 'auto' or one of {', '.join(KINDS)}")

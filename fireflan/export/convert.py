@@ -28,6 +28,7 @@ from collections import Counter
 from importlib.resources import files
 from pathlib import Path
 
+from fireflan.agent.toolcalls import ACTION_FORMAT_KEY
 from fireflan.cache import build_once, cache_dir, seal, whole_folder
 from fireflan.train.chat_template import END
 
@@ -151,13 +152,13 @@ def tail(text: str, lines: int = 25) -> str:
 
 # --------------------------------------------------------------------------- converting, quantizing
 
-def convert_hf(tools: Path, src: Path, out: Path, outtype: str) -> None:
+def convert_hf(tools: Path, src: Path, out: Path, outtype: str, action_format: str = "react") -> None:
     """llama.cpp's convert_hf_to_gguf.py: src (HF folder) -> out, then the metadata it leaves out (metadata_fixes)."""
     partial, edited = out.with_name(out.name + ".partial"), out.with_name(out.name + ".edit.partial")
     try:
         run_script(tools, "convert_hf_to_gguf.py", [src, "--outfile", partial, "--outtype", outtype],
                    label=f"llama.cpp's convert_hf_to_gguf.py ({src} -> {out.name})")
-        changes = metadata_fixes(read_gguf(partial), json.loads((src / "config.json").read_text()))
+        changes = metadata_fixes(read_gguf(partial), json.loads((src / "config.json").read_text()), action_format)
         if changes:
             run_script(tools, str(EDIT_METADATA), [partial, edited, json.dumps(changes)],
                        label=f"editing {out.name}'s metadata")
@@ -199,7 +200,7 @@ def llama_swa_layers(meta: dict) -> list[bool] | None:
     return [period == 0 or i % period < period - 1 for i in range(meta["block_count"])]
 
 
-def metadata_fixes(meta: dict, config: dict) -> dict:
+def metadata_fixes(meta: dict, config: dict, action_format: str = "react") -> dict:
     """The keys a converted GGUF lacks (key -> value), from what llama.cpp's converter leaves out:
 
     - tokenizer.ggml.eot_token_id = <end_of_turn>: the converter sets only bos/eos/unk/pad from the tokenizer
@@ -207,6 +208,8 @@ def metadata_fixes(meta: dict, config: dict) -> dict:
     - gemma3.attention.sliding_window_pattern (a bool per layer), when the HF config's layer_types differ from
       llama.cpp's gemma3 default (each 6th layer global): the converter does not write it, and a model with
       another layout (such as fireflan's 2-layer tiny model) would run its global layers as sliding ones.
+    - fireflan.action_format = "hermes" for a model trained to call tools (fireflan.agent.toolcalls), so that
+      whoever loads the file knows to declare tools and read tool calls; a ReAct model's file has no such key.
     """
     changes = {}
     if meta["end_of_turn_id"] is not None and meta["eot_token_id"] != meta["end_of_turn_id"]:
@@ -214,6 +217,8 @@ def metadata_fixes(meta: dict, config: dict) -> dict:
     want, have = swa_layers(config), llama_swa_layers(meta)
     if want is not None and have is not None and want != have and len(want) == len(have):
         changes[f"{meta['architecture']}.attention.sliding_window_pattern"] = want
+    if action_format != "react":
+        changes[ACTION_FORMAT_KEY] = action_format
     return changes
 
 

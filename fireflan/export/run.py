@@ -201,7 +201,8 @@ def _run_conversions(tools: Path, todo: list[str], merged: Path, model: Path, tr
     def job(name):
         t0 = time.time()
         if name.startswith("model-"):
-            convert_hf(tools, merged, out / name, name.removeprefix("model-").removesuffix(".gguf"))
+            convert_hf(tools, merged, out / name, name.removeprefix("model-").removesuffix(".gguf"),
+                       train.get("action_format", "react"))
         elif name == "base-f16.gguf":
             staged = stage_base(train["base"], out / ".base-src")
             try:

@@ -9,6 +9,11 @@ message (llama-cpp-python would otherwise fall back silently to the llama-2 form
 template is given or `raw=True` asks for plain few-shot completion, which is how a base model
 (the embedded Gemma before fine-tuning) is prompted: FireAct's prompting baseline.
 
+A model trained in the hermes action format (its GGUF says `fireflan.action_format = hermes`) is spoken to
+in ReAct all the same: its conversation is rendered as OpenAI tool calls with the environment's tools
+declared (`use_tools`), and the tool call it writes is handed back as ReAct text (fireflan.agent.toolcalls),
+so every agent method runs on it unchanged.
+
 Each episode's prompt grows turn by turn; llama.cpp keeps the evaluated prefix, so only the new
 tokens of each step are evaluated.
 """
@@ -19,10 +24,12 @@ import math
 import os
 from pathlib import Path
 
+from fireflan.agent import toolcalls
 from fireflan.agent.constrain import ActionConstraint
 from fireflan.io import DataError
 from fireflan.models.base import Usage, render
 from fireflan.models.batch import BatchDecoder, Job
+from fireflan.tools.actions import ACTION_NAMES
 
 
 def open_llama(path, **kwargs):
@@ -92,7 +99,8 @@ class LlamaModel:
     """A GGUF file through llama-cpp-python. `raw=True`: few-shot completion, no chat template."""
 
     def __init__(self, path, n_ctx: int = 4096, threads: int | None = None, chat_template: str | None = None,
-                 raw: bool = False, seed: int = 0, name: str | None = None, constrain_actions: bool = False):
+                 raw: bool = False, seed: int = 0, name: str | None = None, constrain_actions: bool = False,
+                 action_format: str | None = None):
         self.path = str(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such GGUF file")
@@ -109,7 +117,24 @@ class LlamaModel:
         self.eos = self._token_text(self.llm.token_eos())
         self.name = name or os.path.basename(self.path)
         self.constrain_actions = constrain_actions
+        self.action_format = "react" if raw else action_format or self.llm.metadata.get(toolcalls.ACTION_FORMAT_KEY,
+                                                                                      "react")
+        if self.action_format not in toolcalls.ACTION_FORMATS:
+            raise DataError(self.path, f"unknown action format {self.action_format!r}; fireflan knows "
+                            f"{', '.join(toolcalls.ACTION_FORMATS)}", field=toolcalls.ACTION_FORMAT_KEY)
+        self.use_tools(ACTION_NAMES)
         self.usage, self.last_usage = Usage(), Usage()
+
+    def use_tools(self, actions) -> None:
+        """The environment's actions, declared as tools to a hermes-format model (the wiki's by default)."""
+        self.actions, self.tools = tuple(actions), toolcalls.tools_for(actions)
+
+    def _stop(self, stop) -> list[str]:
+        return [*(stop or []), *(toolcalls.STOP if self.action_format == "hermes" else [])]
+
+    def _reply(self, text: str) -> str:
+        """The model's text as the agent reads it (a hermes tool call as ReAct text)."""
+        return toolcalls.to_react_text(text, self.actions) if self.action_format == "hermes" else text
 
     def constraint(self):
         """A fresh logits processor that allows only action names after "Action:" (fireflan.agent.constrain)."""
@@ -126,8 +151,11 @@ class LlamaModel:
         """The text the model continues: the chat template with a generation prompt, or raw few-shot text."""
         if self.raw:
             return render_raw(messages)
-        clean = [{"role": m["role"], "content": m["content"]} for m in messages]
-        return self._jinja.render(messages=clean, add_generation_prompt=True, bos_token=self.bos,
+        tools = None
+        if self.action_format == "hermes":
+            messages, tools = toolcalls.to_tool_calls(messages, self.tools), self.tools
+        clean = [{k: m[k] for k in ("role", "content", "tool_calls", "tool_call_id") if k in m} for m in messages]
+        return self._jinja.render(messages=clean, tools=tools, add_generation_prompt=True, bos_token=self.bos,
                                   eos_token=self.eos)
 
     def generate(self, messages, *, stop=None, temperature=0.0, seed=None, max_tokens=256) -> str:
@@ -139,12 +167,12 @@ class LlamaModel:
 
             processors = LogitsProcessorList([self.constraint()])
         out = self.llm.create_completion(tokens, max_tokens=max_tokens, temperature=temperature,
-                                         stop=list(stop or []), seed=seed, logits_processor=processors)
+                                         stop=self._stop(stop), seed=seed, logits_processor=processors)
         usage = out.get("usage", {})
         self.last_usage = Usage(calls=1, prompt_tokens=usage.get("prompt_tokens", len(tokens)),
                                 completion_tokens=usage.get("completion_tokens", 0))
         self.usage.add(self.last_usage)
-        return out["choices"][0]["text"]
+        return self._reply(out["choices"][0]["text"])
 
     def _decoder(self, n: int) -> BatchDecoder:
         """The batch decoder, made (or remade larger) for `n` sequences."""
@@ -180,12 +208,12 @@ class LlamaModel:
         jobs = [Job(self._tokens(messages), temperature=temperature, seed=seed or 0,
                     processor=self.constraint() if self.constrain_actions else None)
                 for messages, temperature, seed in requests]
-        outs = decoder.generate(jobs, stop=list(stop or []), max_tokens=max_tokens)
+        outs = decoder.generate(jobs, stop=self._stop(stop), max_tokens=max_tokens)
         results = []
         for out in outs:
             usage = Usage(calls=1, prompt_tokens=out.prompt_tokens, completion_tokens=out.completion_tokens)
             self.usage.add(usage)
-            results.append((out.text, usage))
+            results.append((self._reply(out.text), usage))
         self.last_usage = results[-1][1] if results else Usage()
         return results
 

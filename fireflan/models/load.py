@@ -15,8 +15,9 @@ from fireflan.train.bases import embedded_gguf
 
 
 def load_model(spec: str, *, base_url: str | None = None, threads: int | None = None, seed: int = 0,
-               constrain: bool = False):
-    """(model, whether it is a base model that needs a few-shot prompt)."""
+               constrain: bool = False, actions: tuple[str, ...] | None = None):
+    """(model, whether it is a base model that needs a few-shot prompt). `actions`: the environment's, which a
+    model trained to call tools (the hermes format) is told are its tools."""
     if base_url:
         return OpenAIModel(spec, base_url=base_url), True
     if spec == "embedded":
@@ -24,4 +25,7 @@ def load_model(spec: str, *, base_url: str | None = None, threads: int | None = 
                           constrain_actions=constrain), True
     if Path(spec).suffix != ".gguf":
         raise ValueError(f"--model must be a .gguf file, 'embedded', or a model id with --base-url; got {spec}")
-    return LlamaModel(Path(spec), threads=threads, seed=seed, constrain_actions=constrain), False
+    model = LlamaModel(Path(spec), threads=threads, seed=seed, constrain_actions=constrain)
+    if actions:
+        model.use_tools(actions)
+    return model, False

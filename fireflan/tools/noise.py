@@ -27,6 +27,10 @@ class NoisyTool:
         self.rng = random.Random(seed)
         self.replaced = 0  # how many observations were noise
 
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return self.tool.actions
+
     def reset(self) -> None:
         self.tool.reset()
 

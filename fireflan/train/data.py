@@ -11,7 +11,9 @@ other position is -100. Observations and questions are never trained on.
 
 from __future__ import annotations
 
+from fireflan.agent.toolcalls import ACTION_FORMATS, task_tools, to_tool_calls
 from fireflan.corpus.format import check_messages
+from fireflan.corpus.importers import is_tool_calling, openai_tools_record
 from fireflan.io import DataError, iter_jsonl
 
 IGNORE = -100
@@ -21,24 +23,29 @@ class TemplateError(ValueError):
     """The chat template does not render conversations as growing prefixes (cannot mask by turn)."""
 
 
-def _render(tokenizer, messages, generation_prompt: bool) -> str:
+TURN_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")  # what the template reads of a turn
+
+
+def _render(tokenizer, messages, generation_prompt: bool, tools=None) -> str:
     if not messages:
         return ""
-    clean = [{"role": m["role"], "content": m["content"]} for m in messages]
-    return tokenizer.apply_chat_template(clean, tokenize=False, add_generation_prompt=generation_prompt)
+    clean = [{k: m[k] for k in TURN_KEYS if k in m} for m in messages]
+    return tokenizer.apply_chat_template(clean, tools=tools or None, tokenize=False,
+                                         add_generation_prompt=generation_prompt)
 
 
 def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def encode(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
-    """(input_ids, labels) of one conversation; labels are -100 except on turns with loss.
+def encode(tokenizer, messages: list[dict], tools: list[dict] | None = None) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) of one conversation (with the `tools` it may call, OpenAI schemas); labels are
+    -100 except on turns with loss.
 
     Raises TemplateError if the template does not render prefixes consistently (the masks would
     be wrong), rather than guessing.
     """
-    full_text = _render(tokenizer, messages, False)
+    full_text = _render(tokenizer, messages, False, tools)
     ids = _ids(tokenizer, full_text)
     labels = [IGNORE] * len(ids)
     for i, m in enumerate(messages):
@@ -47,8 +54,8 @@ def encode(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
         if m["role"] != "assistant":
             raise DataError("<record>", f"turn {i} is a {m['role']} turn with loss: only assistant turns train",
                             field="messages")
-        start_text = _render(tokenizer, messages[:i], True)
-        end_text = _render(tokenizer, messages[: i + 1], False)
+        start_text = _render(tokenizer, messages[:i], True, tools)
+        end_text = _render(tokenizer, messages[: i + 1], False, tools)
         start, end = _ids(tokenizer, start_text), _ids(tokenizer, end_text)
         if ids[: len(end)] != end or end[: len(start)] != start:
             raise TemplateError(f"the chat template does not render turn {i} as a prefix of the conversation; "
@@ -58,9 +65,12 @@ def encode(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
 
 
 def read_corpus(path) -> list[dict]:
-    """Records of a corpus JSONL (fireflan.chat/1), checked for the fields training needs."""
+    """Records of a corpus JSONL (fireflan.chat/1, or OpenAI tool-calling records as `corpus --format
+    openai-tools` writes them), checked for the fields training needs."""
     out = []
     for n, rec in iter_jsonl(path):
+        if "schema" not in rec and is_tool_calling(rec):
+            rec = openai_tools_record(rec, path, n, source="corpus")
         messages = rec.get("messages")
         check_messages(messages, path, n)
         if not any(m.get("loss") for m in messages):
@@ -70,12 +80,28 @@ def read_corpus(path) -> list[dict]:
     return out
 
 
-def tokenize_corpus(records: list[dict], tokenizer, max_length: int) -> tuple[list[dict], list[dict]]:
+def in_action_format(rec: dict, action_format: str) -> tuple[list[dict], list[dict] | None]:
+    """(messages, tools) of a record as the model is trained on it: `react` as written; `hermes` with its
+    actions as OpenAI tool calls and its task's tools declared (or those the record declared; see
+    fireflan.agent.toolcalls), unless it is a record where no tools exist (a `no_tools` negative)."""
+    if action_format == "react":
+        return rec["messages"], None
+    if action_format != "hermes":
+        raise ValueError(f"--action-format must be one of {', '.join(ACTION_FORMATS)}, got {action_format!r}")
+    meta = rec.get("meta") or {}
+    if meta.get("tools") is False:
+        return rec["messages"], None
+    tools = meta.get("tool_schemas") or task_tools(meta.get("task", ""))
+    return to_tool_calls(rec["messages"], tools), tools
+
+
+def tokenize_corpus(records: list[dict], tokenizer, max_length: int,
+                    action_format: str = "react") -> tuple[list[dict], list[dict]]:
     """(examples, too_long): examples have input_ids, labels and length; records longer than
     `max_length` tokens are listed in too_long (id and length) and left out, never truncated."""
     examples, too_long = [], []
     for rec in records:
-        ids, labels = encode(tokenizer, rec["messages"])
+        ids, labels = encode(tokenizer, *in_action_format(rec, action_format))
         if len(ids) > max_length:
             too_long.append({"id": rec["meta"]["id"], "tokens": len(ids)})
             continue

@@ -56,6 +56,9 @@ class TrainConfig:
     fast: bool = opt(True, "output layer only where the loss is, length-grouped batches (False: plain SFTTrainer)")
     gradient_checkpointing: bool = opt(False, "trade compute for memory")
     limit: int = opt(0, "train on the first N records only (0: all)")
+    action_format: str = opt("react", "how the model writes its actions: react (Action: search[X]) | hermes "
+                                      "(OpenAI tool calls, <tool_call>{...}</tool_call>, which llama.cpp's server "
+                                      "and Ollama parse)")
 
 
 # --------------------------------------------------------------------------- choices (pure)
@@ -279,13 +282,14 @@ def train(config: TrainConfig) -> dict:
     records = read_corpus(train_file)
     if config.limit:
         records = records[: config.limit]
-    examples, too_long = tokenize_corpus(records, tokenizer, config.max_length)
+    examples, too_long = tokenize_corpus(records, tokenizer, config.max_length, config.action_format)
     if too_long:
         print(f"fireflan train: {len(too_long)} record(s) longer than {config.max_length} tokens left out "
               f"(not truncated), e.g. {too_long[:3]}")
     if not examples:
         raise ValueError(f"no record of {train_file} fits in {config.max_length} tokens")
-    val_examples = tokenize_corpus(read_corpus(val_file), tokenizer, config.max_length)[0] if val_file else []
+    val_examples = tokenize_corpus(read_corpus(val_file), tokenizer, config.max_length,
+                                   config.action_format)[0] if val_file else []
 
     args = sft_args(config, out, backend)
     trainer_ref = {}
@@ -313,7 +317,8 @@ def train(config: TrainConfig) -> dict:
     tokenizer.save_pretrained(saved)
     plot_loss(out)
     summary = {
-        "schema": SCHEMA_TRAIN, "base": base, "base_name": config.base, "lora": config.lora, "backend": backend,
+        "schema": SCHEMA_TRAIN, "base": base, "base_name": config.base, "lora": config.lora,
+        "action_format": config.action_format, "backend": backend,
         "saved": str(saved), "resumed_from": resume, "steps": steps,
         "train_loss": round(train_loss, 4), "val_loss": round(metrics.get("eval_loss", float("nan")), 4)
         if val_examples else None,

@@ -1,4 +1,4 @@
-"""Copy a GGUF, adding or replacing metadata keys (ints as UINT32, lists of bools as arrays).
+"""Copy a GGUF, adding or replacing metadata keys (ints as UINT32, strings as STRING, lists of bools as arrays).
 
     python edit_metadata.py SRC DST '{"tokenizer.ggml.eot_token_id": 106}'
 
@@ -21,7 +21,9 @@ if alignment is not None:
     writer.data_alignment = alignment.contents()
 new = {}
 for key, value in changes.items():
-    if isinstance(value, list):
+    if isinstance(value, str):
+        new[key] = MetadataDetails(gguf.GGUFValueType.STRING, value)
+    elif isinstance(value, list):
         new[key] = MetadataDetails(gguf.GGUFValueType.ARRAY, value, sub_type=gguf.GGUFValueType.BOOL)
     else:
         new[key] = MetadataDetails(gguf.GGUFValueType.UINT32, int(value))
