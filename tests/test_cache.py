@@ -118,8 +118,26 @@ def test_the_embedded_base_folder_is_checked_before_it_is_used(tmp_path, monkeyp
         tmp.mkdir()
         for name in ("config.json", "model.safetensors", "tokenizer.model", "tokenizer.json", "tokenizer_config.json"):
             (tmp / name).write_text(json.dumps({"model_type": "gemma3_text"}))
+        (tmp / "chat_template.jinja").write_text(bases.CHAT_TEMPLATE)
         seal(tmp, bases.MARKER, {"base": "embedded"})
 
     monkeypatch.setattr(bases, "_build_embedded", fake_build)
     assert bases.prepare_embedded(folder) == folder and built == [tmp_path]
     assert bases.prepare_embedded(folder) == folder and built == [tmp_path]  # whole now: used as it is
+
+
+def test_a_base_built_with_another_chat_template_is_rebuilt_with_this_one(tmp_path, capsys):
+    """What CI met: a cache in $HOME outlived the commit that changed the template, and the slow tier
+    trained on the old one."""
+    pytest.importorskip("transformers")
+    from fireflan.train.bases import build_tiny
+    from fireflan.train.chat_template import CHAT_TEMPLATE
+
+    folder = build_tiny(tmp_path / "tiny")
+    template = folder / "chat_template.jinja"
+    assert template.read_text() == CHAT_TEMPLATE
+    template.write_text("X" + CHAT_TEMPLATE[1:])  # same size: the sealed sizes still match
+    capsys.readouterr()
+    assert build_tiny(folder) == folder and template.read_text() == CHAT_TEMPLATE
+    said = capsys.readouterr().out
+    assert "not this fireflan's, it was built by another version); building it again" in said, said[:400]

@@ -66,7 +66,26 @@ def build_tiny(out, seed: int = 0, vocab_size: int = 700, hidden: int = 64, laye
     Built once per folder (fireflan.cache.build_once: checked, locked, published by one rename).
     """
     return build_once(Path(out), lambda tmp: _build_tiny(tmp, seed, vocab_size, hidden, layers),
-                      whole_folder(MARKER, ("config.json", "model.safetensors", "tokenizer.model")), "tiny model")
+                      _whole_base(("config.json", "model.safetensors", "tokenizer.model")), "tiny model")
+
+
+def _whole_base(required: tuple[str, ...]):
+    """A base folder's check: sealed whole (`whole_folder`) and holding this fireflan's chat template.
+
+    A cache built by an older fireflan keeps the template it had then; a cache that outlives an upgrade
+    (CI's home, a user's ~/.cache) is rebuilt rather than trained and exported with a stale template.
+    """
+    whole = whole_folder(MARKER, required)
+
+    def check(folder: Path) -> str | None:
+        if (why := whole(folder)) is not None:
+            return why
+        template = folder / "chat_template.jinja"
+        if not template.is_file() or template.read_text() != CHAT_TEMPLATE:
+            return "its chat_template.jinja is not this fireflan's, it was built by another version"
+        return None
+
+    return check
 
 
 def _build_tiny(tmp: Path, seed: int, vocab_size: int, hidden: int, layers: int) -> None:
@@ -260,7 +279,7 @@ def _prepare_embedded(out: Path) -> Path:
     """
     required = ("config.json", "model.safetensors", "tokenizer.model", "tokenizer.json", "tokenizer_config.json")
     out = Path(out)
-    return build_once(out, lambda tmp: _build_embedded(tmp, out.parent), whole_folder(MARKER, required),
+    return build_once(out, lambda tmp: _build_embedded(tmp, out.parent), _whole_base(required),
                       "embedded base")
 
 
