@@ -21,6 +21,7 @@ from fireflan.io import DataError
 from fireflan.judgeval import JudgeEvalConfig, judge_eval
 from fireflan.options import command
 from fireflan.report import ReportConfig, report
+from fireflan.serve import ServeConfig, serve
 from fireflan.tasks.score import score_files, score_one
 from fireflan.teach import TeachConfig, teach
 from fireflan.tools.wiki import Wiki
@@ -114,6 +115,10 @@ def _run_chat(config):
     chat(config)
 
 
+def _run_serve(config):
+    serve(config)
+
+
 def _run_report(config):
     from pathlib import Path
 
@@ -164,6 +169,8 @@ def _add_commands():
     CLI.judge = staticmethod(command(JudgeEvalConfig, _run_judge,
                                      "Measure a model's judge role on held-out judge records (accuracy, AUC)."))
     CLI.chat = staticmethod(command(ChatConfig, _run_chat, "An offline agent chat in the terminal."))
+    CLI.serve = staticmethod(command(ServeConfig, _run_serve, "Serve a GGUF behind an OpenAI-compatible endpoint "
+                                     "with tool calling (http://127.0.0.1:8000/v1).", positional=("model",)))
     CLI.report = staticmethod(_runs_as_arguments(command(
         ReportConfig, _run_report, "Compare evaluation runs: a Markdown table and plots, or (--html) a page to "
         "browse: trajectories side by side, metrics, plots, training curve, corpus statistics.")))

@@ -1,8 +1,7 @@
 """export: merge -> llama.cpp's converter -> quantize -> verify -> Modelfile, end to end on a tiny Gemma 3.
 
-The tiny base is first trained to answer every prompt with a search, then a LoRA adapter teaches it
-`Action: finish[yes]`: so the merged model differs from its base, and both are confident enough that
-f16/q8_0 rounding cannot flip a greedy token (a random 2-layer model's logits are near-ties).
+The tiny model and its export are conftest.py's `trained` and `exported` (a base trained to search, a LoRA
+adapter that teaches it `Action: finish[yes]`).
 llama.cpp's converter comes from the llama-cpp-python sdist, downloaded once into the fireflan cache
 (~77 MB); without a package index the end-to-end tests skip.
 """
@@ -27,96 +26,6 @@ QUANTS = "f16,q8_0,q4_k_m"
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def tools():
-    """llama.cpp's converter scripts (fetched once into the fireflan cache), or skip saying why."""
-    for module in ("torch", "transformers", "peft", "gguf", "llama_cpp", "sentencepiece"):
-        pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[train,infer]')")
-    from fireflan.export.convert import ConverterUnavailable, converter_dir
-
-    try:
-        return converter_dir()
-    except ConverterUnavailable as e:
-        pytest.skip(f"llama.cpp's converter could not be fetched (no package index?): {str(e).splitlines()[0]}")
-
-
-def _examples(tokenizer, prompts, answer):
-    """(input ids, labels) with loss on the answer and its <end_of_turn> only."""
-    rows = []
-    for messages in prompts:
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
-        reply = tokenizer(answer + END, add_special_tokens=False)["input_ids"]
-        rows.append((prompt + reply, [-100] * len(prompt) + reply))
-    return rows
-
-
-def _fit(model, rows, steps, lr=1e-2):
-    import torch
-
-    n = max(len(ids) for ids, _ in rows)
-    batch = {"input_ids": torch.tensor([ids + [0] * (n - len(ids)) for ids, _ in rows]),
-             "attention_mask": torch.tensor([[1] * len(ids) + [0] * (n - len(ids)) for ids, _ in rows]),
-             "labels": torch.tensor([labels + [-100] * (n - len(labels)) for _, labels in rows])}
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    for _ in range(steps):
-        loss = model(**batch).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    return loss.item()
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory, tools):
-    """MODEL/{train.json, adapter/} as the trainer writes it, over a tiny base in BASE/. ~7 s."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from fireflan.train.bases import build_tiny
-    from fireflan.worlds.wiki import WorldConfig, generate_world
-
-    root = tmp_path_factory.mktemp("export")
-    tiny = build_tiny(root / "tiny")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 threads on a busy 2-core machine make these small steps 100x slower
-    try:
-        torch.manual_seed(0)
-        tokenizer = AutoTokenizer.from_pretrained(tiny)
-        tokenizer.chat_template = CHAT_TEMPLATE
-        prompts = verify_messages(4)
-        others = [[{"role": "user", "content": r["question"]}]
-                  for r in generate_world(WorldConfig(seed=1, train=6, dev=1, test=1))[0]["train"]]
-        model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
-        # the base: a search on the export's prompts, finish[yes] elsewhere (so those tokens are learnt too)
-        rows = _examples(tokenizer, prompts, "Thought: I need to search it.\nAction: search[it]")
-        assert _fit(model, rows + _examples(tokenizer, others, "Action: finish[yes]"), steps=50) < 0.05
-        base = root / "base"
-        model.save_pretrained(base)
-        tokenizer.save_pretrained(base)
-        shutil.copyfile(tiny / "tokenizer.model", base / "tokenizer.model")
-        # the fine-tune: finish[yes] on the export's prompts
-        lora = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=[
-            "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
-        assert _fit(lora, _examples(tokenizer, prompts, "Action: finish[yes]"), steps=25) < 0.05
-    finally:
-        torch.set_num_threads(threads)
-    out = root / "model"
-    lora.save_pretrained(out / "adapter")
-    tokenizer.save_pretrained(out / "adapter")  # with CHAT_TEMPLATE and its {% generation %} marks, as TRL leaves it
-    (out / "train.json").write_text(json.dumps({"schema": "fireflan.train/1", "base": str(base), "lora": True}))
-    return out
-
-
-@pytest.fixture(scope="session")
-def exported(trained):
-    from fireflan.export import export
-
-    summary = export(ExportConfig(model=str(trained), quant=QUANTS, lora_gguf=True, threads=1))
-    return trained, summary
 
 
 def _greedy_hf(folder, messages, n=16):
@@ -431,7 +340,53 @@ def test_ollama_template_renders_like_the_jinja_one():
     assert go_render(OLLAMA_TEMPLATE, {"Messages": prefill}).endswith("<start_of_turn>model\nThought:")
 
 
+def test_the_hermes_ollama_template_renders_tools_calls_and_results_like_the_jinja_one():
+    """Ollama lists a model as tool-capable when its template uses .Tools; the hermes Modelfile's template
+    renders what the Jinja one does. Ollama hands a call's arguments to the template as a map, which its
+    `json` writes compactly (keys sorted, no spaces); the Jinja side is given that same string here."""
+    from fireflan.agent.toolcalls import TOOLS
+    from fireflan.export.ollama import OLLAMA_TOOLS_TEMPLATE, TOOLS_STOPS
+
+    tools = [TOOLS["search"], TOOLS["lookup"],
+             {"type": "function", "function": {"name": "add", "description": "Adds.", "parameters": {
+                 "type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}}}}]
+    call = {"id": "call_1", "type": "function", "function": {"name": "search", "arguments": {"query": "X"}}}
+    two = [call, {**call, "function": {"name": "lookup", "arguments": {"keyword": "born"}}}]
+    q, result = {"role": "user", "content": "Who?"}, {"role": "tool", "tool_call_id": "call_1", "content": "X is Y."}
+    conversations = [
+        [q],
+        [{"role": "system", "content": "Be brief."}, q],
+        [q, {"role": "assistant", "content": "I need X.", "tool_calls": [call]}, result],
+        [q, {"role": "assistant", "content": "", "tool_calls": two}, result, {**result, "content": "1900"},
+         {"role": "assistant", "content": "Final Answer: Y"}, {"role": "user", "content": "And?"}],
+    ]
+    for messages in conversations:
+        as_jinja = [{**m, "tool_calls": [{**c, "function": {**c["function"], "arguments": json.dumps(
+            c["function"]["arguments"], separators=(",", ":"))}} for c in m["tool_calls"]]} if "tool_calls" in m
+            else m for m in messages]
+        expected = jinja_render(as_jinja, tools)
+        assert go_render(OLLAMA_TOOLS_TEMPLATE, {"Messages": _ollama(messages), "Tools": tools}) == expected, messages
+    said = go_render(OLLAMA_TOOLS_TEMPLATE, {"Messages": _ollama(conversations[2]), "Tools": tools})
+    assert "- add(a, b): Adds.\n- search(query):" not in said and "- add(a, b): Adds." in said
+    assert '<tool_call>{"name": "search", "arguments": {"query":"X"}}</tool_call>' in said
+    assert said.endswith("<tool_response>\nX is Y.\n</tool_response><end_of_turn>\n<start_of_turn>model\n")
+    assert go_render(OLLAMA_TOOLS_TEMPLATE, {"Messages": conversations[0]}) == jinja_render(conversations[0])
+    assert ".Tools" in OLLAMA_TOOLS_TEMPLATE and ".ToolCalls" in OLLAMA_TOOLS_TEMPLATE
+    text = modelfile("model-q8_0.gguf", action_format="hermes")
+    parsed = parse_modelfile(text)
+    assert ("TEMPLATE", OLLAMA_TOOLS_TEMPLATE) in parsed
+    assert [v for c, v in parsed if c == "PARAMETER" and v.startswith("stop")] == [f"stop {s}" for s in TOOLS_STOPS]
+    assert "Observation:" not in text  # Ollama must see the whole call, and the react stop is not this format's
+
+
 # --------------------------------------------------------------------------- helpers: the two template engines
+
+
+def _ollama(messages):
+    """OpenAI messages as Ollama hands them to a template (api.Message: Role, Content, ToolCalls)."""
+    return [{"Role": m["role"], "Content": m.get("content") or "", "ToolCalls": [
+        {"Function": {"Name": c["function"]["name"], "Arguments": c["function"]["arguments"]}}
+        for c in m.get("tool_calls") or []]} for m in messages]
 
 
 def _conversations():
@@ -449,12 +404,13 @@ def _conversations():
     ]
 
 
-def jinja_render(messages):
+def jinja_render(messages, tools=None):
     """The plain chat template as transformers renders it, without the BOS text (Ollama adds BOS as a token)."""
     import jinja2
 
     env = jinja2.Environment()
-    return env.from_string(plain_template()).render(messages=messages, bos_token="", add_generation_prompt=True)
+    return env.from_string(plain_template()).render(messages=messages, tools=tools, bos_token="",
+                                                    add_generation_prompt=True)
 
 
 # --------------------------------------------------------------------------- the exported GGUF as an agent

@@ -19,15 +19,23 @@ STOPS = (END, "Observation:")
 # add_generation_prompt (a system turn goes before the next user turn, followed by a blank line; BOS comes from
 # the GGUF's add_bos_token). As in Ollama's own templates, a trailing assistant message is left open (prefill).
 OLLAMA_TEMPLATE = files("fireflan.export").joinpath("ollama.tmpl").read_text(encoding="utf-8")
+# A hermes-format model's template (ollama_tools.tmpl): the tools, tool calls and tool results as the Jinja
+# template renders them. Ollama lists a model as tool-capable when its template uses .Tools, and reads the
+# model's <tool_call>{...}</tool_call> back as tool calls; it must see the whole call, so it stops only
+# where the model would begin to write the tool's reply itself.
+OLLAMA_TOOLS_TEMPLATE = files("fireflan.export").joinpath("ollama_tools.tmpl").read_text(encoding="utf-8")
+TOOLS_STOPS = (END, "<tool_response>")
 
 
-def modelfile(gguf_name: str, temperature: float = 0.0) -> str:
-    """An Ollama Modelfile for a GGUF beside it, with fireflan's chat template in Go-template syntax."""
-    if '"""' in OLLAMA_TEMPLATE:
+def modelfile(gguf_name: str, temperature: float = 0.0, action_format: str = "react") -> str:
+    """An Ollama Modelfile for a GGUF beside it, with fireflan's chat template in Go-template syntax
+    (a hermes-format model's with tools)."""
+    template, stops = (OLLAMA_TOOLS_TEMPLATE, TOOLS_STOPS) if action_format == "hermes" else (OLLAMA_TEMPLATE, STOPS)
+    if '"""' in template:
         raise ValueError('the template may not contain """')
     lines = ["# fireflan export: in this folder, `ollama create NAME -f Modelfile`",
-             f"FROM ./{gguf_name}", f'TEMPLATE """{OLLAMA_TEMPLATE}"""']
-    lines += [f'PARAMETER stop "{s}"' for s in STOPS]
+             f"FROM ./{gguf_name}", f'TEMPLATE """{template}"""']
+    lines += [f'PARAMETER stop "{s}"' for s in stops]
     lines.append(f"PARAMETER temperature {temperature:g}")
     return "\n".join(lines) + "\n"
 

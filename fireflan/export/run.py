@@ -86,7 +86,7 @@ def export(config: ExportConfig) -> dict:
         steps.update(_convert(quants, lora, merged, model, train, out))
         steps.update(_quantize(quants, out, config.threads))
         verify, steps["verify"] = _verify(config, quants, lora, train, merged, out, previous)
-        steps["modelfile"] = _modelfile(quants, out)
+        steps["modelfile"] = _modelfile(quants, out, train.get("action_format", "react"))
     finally:
         _set_torch_threads(threads_before)
 
@@ -167,8 +167,8 @@ def _verify(config: ExportConfig, quants: list[str], lora: bool, train: dict, me
     return verify, {"seconds": round(time.time() - t0, 2), "ran": verify_ran}
 
 
-def _modelfile(quants: list[str], out: Path) -> dict:
-    text = modelfile(f"model-{quants[0]}.gguf")
+def _modelfile(quants: list[str], out: Path, action_format: str) -> dict:
+    text = modelfile(f"model-{quants[0]}.gguf", action_format=action_format)
     mf = out / "Modelfile"
     ran = not mf.is_file() or mf.read_text() != text
     if ran:

@@ -20,6 +20,7 @@ tokens of each step are evaluated.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -33,18 +34,40 @@ from fireflan.tools.actions import ACTION_NAMES
 
 
 def open_llama(path, **kwargs):
-    """`llama_cpp.Llama(model_path=path, **kwargs)`, with llama.cpp's weight repacking ("extra buffer types")
-    off on a CPU with AMX: there its AMX matrix multiply crashes the process in the first decode
-    (ggml-org/llama.cpp#20824; seen here with llama-cpp-python 0.3.36 on a Xeon with AMX_INT8).
-    FIREFLAN_LLAMA_REPACK=1 keeps repacking on."""
+    """`llama_cpp.Llama(model_path=path, **kwargs)`, opened `without_amx_repacking`; a file llama.cpp cannot
+    load is named with what is wrong with it."""
     import llama_cpp
-    from llama_cpp import llama_cpp as lib
 
     try:
-        return _open(llama_cpp, lib, path, kwargs)
+        with without_amx_repacking():
+            return llama_cpp.Llama(model_path=str(path), **kwargs)
     except ValueError as e:  # llama.cpp says only "Failed to load model from file"
         why = gguf_problem(path)
         raise DataError(path, f"not a loadable GGUF: {why}" if why else str(e)) from None
+
+
+@contextlib.contextmanager
+def without_amx_repacking():
+    """Models opened inside have llama.cpp's weight repacking ("extra buffer types") off on a CPU with AMX:
+    there its AMX matrix multiply crashes the process in the first decode (ggml-org/llama.cpp#20824; seen
+    here with llama-cpp-python 0.3.36 on a Xeon with AMX_INT8). FIREFLAN_LLAMA_REPACK=1 keeps it on."""
+    from llama_cpp import llama_cpp as lib
+
+    if os.environ.get("FIREFLAN_LLAMA_REPACK") == "1" or b"AMX_INT8 = 1" not in lib.llama_print_system_info():
+        yield
+        return
+    defaults = lib.llama_model_default_params
+
+    def no_repacking():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    lib.llama_model_default_params = no_repacking  # what Llama() reads its model options from
+    try:
+        yield
+    finally:
+        lib.llama_model_default_params = defaults
 
 
 def gguf_problem(path) -> str | None:
@@ -68,23 +91,6 @@ def gguf_problem(path) -> str | None:
     return None
 
 
-def _open(llama_cpp, lib, path, kwargs):
-    if os.environ.get("FIREFLAN_LLAMA_REPACK") == "1" or b"AMX_INT8 = 1" not in lib.llama_print_system_info():
-        return llama_cpp.Llama(model_path=str(path), **kwargs)
-    defaults = lib.llama_model_default_params
-
-    def without_repacking():
-        params = defaults()
-        params.use_extra_bufts = False
-        return params
-
-    lib.llama_model_default_params = without_repacking  # what Llama() reads its model options from
-    try:
-        return llama_cpp.Llama(model_path=str(path), **kwargs)
-    finally:
-        lib.llama_model_default_params = defaults
-
-
 def render_raw(messages: list[dict]) -> str:
     """Messages as plain few-shot text for a base model, ending where the model should continue.
 
@@ -100,12 +106,13 @@ class LlamaModel:
 
     def __init__(self, path, n_ctx: int = 4096, threads: int | None = None, chat_template: str | None = None,
                  raw: bool = False, seed: int = 0, name: str | None = None, constrain_actions: bool = False,
-                 action_format: str | None = None):
+                 action_format: str | None = None, llm=None):
         self.path = str(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such GGUF file")
         self.threads = threads or default_threads()
-        self.llm = open_llama(self.path, n_ctx=n_ctx, n_threads=self.threads, seed=seed, verbose=False)
+        # `llm`: a llama_cpp.Llama already open on `path` (the server's), used as it is
+        self.llm = llm or open_llama(self.path, n_ctx=n_ctx, n_threads=self.threads, seed=seed, verbose=False)
         self.n_ctx, self._batch = n_ctx, None  # the batch decoder is made on the first generate_batch
         self.raw = raw
         self.template = chat_template or self.llm.metadata.get("tokenizer.chat_template")
@@ -136,11 +143,11 @@ class LlamaModel:
         """The model's text as the agent reads it (a hermes tool call as ReAct text)."""
         return toolcalls.to_react_text(text, self.actions) if self.action_format == "hermes" else text
 
-    def constraint(self):
-        """A fresh logits processor that allows only action names after "Action:" (fireflan.agent.constrain)."""
+    def constraint(self, names=ACTION_NAMES):
+        """A fresh logits processor that allows only these action names after "Action:" (fireflan.agent.constrain)."""
         return ActionConstraint(lambda s: self.llm.tokenize(s.encode(), add_bos=False, special=False),
                                 lambda ids: self.llm.detokenize(ids).decode("utf-8", errors="ignore"),
-                                self.llm.n_vocab())
+                                self.llm.n_vocab(), names)
 
     def _token_text(self, token_id: int) -> str:
         if token_id < 0:
@@ -151,9 +158,13 @@ class LlamaModel:
         """The text the model continues: the chat template with a generation prompt, or raw few-shot text."""
         if self.raw:
             return render_raw(messages)
-        tools = None
         if self.action_format == "hermes":
-            messages, tools = toolcalls.to_tool_calls(messages, self.tools), self.tools
+            return self.render(toolcalls.to_tool_calls(messages, self.tools), self.tools)
+        return self.render(messages)
+
+    def render(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        """`messages` (OpenAI-shaped, tool calls included) through the model's chat template, ending where
+        the model's turn begins."""
         clean = [{k: m[k] for k in ("role", "content", "tool_calls", "tool_call_id") if k in m} for m in messages]
         return self._jinja.render(messages=clean, tools=tools, add_generation_prompt=True, bos_token=self.bos,
                                   eos_token=self.eos)

@@ -9,7 +9,8 @@ _TOKEN = re.compile(r'\s*("(?:[^"\\]|\\.)*"|\(|\)|[^\s()]+)')
 
 def go_render(template: str, data: dict) -> str:
     """A small interpreter of Go's text/template, enough for Ollama chat templates: trim markers, range over
-    a slice with index and element, if / else if / else, := and =, eq ne and or not len slice, fields."""
+    a slice (index, element) or a map (key, value; keys sorted), if / else if / else, := and =, eq ne and or not
+    len slice json, fields."""
     parts, pos, trim_next = [], 0, False
     for m in _ACTION.finditer(template):
         text = template[pos:m.start()]
@@ -63,8 +64,10 @@ def _run(nodes, scopes, dot, out):
             out.append(node[1])
         elif node[0] == "range":
             (index, elem, expr), inner = node[1], node[2]
-            for n, item in enumerate(_eval(expr, scopes, dot)):
-                _run(inner, [*scopes, {index: n, elem: item}], item, out)
+            items = _eval(expr, scopes, dot) or []
+            pairs = sorted(items.items()) if isinstance(items, dict) else enumerate(items)  # Go sorts a map's keys
+            for key, item in pairs:
+                _run(inner, [*scopes, {index: key, elem: item}], item, out)
         elif node[0] == "if":
             for cond, inner in node[1]:
                 if _truth(_eval(cond, scopes, dot)):
@@ -96,7 +99,9 @@ def _eval(expr, scopes, dot):
 
 FUNCS = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "not": lambda a: not _truth(a),
          "and": lambda a, b: b if _truth(a) else a, "or": lambda a, b: a if _truth(a) else b,
-         "len": len, "slice": lambda x, i: x[i:]}
+         "len": len, "slice": lambda x, i: x[i:],
+         # Ollama's json: Go's encoding/json (keys sorted, no spaces)
+         "json": lambda v: json.dumps(v, separators=(",", ":"), sort_keys=True, ensure_ascii=False)}
 
 
 def _command(tokens, scopes, dot):
@@ -129,6 +134,6 @@ def _operand(tokens, scopes, dot):
         value, fields = dot, tok[1:].split(".")
     else:
         raise AssertionError(f"unknown token {tok!r}")
-    for f in filter(None, fields):
-        value = value[f] if isinstance(value, dict) and f in value else value[f.lower()]
+    for f in filter(None, fields):  # Ollama's Go field names, or the same keys in lower case; missing: nil
+        value = value.get(f, value.get(f.lower())) if isinstance(value, dict) else None
     return value, tokens
