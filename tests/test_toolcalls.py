@@ -194,3 +194,12 @@ def test_openai_tools_records_with_faults_are_named_by_line_and_field(tmp_path):
     hf = broken(lambda r: r.update(tools=json.dumps(r["tools"])))
     hf["messages"][1]["tool_calls"][0]["function"]["arguments"] = {"query": "Aldo Brenik"}
     assert openai_tools_record(hf, "hf.jsonl", 1)["messages"] == REACT
+
+
+def test_train_refuses_an_unknown_action_format_before_it_loads_a_model(tmp_path):
+    pytest.importorskip("torch")
+    from fireflan.train.trainer import TrainConfig, train
+
+    with pytest.raises(ValueError, match="--action-format must be one of react, hermes, got 'json'"):
+        train(TrainConfig(corpus=str(tmp_path / "none"), base="tiny", out=str(tmp_path / "m"), action_format="json"))
+    assert not (tmp_path / "m").exists()

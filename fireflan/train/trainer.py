@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fireflan.agent.toolcalls import ACTION_FORMATS
 from fireflan.io import DataError, write_json
 from fireflan.options import opt
 from fireflan.report.plots import loss_plot
@@ -266,6 +267,8 @@ def train(config: TrainConfig) -> dict:
     import datasets
     import torch
 
+    if config.action_format not in ACTION_FORMATS:  # before minutes of loading
+        raise ValueError(f"--action-format must be one of {', '.join(ACTION_FORMATS)}, got {config.action_format!r}")
     started = time.time()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
