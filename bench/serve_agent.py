@@ -124,6 +124,7 @@ def main():
     n = len(examples)
     result = {"model": args.model, "questions": n,
               "evaluate_em": round(sum(em_ours) / n, 3), "evaluate_em_95": wilson_interval(sum(em_ours), n),
+              "evaluate_metrics_em": metrics.get("em"),  # what evaluate reported itself, the same figure
               "framework_em": round(sum(em_sdk) / n, 3), "framework_em_95": wilson_interval(sum(em_sdk), n),
               "em_points_apart": round(100 * abs(sum(em_sdk) - sum(em_ours)) / n, 1),
               "same_answer": round(same / n, 3),

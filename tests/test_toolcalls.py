@@ -203,3 +203,28 @@ def test_train_refuses_an_unknown_action_format_before_it_loads_a_model(tmp_path
     with pytest.raises(ValueError, match="--action-format must be one of react, hermes, got 'json'"):
         train(TrainConfig(corpus=str(tmp_path / "none"), base="tiny", out=str(tmp_path / "m"), action_format="json"))
     assert not (tmp_path / "m").exists()
+
+
+def test_the_no_tools_probe_declares_no_tools_to_a_hermes_model_and_restores_them_after():
+    from fireflan.agent.probes import run_probes
+    from fireflan.tasks.base import Example
+
+    class Hermes:  # what the probe sees of LlamaModel: use_tools, actions, generate
+        actions = ("search", "lookup", "finish")
+
+        def __init__(self):
+            self.seen = []
+
+        def use_tools(self, actions):
+            self.actions = tuple(actions)
+
+        def generate(self, messages, **_):
+            self.seen.append(self.actions)
+            return "Action: search[X]" if self.actions != ("finish",) else "I cannot look it up."
+
+    model = Hermes()
+    questions = [Example(id=str(i), question=f"Q{i}?", answer="a", task="world", type="notool") for i in range(2)]
+    rates = run_probes(model, questions, n=2)
+    assert model.seen == [("finish",)] * 2 + [("search", "lookup", "finish")] * 2
+    assert rates["no_tools"]["tool_misuse_rate"] == 0.0 and rates["needs_none"]["tool_misuse_rate"] == 1.0
+    assert model.actions == ("search", "lookup", "finish")

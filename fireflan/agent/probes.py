@@ -42,7 +42,14 @@ def run_probes(model, examples, n: int = 20, max_tokens: int = 128, seed: int = 
         return done[probe, ex.id]["reply"]
 
     out = {}
-    flags = [misuse_without_tools(reply_to("no_tools", ex, SYSTEM_NO_TOOLS, [])) for ex in examples[:n]]
+    actions = getattr(model, "actions", None)  # a hermes model declares its tools in the prompt: none here
+    if actions is not None:
+        model.use_tools(("finish",))
+    try:
+        flags = [misuse_without_tools(reply_to("no_tools", ex, SYSTEM_NO_TOOLS, [])) for ex in examples[:n]]
+    finally:
+        if actions is not None:
+            model.use_tools(actions)
     if flags:
         out["no_tools"] = {"questions": len(flags),
                            "tool_misuse_rate": round(sum(f["action"] for f in flags) / len(flags), 4),
