@@ -84,3 +84,38 @@ def test_evaluate_the_fine_tuned_gguf_and_resume(run):
     assert first["questions"] == 4 and again["questions"] == 6 and again["resumed"] == 4 and again["ran_now"] == 2
     assert again["format_error_rate"] < 0.5 and again["few_shot"] is False
     assert set(again["probes"]) == {"no_tools", "needs_none"}
+
+
+def test_served_to_an_agent_framework_it_answers_as_fireflans_own_loop_does(run):
+    """The Agents SDK, through `fireflan serve`, with the world's tools as its function tools: the same
+    answers as fireflan's loop on the same GGUF and questions (both greedy, same budget), on most
+    questions: the request is rendered as the model was trained."""
+    agents = pytest.importorskip("agents", reason="the OpenAI Agents SDK is in the dev extra")
+    pytest.importorskip("fastapi", reason="the server needs llama-cpp-python[server] (the infer extra)")
+    from fireflan.agent.loop import AgentConfig, run_episode
+    from fireflan.models.llama import LlamaModel
+    from fireflan.serve import served
+    from fireflan.serve.frameworks import sdk_agent
+    from fireflan.tasks import open_task
+
+    root, _, _ = run
+    gguf = root / "model" / "gguf" / "model-q8_0.gguf"
+    task, examples, wiki = open_task("world", str(root / "world"), split="test", limit=10)
+    model = LlamaModel(gguf)
+    ours = [run_episode(model, wiki, ex, config=AgentConfig(max_steps=6, max_tokens=96)).answer or ""
+            for ex in examples]
+    del model
+    theirs = []
+    with served(gguf, max_tokens=96) as url:
+        for ex in examples:
+            wiki.reset()
+            agent, _ = sdk_agent(url, wiki)
+            try:
+                theirs.append(str(agents.Runner.run_sync(agent, ex.question, max_turns=6).final_output))
+            except agents.MaxTurnsExceeded:
+                theirs.append("")
+    same = sum(a.strip().lower() == b.strip().lower() for a, b in zip(ours, theirs, strict=True))
+    em = [sum(task.score(a, ex)["em"] for a, ex in zip(answers, examples, strict=True)) for answers in (ours, theirs)]
+    print(f"\nsame answer on {same} of {len(examples)}; EM fireflan {em[0]}, framework {em[1]} of {len(examples)}")
+    print(json.dumps(list(zip(ours, theirs, strict=True)), indent=1))
+    assert same >= 8 and abs(em[0] - em[1]) <= 2
