@@ -282,3 +282,24 @@ def test_a_hermes_model_is_served_with_the_tools_it_reads_and_tool_choice_is_hon
         assert none.finish_reason == "stop" and none.message.tool_calls is None
         auto = client.chat.completions.create(**asked).choices[0]
         assert auto.finish_reason in ("stop", "tool_calls", "length")
+
+
+def test_serve_says_what_is_wrong_with_its_model_file_or_its_port(tmp_path, exported):
+    import socket
+    import subprocess
+    import sys
+
+    model, _ = exported
+    bad = tmp_path / "notes.gguf"
+    bad.write_text("not a model")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, said in (([str(tmp_path / "missing.gguf")], "missing.gguf: no such GGUF file"),
+                           ([str(bad)], "does not start with the GGUF magic bytes"),
+                           ([str(model / "gguf" / "model-q8_0.gguf"), f"--port={port}"],
+                            f"--port {port}: cannot listen on 127.0.0.1:{port}")):
+            done = subprocess.run([sys.executable, "-m", "fireflan", "serve", *args], capture_output=True,
+                                  text=True, timeout=120)
+            assert done.returncode == 2 and said in done.stderr, done.stderr

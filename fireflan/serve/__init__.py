@@ -80,8 +80,16 @@ def check_model(path: str) -> None:
 
 def serve(config: ServeConfig) -> None:
     """Serve until interrupted (Ctrl-C)."""
+    import socket
+
     import uvicorn
 
+    with socket.socket() as s:  # before the model is loaded: a port in use is said at once
+        try:
+            s.bind((config.host, config.port))
+        except OSError as e:
+            raise ValueError(f"--port {config.port}: cannot listen on {config.host}:{config.port} ({e.strerror}); "
+                             "choose another port") from None
     app = make_app(config)
     print(f"fireflan serve: {config.model} at http://{config.host}:{config.port}/v1 (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
