@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from helpers import ROOT
 
-from fireflan.cache import build_once, seal, whole_folder
+from fireflan.cache import build_once, cache_dir, seal, whole_folder
 
 SLOW_BUILD = textwrap.dedent("""
     import sys, time
@@ -141,3 +141,14 @@ def test_a_base_built_with_another_chat_template_is_rebuilt_with_this_one(tmp_pa
     assert build_tiny(folder) == folder and template.read_text() == CHAT_TEMPLATE
     said = capsys.readouterr().out
     assert "not this fireflan's, it was built by another version); building it again" in said, said[:400]
+
+
+def test_each_chat_template_has_its_own_base_folder_in_the_cache(monkeypatch):
+    """Two checkouts with different templates on one machine: each builds its own folder, neither removes
+    the folder the other may be training from."""
+    from fireflan.train import bases
+
+    mine = bases.cached("gemma3-270m")
+    assert mine.parent == cache_dir() and mine.name.startswith("gemma3-270m-") and len(mine.name) == 20
+    monkeypatch.setattr(bases, "CHAT_TEMPLATE", bases.CHAT_TEMPLATE + " ")
+    assert bases.cached("gemma3-270m") != mine

@@ -72,7 +72,6 @@ def plain_request(body) -> dict:
     for key, low, high in (("temperature", 0, 2), ("top_p", 0, 1)):
         if key in body and body[key] is not None and not _number_in(body[key], low, high):
             raise BadRequest(key, f"must be a number from {low} to {high}, not {body[key]!r}")
-    body.setdefault("temperature", 0.0)
     if body.get("temperature") is None:
         body["temperature"] = 0.0
     for key in ("max_tokens", "max_completion_tokens"):

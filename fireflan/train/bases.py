@@ -1,6 +1,6 @@
 """Base models to fine-tune: the embedded Gemma 3 270M, any Hugging Face model, a tiny test model.
 
-    folder = resolve_base("embedded")   # ~/.cache/fireflan/gemma3-270m (built once, ~1 min)
+    folder = resolve_base("embedded")   # ~/.cache/fireflan/gemma3-270m-<template> (built once, ~1 min)
     folder = resolve_base("tiny")       # a 2-layer Gemma 3 with a locally trained tokenizer (seconds)
     folder = resolve_base("google/gemma-3-270m-it")   # a hub id or a local folder, used as it is
     gguf = embedded_gguf()              # ~/.cache/fireflan/gemma3-270m-q4_k_m.gguf (assembled once, ~1 s)
@@ -22,6 +22,7 @@ not match it (or lacks its weights, config or tokenizer) is rebuilt rather than 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
@@ -45,7 +46,7 @@ def resolve_base(name: str) -> str:
     if name == "embedded":
         return str(prepare_embedded())
     if name == "tiny":
-        return str(build_tiny(cache_dir() / "tiny-gemma3"))
+        return str(build_tiny(cached("tiny-gemma3")))
     return name
 
 
@@ -69,11 +70,18 @@ def build_tiny(out, seed: int = 0, vocab_size: int = 700, hidden: int = 64, laye
                       _whole_base(("config.json", "model.safetensors", "tokenizer.model")), "tiny model")
 
 
+def cached(name: str) -> Path:
+    """A base's cache folder, one per chat template (~/.cache/fireflan/gemma3-270m-1a2b3c4d): a fireflan with
+    another template builds its own beside it, rather than rebuilding (removing) a folder that another
+    checkout's run may be reading at that moment."""
+    return cache_dir() / f"{name}-{hashlib.sha256(CHAT_TEMPLATE.encode()).hexdigest()[:8]}"
+
+
 def _whole_base(required: tuple[str, ...]):
     """A base folder's check: sealed whole (`whole_folder`) and holding this fireflan's chat template.
 
-    A cache built by an older fireflan keeps the template it had then; a cache that outlives an upgrade
-    (CI's home, a user's ~/.cache) is rebuilt rather than trained and exported with a stale template.
+    A folder given by hand (`build_tiny(out)`, `prepare_embedded(out)`) built by another fireflan keeps the
+    template it had then: it is rebuilt rather than trained and exported with a stale template.
     """
     whole = whole_folder(MARKER, required)
 
@@ -125,7 +133,7 @@ def prepare_embedded(out=None) -> Path:
 
     It needs the `infer` and `train` extras.
     """
-    return _prepare_embedded(Path(out) if out else cache_dir() / "gemma3-270m")
+    return _prepare_embedded(Path(out) if out else cached("gemma3-270m"))
 
 
 def _say(message: str) -> None:
