@@ -9,6 +9,7 @@ e.g. to a temporary folder) and reused, as `resolve_base("embedded")` would.
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -258,7 +259,10 @@ def test_two_processes_preparing_the_embedded_base_at_once_leave_one_good_cache(
     outs = [p.communicate(timeout=900)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[-2000:] for o in outs]
     assert sum("embedded base built" in o for o in outs) == 1  # built once
-    folder = tmp_path / "cache" / "gemma3-270m"
+    folders = {o.strip().splitlines()[-1] for o in outs}  # prepare_embedded's folder, as each printed it
+    assert len(folders) == 1, folders
+    folder = Path(folders.pop())
+    assert folder.parent == tmp_path / "cache" and folder.name.startswith("gemma3-270m-")
     from transformers import AutoConfig
 
     assert AutoConfig.from_pretrained(folder).model_type.startswith("gemma3")
