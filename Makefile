@@ -1,5 +1,6 @@
 # fireflan — the whole set-up is in these targets; a fresh machine needs only `make all` or `make test`.
 #   make all    the main job on the embedded default, end to end (writes runs/)
+#   make lab    the same recipe sized for a class (~10 minutes on 2 cores; runs/lab)
 #   make test   the default test tier (pytest -m "not slow")
 #   make lint   ruff
 #   make bench  the benchmarks in bench/ (each prints one JSON object on its last line)
@@ -11,7 +12,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 RUNS   ?= runs
 
-.PHONY: all test test-slow lint bench clean
+.PHONY: all lab test test-slow lint bench clean
 
 # One stamp per set of extras: re-installs when pyproject.toml or the constraints change.
 # torch goes in first, from the CPU wheel pinned in constraints.txt, so that no later package
@@ -24,6 +25,9 @@ $(VENV)/.ready-%: pyproject.toml constraints.txt
 
 all: $(VENV)/.ready-train,infer,dev
 	$(PY) -m fireflan.recipes.hotpotqa --config recipes/hotpotqa.toml --out $(RUNS)/hotpotqa
+
+lab: $(VENV)/.ready-train,infer,dev
+	$(PY) -m fireflan.recipes.hotpotqa --config recipes/lab.toml --out $(RUNS)/lab
 
 test: $(VENV)/.ready-train,infer,dev
 	$(PY) -m pytest -m "not slow" -q

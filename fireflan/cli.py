@@ -15,6 +15,7 @@ import sys
 
 from fireflan.chat import ChatConfig, chat
 from fireflan.corpus.build import CorpusConfig, build_corpus
+from fireflan.corpus.show import ShowConfig, show
 from fireflan.evaluate import EvalConfig, evaluate
 from fireflan.export import ExportConfig, describe, export
 from fireflan.io import DataError
@@ -91,6 +92,10 @@ def _run_corpus(config):
     print(json.dumps({k: stats[k] for k in keys}))
 
 
+def _run_show(config):
+    show(config)
+
+
 def _run_train(config):
     summary = train(config)
     print(json.dumps({k: summary[k] for k in ("saved", "steps", "train_loss", "val_loss", "seconds")}))
@@ -157,8 +162,12 @@ def _add_commands():
     CLI.teach = staticmethod(command(TeachConfig, _run_teach,
                                      "Run a teacher over a task's questions; keep every trajectory (resumable)."))
     CLI.corpus = staticmethod(command(CorpusConfig, _run_corpus,
-                                      "Turn trajectories (or FireAct / AgentInstruct files) into SFT chat records.",
+                                      "Turn trajectories (or FireAct / AgentInstruct files) into SFT chat records "
+                                      "(`corpus show CORPUS`: one record token by token, trained tokens marked).",
                                       positional=("inputs",)))
+    CLI.corpus_show = staticmethod(command(ShowConfig, _run_show, "One corpus record token by token through the "
+                                           "tokenizer and chat template training uses, trained tokens highlighted.",
+                                           positional=("corpus",)))
     CLI.train = staticmethod(command(TrainConfig, _run_train,
                                      "Fine-tune a base model on a corpus (LoRA or full; TRL on CPU, Unsloth on CUDA)."))
     CLI.export = staticmethod(command(ExportConfig, _run_export,
@@ -192,6 +201,9 @@ def main(argv=None):
     import fire
 
     _add_commands()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["corpus", "show"]:  # a sub-verb of corpus
+        argv = ["corpus_show", *argv[2:]]
     try:
         fire.Fire(CLI(), command=argv, name="fireflan")
     except (DataError, ValueError, FileNotFoundError) as e:

@@ -238,3 +238,80 @@ def test_length_batches_keep_lengths_together_in_a_shuffled_order():
     assert means != sorted(means) and means != sorted(means, reverse=True)
     assert sum(means[40:50]) / 10 > min(means) + 20
     assert length_batches(lengths, 4, seed=0) == order and length_batches(lengths, 4, seed=1) != order
+
+
+# --------------------------------------------------------------------------- corpus show: the loss mask made visible
+
+def _one_record_corpus(corpus, tmp_path, pick) -> tuple[dict, object]:
+    records = [json.loads(line) for line in (corpus / "train.jsonl").read_text().splitlines()]
+    record = next(r for r in records if pick(r))
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    return record, path
+
+
+@pytest.mark.parametrize("kind", ["react", "cot", "negative"])
+def test_corpus_show_marks_exactly_what_the_trainer_trains_on(tiny, corpus, tmp_path, monkeypatch, kind):
+    """One training step on a one-record corpus, its batch captured inside the trainer's loss: the tokens
+    `corpus show` marks trained are exactly the positions whose labels the loss reads."""
+    import fireflan.train.trainer as trainer_module
+    from fireflan.corpus.show import load_tokenizer, view
+
+    picks = {"react": lambda r: r["meta"]["method"] == "react" and not r["meta"]["negative"]
+             and sum(m["role"] == "assistant" for m in r["messages"]) >= 3,
+             "cot": lambda r: r["meta"]["method"] == "cot",
+             "negative": lambda r: bool(r["meta"]["negative"])}
+    record, path = _one_record_corpus(corpus, tmp_path, picks[kind])
+    seen = []
+    make = trainer_module.make_trainer_class
+
+    def capturing():
+        class Capturing(make()):
+            def compute_loss(self, model, inputs, *args, **kwargs):
+                seen.append((inputs["input_ids"][0].tolist(), inputs["labels"][0].tolist()))
+                return super().compute_loss(model, inputs, *args, **kwargs)
+        return Capturing
+
+    monkeypatch.setattr(trainer_module, "make_trainer_class", capturing)
+    train(TrainConfig(corpus=str(path), base=str(tiny), out=str(tmp_path / "model"), max_steps=1, batch_size=1,
+                      save_steps=100))
+    ids, labels = seen[0]
+    shown = view(load_tokenizer(str(tiny)), record)
+    assert [t.id for t in shown.tokens] == ids
+    assert [t.kind == "trained" for t in shown.tokens] == [lab != IGNORE for lab in labels]
+    assert shown.counts["trained"] == sum(lab != IGNORE for lab in labels) > 0
+    assert shown.counts["tokens"] == sum(shown.counts[k] for k in ("trained", "assistant", "observation", "prompt"))
+    if kind == "react":
+        assert shown.counts["observation"] > 0
+        observed = "".join(t.text for t in shown.tokens if t.kind == "observation")
+        assert "Observation:" in observed and "Action:" not in observed
+
+
+def test_a_model_turn_with_no_loss_is_shown_apart(tiny):
+    from fireflan.corpus.show import load_tokenizer, to_html, view
+
+    messages = [{**m, "loss": False} if i == 2 else m for i, m in enumerate(CHAT)]
+    shown = view(load_tokenizer(str(tiny)), {"messages": messages, "meta": {"id": "hand-made"}})
+    untrained = "".join(t.text for t in shown.tokens if t.kind == "assistant")
+    assert "search[Aldo Brenik]" in untrained and "finish[Velmora]" not in untrained
+    trained = "".join(t.text for t in shown.tokens if t.kind == "trained")
+    assert trained.startswith("Thought: Found it.") and "<start_of_turn>" not in trained
+    page = to_html(shown)
+    assert page.count('<span class="ff-trained" title=') == shown.counts["trained"] and "hand-made" in page
+
+
+def test_corpus_show_on_the_command_line(tiny, corpus, tmp_path, capsys):
+    from fireflan.cli import main
+
+    page = tmp_path / "record.html"
+    main(["corpus", "show", str(corpus), "--index", "2", "--base", str(tiny), "--html", str(page)])
+    out = capsys.readouterr().out
+    assert "trained (" in out and "observation" in out and page.read_text().startswith("<!doctype html>")
+    first = json.loads((corpus / "train.jsonl").read_text().splitlines()[0])["meta"]["id"]
+    main(["corpus", "show", str(corpus), "--id", first, "--base", str(tiny)])
+    assert capsys.readouterr().out.splitlines()[-2].startswith(f"{first}:")
+    for bad, said in ((["--id", "no-such-record"], "no record has id 'no-such-record'"),
+                      (["--index", "100000"], "--index 100000 is out of range")):
+        with pytest.raises(SystemExit) as stop:
+            main(["corpus", "show", str(corpus), "--base", str(tiny), *bad])
+        assert stop.value.code == 2 and said in capsys.readouterr().err

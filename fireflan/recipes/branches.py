@@ -117,7 +117,8 @@ def main(r: BranchesRecipe) -> dict:
               f"({low:.3f}-{high:.3f}), AUC {judged['auc']:.3f}; mean P(yes) of right steps "
               f"{judged['mean_p_yes_right_steps']:.3f}, of wrong ones {judged['mean_p_yes_wrong_steps']:.3f}")
     print(f"\nreport: {written['report']}\npage: {written['page']} (open it in a browser)")
-    return {"runs": runs, "real": real, "judge": judged, **written}
+    return {"runs": runs, "real": real, "judge": judged, "folders": dict(zip(list(runs) + [f"real {m}" for m in real],
+                                                                        folders, strict=True)), **written}
 
 
 cli = recipe_command(BranchesRecipe, main,

@@ -81,61 +81,96 @@ def main(r: HotpotQARecipe) -> dict:
     out = Path(r.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    data = prepare_data(r, out)                    # 1. data
+    teach_step(r, out, data)                       # 2. teach
+    corpus_step(r, out)                            # 3. corpus
+    trained = train_step(r, out)                   # 4. train
+    gguf = export_step(r, out)                     # 5. export
+    runs, real = evaluate_steps(r, out, data, gguf)  # 6. evaluate both on the same questions
+    return report_step(r, out, data, runs, real, trained, gguf, started)  # 7. report
 
-    # 1. data
+
+@dataclass
+class Data:
+    """Where the recipe's questions come from: a data path (None: the hub) and split, to teach and to test."""
+
+    train: str | None
+    eval: str | None
+    train_split: str
+    eval_split: str
+
+
+def prepare_data(r: HotpotQARecipe, out: Path) -> Data:
+    """The embedded world, generated into OUT/world (task=world), or HotpotQA's files or hub splits."""
     if r.task == "world":
-        world = WorldConfig(seed=r.seed)
-        stage(out, "world", world, lambda c: write_world(c, out / "world"))
-        train_data = eval_data = str(out / "world")
-        train_split, eval_split = "train", "test"
-    elif r.task == "hotpotqa":
-        train_data, eval_data = r.train_data, r.eval_data
-        train_split, eval_split = "train", "validation"
-    else:
-        raise ValueError(f"--task must be world or hotpotqa, got {r.task!r}")
+        stage(out, "world", WorldConfig(seed=r.seed), lambda c: write_world(c, out / "world"))
+        return Data(str(out / "world"), str(out / "world"), "train", "test")
+    if r.task == "hotpotqa":
+        return Data(r.train_data, r.eval_data, "train", "validation")
+    raise ValueError(f"--task must be world or hotpotqa, got {r.task!r}")
 
-    # 2. teach
+
+def teach_step(r: HotpotQARecipe, out: Path, data: Data) -> dict:
+    """The teacher solves the training questions with ReAct (and decomposes, when planner records are asked)."""
     taught = stage(out, "teach", TeachConfig(
-        out=str(out / "teach"), task=r.task, data=train_data, split=train_split, limit=r.train_questions,
+        out=str(out / "teach"), task=r.task, data=data.train, split=data.train_split, limit=r.train_questions,
         teacher=r.teacher, model=r.teacher_model, base_url=r.teacher_url, max_usd=r.max_usd,
-        methods="react,decompose" if "planner" in r.roles else "react", seed=r.seed), teach)  # (the planner's data)
+        methods="react,decompose" if "planner" in r.roles else "react", seed=r.seed), teach)
     print(f"   {taught['success']} of {taught['trajectories']} trajectories succeeded")
+    return taught
 
-    # 3. corpus: the successful ReAct trajectories in FireAct's format (and FireAct's own, if given)
+
+def corpus_step(r: HotpotQARecipe, out: Path) -> dict:
+    """The successful ReAct trajectories as chat records in FireAct's format (and FireAct's own, if given)."""
     inputs = [str(out / "teach" / "trajectories.jsonl")] + ([r.fireact] if r.fireact else [])
     corpus = stage(out, "corpus", CorpusConfig(inputs=",".join(inputs), out=str(out / "corpus"), tasks=r.mix,
                                                negatives="", roles=r.roles, seed=r.seed), build_corpus)
     print(f"   {corpus['train']} training records, mean {corpus['tokens']['mean']:.0f} tokens (estimated)")
+    return corpus
 
-    # 4. train
+
+def train_step(r: HotpotQARecipe, out: Path) -> dict:
+    """LoRA on the base (OUT/model: adapter, loss.csv, loss.png)."""
     trained = stage(out, "train", train_options(r, out / "corpus", out / "model"), train)
     print(f"   loss {trained['train_loss']} over {trained['steps']} steps ({trained['backend']})")
+    return trained
 
-    # 5. export
+
+def export_step(r: HotpotQARecipe, out: Path) -> Path:
+    """Merged, converted to GGUF, checked against transformers; returns the GGUF's path."""
     exported = stage(out, "export", ExportConfig(model=str(out / "model"), quant=r.quant), export)
     gguf = out / "model" / "gguf" / f"model-{r.quant}.gguf"
     print(f"   {gguf} ({exported['files'][gguf.name]['bytes'] / 1e6:.0f} MB)")
+    return gguf
 
-    # 6. evaluate both on the same questions
-    def evaluation(name: str, model: str) -> dict:
-        return evaluate_stage(r, out, name, model, eval_data, eval_split)
 
-    prompted = r.prompted if r.prompted != "auto" else ("embedded" if r.base == "embedded" else "none")
+def prompted_model(r: HotpotQARecipe) -> str:
+    """The prompted baseline's model: the embedded Gemma for base=embedded under `auto`, else as given."""
+    return r.prompted if r.prompted != "auto" else ("embedded" if r.base == "embedded" else "none")
+
+
+def evaluate_steps(r: HotpotQARecipe, out: Path, data: Data, gguf: Path) -> tuple[dict, dict | None]:
+    """({"prompted": metrics, "fine-tuned": metrics}, metrics on real_data or None): the prompted base and the
+    fine-tuned model on the same test questions (OUT/eval-prompted, OUT/eval-finetuned)."""
     runs = {}
-    if prompted != "none":
-        runs["prompted"] = evaluation("prompted", prompted)
-    runs["fine-tuned"] = evaluation("finetuned", str(gguf))
+    if prompted_model(r) != "none":
+        runs["prompted"] = evaluate_stage(r, out, "prompted", prompted_model(r), data.eval, data.eval_split)
+    runs["fine-tuned"] = evaluate_stage(r, out, "finetuned", str(gguf), data.eval, data.eval_split)
     real = None
     if r.real_data:  # the same model on real questions no one here wrote, with evaluate's defaults
         real = stage(out, "eval-real", EvalConfig(model=str(gguf), out=str(out / "eval-real"), task="hotpotqa",
                                                   data=r.real_data, seed=r.seed), evaluate)
+    return runs, real
 
-    # 7. report
+
+def report_step(r: HotpotQARecipe, out: Path, data: Data, runs: dict, real: dict | None, trained: dict,
+                gguf: Path, started: float) -> dict:
+    """The comparison table, printed and in OUT/report.md, with plots and the page OUT/html beside it."""
     page = report(ReportConfig(runs=",".join(str(out / f"eval-{n.replace('-', '')}") for n in runs),
                                out=str(out / "report.md"), html=str(out / "html")))
     table = comparison(runs)
     gain = runs["fine-tuned"]["em"] - runs["prompted"]["em"] if "prompted" in runs else None
-    print(f"\n{r.task}: {r.eval_questions} {eval_split} questions; prompted = {prompted} with {r.shots} "
+    print(f"\n{r.task}: {r.eval_questions} {data.eval_split} questions; prompted = {prompted_model(r)} with {r.shots} "
           f"examples, fine-tuned = {r.base} + LoRA, {trained['steps']} steps\n")
     print(table)
     why = outcome_table(runs)
@@ -153,7 +188,8 @@ def main(r: HotpotQARecipe) -> dict:
     print(f"\nreport: {page}\npage: {html} (open it in a browser)\nplots: {', '.join(plots)}\n"
           f"wall time this run: {time.time() - started:.0f} s")
     return {"runs": runs, "em_gain": gain, "real": real, "report": str(page), "page": str(html), "plots": plots,
-            "gguf": str(gguf), "prompted_model": prompted, "eval_data": eval_data, "eval_split": eval_split}
+            "gguf": str(gguf), "prompted_model": prompted_model(r), "eval_data": data.eval,
+            "eval_split": data.eval_split}
 
 
 def train_options(r: HotpotQARecipe, corpus: Path, model: Path):

@@ -72,7 +72,7 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")
 
 
-def _right(rec: dict | None) -> bool | None:
+def right(rec: dict | None) -> bool | None:
     if rec is None:
         return None
     return bool(rec.get("success", rec.get("score", {}).get("em", 0) >= 1))
@@ -132,9 +132,9 @@ def page_data(runs: list[dict], info: dict | None = None) -> tuple[dict, list[di
         recs = [r["trajectories"].get(qid) for r in runs]
         first = next(rec for rec in recs if rec is not None)
         qtype, facts, example = info.get(qid, ("", [], None))
-        oid, label = outcome(names, [_right(rec) for rec in recs])
+        oid, label = outcome(names, [right(rec) for rec in recs])
         outcomes.setdefault(oid, [label, 0])[1] += 1
-        per_run = [None if rec is None else [int(_right(rec)), len(rec.get("steps", [])), rec.get("answer"),
+        per_run = [None if rec is None else [int(right(rec)), len(rec.get("steps", [])), rec.get("answer"),
                                              why(rec, example)] for rec in recs]
         for r, cells in enumerate(per_run):
             if cells is not None and cells[3] >= 0:

@@ -117,13 +117,18 @@ def load_model(config: TrainConfig, base: str, backend: str):
             model = get_peft_model(model, LoraConfig(
                 r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout, task_type="CAUSAL_LM",
                 target_modules=config.target_modules.split(",")))
+    return model, prepare_tokenizer(tokenizer, base)
+
+
+def prepare_tokenizer(tokenizer, base):
+    """The base's tokenizer as training uses it: fireflan's chat template where it has none, a pad token."""
     if tokenizer.chat_template is None:
         if END not in tokenizer.get_vocab():
             raise ValueError(f"{base} has no chat template and no {END} token: give it a chat template first")
         tokenizer.chat_template = CHAT_TEMPLATE
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return tokenizer
 
 
 # --------------------------------------------------------------------------- the trainer
