@@ -2,6 +2,7 @@
 #   make all    the main job on the embedded default, end to end (writes runs/)
 #   make lab    the same recipe sized for a class (~10 minutes on 2 cores; runs/lab)
 #   make test   the default test tier (pytest -m "not slow")
+#   make test-slow  the slower tier CI runs too; make test-lab  notebooks 2 and 3 at the lab's sizes (~25 min)
 #   make lint   ruff
 #   make bench  the benchmarks in bench/ (each prints one JSON object on its last line)
 #   make clean  remove the virtual environment, runs and caches
@@ -12,7 +13,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 RUNS   ?= runs
 
-.PHONY: all lab test test-slow lint bench clean
+.PHONY: all lab test test-slow test-lab lint bench clean
 
 # One stamp per set of extras: re-installs when pyproject.toml or the constraints change.
 # torch goes in first, from the CPU wheel pinned in constraints.txt, so that no later package
@@ -33,7 +34,10 @@ test: $(VENV)/.ready-train,infer,dev
 	$(PY) -m pytest -m "not slow" -q
 
 test-slow: $(VENV)/.ready-train,infer,dev
-	$(PY) -m pytest -m slow -q
+	$(PY) -m pytest -m "slow and not lab" -q
+
+test-lab: $(VENV)/.ready-train,infer,dev
+	$(PY) -m pytest -m lab -q -s
 
 lint: $(VENV)/.ready-train,infer,dev
 	$(PY) -m ruff check fireflan tests bench
