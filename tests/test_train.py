@@ -307,6 +307,7 @@ def test_corpus_show_on_the_command_line(tiny, corpus, tmp_path, capsys):
     main(["corpus", "show", str(corpus), "--index", "2", "--base", str(tiny), "--html", str(page)])
     out = capsys.readouterr().out
     assert "trained (" in out and "observation" in out and page.read_text().startswith("<!doctype html>")
+    assert "[[Thought:" in out or "[[Action:" in out  # piped: the trained runs bracketed
     first = json.loads((corpus / "train.jsonl").read_text().splitlines()[0])["meta"]["id"]
     main(["corpus", "show", str(corpus), "--id", first, "--base", str(tiny)])
     assert capsys.readouterr().out.splitlines()[-2].startswith(f"{first}:")

@@ -173,6 +173,17 @@ def to_rich(v: RecordView):
     return text
 
 
+def to_marked(v: RecordView) -> str:
+    """The record as plain text, each run of trained tokens in [[ ]] (for a pipe, a file, a note)."""
+    parts, inside = [], False
+    for t in v.tokens:
+        if (t.kind == "trained") != inside:
+            parts.append("]]" if inside else "[[")
+            inside = not inside
+        parts.append(t.text)
+    return "".join(parts) + ("]]" if inside else "")
+
+
 def summary_line(v: RecordView) -> str:
     c = v.counts
     extra = f", {c['assistant']} model tokens with no loss" if c["assistant"] else ""
@@ -188,9 +199,13 @@ def show(config: ShowConfig) -> RecordView:
 
     v = record_view(config.corpus, config.index, config.id, config.base, config.split, config.action_format)
     console = Console(highlight=False)
-    console.print(v)
-    print(f"\n{summary_line(v)}")
-    console.print(legend())
+    if console.is_terminal:
+        console.print(v)
+        print(f"\n{summary_line(v)}")
+        console.print(legend())
+    else:  # piped or redirected: no colours, so the trained runs are bracketed
+        print(to_marked(v))
+        print(f"\n{summary_line(v)}\nkey: [[trained tokens]]; everything else carries no loss")
     if config.html:
         Path(config.html).write_text(_static("page.html").substitute(title=html.escape(v.id), record=to_html(v)))
         print(f"page: {config.html}")
