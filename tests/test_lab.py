@@ -22,7 +22,7 @@ pytest.importorskip("llama_cpp", reason="the infer extra is not installed")
 def lab(tmp_path_factory):
     out = tmp_path_factory.mktemp("lab") / "lab"
     started = time.time()
-    nb = run_notebook("01-fireact.ipynb", {"OUT": str(out)}, timeout=2400)
+    nb = run_notebook("01-fireact.ipynb", {"OUT": str(out)}, timeout=2400)  # from scratch, in the kernel
     print(f"\nnotebook 1 at the lab's sizes: {time.time() - started:.0f} s")
     return nb, out
 

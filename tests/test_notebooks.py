@@ -2,9 +2,11 @@
 the tiny scale (the tiny base, a few questions; the prompted baseline is the embedded Gemma). The lab's
 sizes run in the slow tier (test_lab.py)."""
 
-import json
+import os
+import shutil
 
 import pytest
+from helpers import ROOT
 from helpers.notebooks import NOTEBOOKS, outputs, run_notebook
 
 pytest.importorskip("nbclient", reason="the dev extra is not installed (nbclient runs the notebooks)")
@@ -28,43 +30,50 @@ def test_every_notebook_says_up_front_how_long_it_takes():
 
 
 @pytest.fixture(scope="module")
-def first(tmp_path_factory):
-    """Notebook 1 executed into a lab folder, which notebooks 2 and 3 then reuse (as they reuse make lab's)."""
-    out = tmp_path_factory.mktemp("notebooks") / "lab"
-    return run_notebook("01-fireact.ipynb", {"OPTIONS": {**TINY, "out": str(out)}}), out
+def checkout(tmp_path_factory):
+    """A checkout's notebooks/ and recipes/ with runs/lab as `make lab` leaves it (the recipe run from the root,
+    so the stages record relative paths), at the tiny scale."""
+    from fireflan.recipes import hotpotqa
+    from fireflan.recipes.common import read_options
+
+    root = tmp_path_factory.mktemp("checkout")
+    shutil.copytree(NOTEBOOKS, root / "notebooks")
+    shutil.copytree(ROOT / "recipes", root / "recipes")
+    here = os.getcwd()
+    os.chdir(root)
+    try:
+        hotpotqa.main(read_options(hotpotqa.HotpotQARecipe, "recipes/lab.toml", **TINY))
+    finally:
+        os.chdir(here)
+    return root
 
 
-def test_notebook_1_fireact_runs_and_shows_its_figures(first):
-    nb, out = first
+def test_notebook_1_fireact_reads_make_labs_folder_and_shows_its_figures(checkout):
+    nb = run_notebook("01-fireact.ipynb", {"OPTIONS": TINY}, folder=checkout / "notebooks")
+    streams = "".join(outputs(nb, "stream"))
+    for name in ("world", "teach", "corpus", "train", "export", "eval-prompted", "eval-finetuned"):
+        assert f"== {name}: finished before" in streams, name  # make lab's stages read back, none redone
     html = outputs(nb, "text/html")
     assert any("ff-trained" in h for h in html)              # a record, token by token
     assert any("ff-side" in h and "gold:" in h for h in html)  # two questions side by side
     assert len(outputs(nb, "image/png")) == 1                # the loss curve
     table = "".join(outputs(nb, "text/markdown"))
     assert "EM" in table and "prompted" in table and "fine-tuned" in table
-    metrics = json.loads((out / "eval-finetuned" / "metrics.json").read_text())
-    assert metrics["questions"] == 3
-    # again on the same folder: every stage is read back, none is redone
-    again = "".join(outputs(run_notebook("01-fireact.ipynb", {"OPTIONS": {**TINY, "out": str(out)}}), "stream"))
-    for name in ("world", "teach", "corpus", "train", "export", "eval-prompted", "eval-finetuned"):
-        assert f"== {name}: finished before" in again, name
 
 
-def test_notebook_2_agentflan_runs_on_the_lab_folder(first):
-    _, out = first
-    nb = run_notebook("02-agentflan.ipynb", {"OPTIONS": {**TINY, "out": str(out)}})
+def test_notebook_2_agentflan_runs_on_the_lab_folder(checkout):
+    nb = run_notebook("02-agentflan.ipynb", {"OPTIONS": TINY}, folder=checkout / "notebooks")
     streams = "".join(outputs(nb, "stream"))
     assert "== train: finished before" in streams and "== train-agentflan\n" in streams  # only the new model trained
     html = outputs(nb, "text/html")
     assert sum("ff-trained" in h for h in html) >= 3        # both formats, and negatives
     table = "".join(outputs(nb, "text/markdown"))
     assert "FireAct format" in table and "Agent-FLAN" in table and "tool misuse" in table
-    assert (out / "corpus-agentflan-nonegatives" / "train.jsonl").exists()
+    assert (checkout / "runs" / "lab" / "corpus-agentflan-nonegatives" / "train.jsonl").exists()
 
 
-def test_notebook_3_inference_methods_runs_on_the_lab_folder(first):
-    _, out = first
-    nb = run_notebook("03-inference-methods.ipynb", {"OPTIONS": {**TINY, "out": str(out)}, "QUESTIONS": 2})
+def test_notebook_3_inference_methods_runs_on_the_lab_folder(checkout):
+    nb = run_notebook("03-inference-methods.ipynb", {"OPTIONS": TINY, "QUESTIONS": 2}, folder=checkout / "notebooks")
     assert "== train: finished before" in "".join(outputs(nb, "stream"))
     table = "".join(outputs(nb, "text/markdown"))
     for method in ("react", "branches", "decompose", "backtrack"):

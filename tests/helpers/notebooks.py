@@ -24,14 +24,15 @@ def with_parameters(nb, values: dict):
     return nb
 
 
-def run_notebook(name: str, values: dict, timeout: int = 900):
-    """The executed notebook (outputs filled in); a failing cell raises nbclient's CellExecutionError."""
+def run_notebook(name: str, values: dict, timeout: int = 900, folder: Path = NOTEBOOKS):
+    """The executed notebook FOLDER/NAME (outputs filled in), run in FOLDER; a failing cell raises nbclient's
+    CellExecutionError."""
     import nbformat
     from nbclient import NotebookClient
 
-    nb = with_parameters(nbformat.read(NOTEBOOKS / name, as_version=4), values)
+    nb = with_parameters(nbformat.read(Path(folder) / name, as_version=4), values)
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+                   resources={"metadata": {"path": str(folder)}}).execute()
     return nb
 
 
