@@ -534,6 +534,25 @@ def test_branches_share_their_prompt_and_every_common_token(exported):
     assert 0 < out[0].evaluated_tokens < len(longer) - len(tokens)
 
 
+def test_the_batch_decoder_trusts_the_memory_over_its_bookkeeping(exported):
+    """A sequence whose cells the memory no longer holds (found after 24 branched questions on the lab's
+    model: llama.cpp refused the next decode, rc -1) is evaluated again, with the same output."""
+    import llama_cpp as L
+
+    from fireflan.models.batch import BatchDecoder, Job
+    from fireflan.models.llama import LlamaModel
+
+    model_dir, _ = exported
+    model = LlamaModel(model_dir / "gguf" / "model-f16.gguf", threads=1, n_ctx=1024)
+    tokens = model.llm.tokenize(model.prompt([{"role": "user", "content": "Who founded Kest Pictures?"}]).encode(),
+                                add_bos=False, special=True)
+    decoder = BatchDecoder(model.llm, n_seq=2, n_ctx=2048)
+    first = decoder.generate([Job(tokens)], max_tokens=8)
+    L.llama_memory_seq_rm(decoder.mem, 0, 3, -1)  # behind the decoder's back: its cache says it holds them all
+    again = decoder.generate([Job(tokens)], max_tokens=8)
+    assert again[0].text == first[0].text and again[0].evaluated_tokens == len(tokens)
+
+
 def test_evaluate_a_real_gguf_on_db_tasks_writes_metrics(exported, tmp_path):
     """`fireflan evaluate --task dbbench` on the tiny exported GGUF (default tier): whatever SQL or text
     it writes, the run ends and metrics.json holds the scores and AgentBench's accuracy per type."""

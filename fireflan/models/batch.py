@@ -101,8 +101,9 @@ class BatchDecoder:
                 b.seq_id[i][j] = seq
         rc = self.L.llama_decode(self.ctx, b)
         if rc != 0:
-            raise RuntimeError(f"llama_decode failed ({rc}): the {self.n_seq} sequences outgrew the context; "
-                               "give the batch decoder a larger n_ctx")
+            why = (f"the {self.n_seq} sequences outgrew the context; give the batch decoder a larger n_ctx" if rc == 1
+                   else "llama.cpp refused the batch (its positions do not continue what the memory holds)")
+            raise RuntimeError(f"llama_decode failed ({rc}): {why}")
 
     def _hold(self, seq: int, tokens: list[int]) -> int:
         """Make sequence `seq` hold exactly `tokens` in its cache: keep its own matching prefix or copy a
@@ -118,8 +119,15 @@ class BatchDecoder:
         if source != seq:
             L.llama_memory_seq_rm(self.mem, seq, 0, -1)
             L.llama_memory_seq_cp(self.mem, source, seq, 0, keep)
-        else:
-            L.llama_memory_seq_rm(self.mem, seq, keep, -1)
+        elif not L.llama_memory_seq_rm(self.mem, seq, keep, -1):
+            keep = 0  # llama.cpp could not cut the sequence there: it is dropped whole below
+        if keep and L.llama_memory_seq_pos_max(self.mem, seq) != keep - 1:
+            # The memory does not hold what the bookkeeping says (seen with Gemma 3's sliding-window cache
+            # after many branched questions: the next decode was refused for inconsistent positions). Trust
+            # the memory: drop the sequence and evaluate its tokens again (the same logits, only slower).
+            keep = 0
+        if not keep:
+            L.llama_memory_seq_rm(self.mem, seq, 0, -1)
         rest = tokens[keep:]
         for start in range(0, len(rest), self.n_batch):
             chunk = rest[start:start + self.n_batch]
