@@ -26,6 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 
 
+class RefusedBatch(RuntimeError):
+    """llama.cpp refused a batch whose positions do not continue what its memory holds."""
+
+
 @dataclass
 class Job:
     tokens: list[int]  # the whole prompt
@@ -103,7 +107,7 @@ class BatchDecoder:
         if rc != 0:
             why = (f"the {self.n_seq} sequences outgrew the context; give the batch decoder a larger n_ctx" if rc == 1
                    else "llama.cpp refused the batch (its positions do not continue what the memory holds)")
-            raise RuntimeError(f"llama_decode failed ({rc}): {why}")
+            raise (RuntimeError if rc == 1 else RefusedBatch)(f"llama_decode failed ({rc}): {why}")
 
     def _hold(self, seq: int, tokens: list[int]) -> int:
         """Make sequence `seq` hold exactly `tokens` in its cache: keep its own matching prefix or copy a
@@ -179,6 +183,17 @@ class BatchDecoder:
     # --- generation ---
 
     def generate(self, jobs: list[Job], *, stop: list[str] | None = None, max_tokens: int = 256) -> list[Output]:
+        """`_generate`, done again on an emptied memory if llama.cpp refuses a batch (rc -1: the memory does not
+        hold what the bookkeeping says; seen in branched runs, cause not found). The cache only saves work, and
+        sampling is seeded per call, so the outputs are the same."""
+        try:
+            return self._generate(jobs, stop=stop, max_tokens=max_tokens)
+        except RefusedBatch:
+            self.L.llama_memory_clear(self.mem, True)
+            self.cached = [[] for _ in range(self.n_seq)]
+            return self._generate(jobs, stop=stop, max_tokens=max_tokens)
+
+    def _generate(self, jobs: list[Job], *, stop: list[str] | None = None, max_tokens: int = 256) -> list[Output]:
         """Continue each job's prompt in its own sequence; each stops at an end-of-generation token, a
         stop string (cut off, as a server does) or `max_tokens`.
 
