@@ -284,8 +284,8 @@ def test_roles_judge_and_backtrack_records_at_their_shares(trajectories, tmp_pat
 
 def test_planner_records_come_from_a_decomposing_teacher(tmp_path):
     """teach --methods decompose (the scripted expert plans from the world's sub-questions) -> corpus
-    --roles planner=...: the plan, each sub-episode with what was known, the composing turn; the
-    decomposed trajectories are not trained on as ReAct records."""
+    --roles planner=...,subquestion=...: the plans; each sub-episode with what was known, the composing
+    turn; the decomposed trajectories are not trained on as ReAct records."""
     from fireflan.agent import roles
     from fireflan.worlds.wiki import WorldConfig, write_world
 
@@ -293,14 +293,18 @@ def test_planner_records_come_from_a_decomposing_teacher(tmp_path):
     summary = teach(TeachConfig(out=str(tmp_path / "t"), data=str(tmp_path / "w"), methods="react,decompose"))
     assert summary["methods"]["decompose"]["success_rate"] == 1.0 and summary["methods"]["decompose"]["n"] > 50
     stats = build_corpus(CorpusConfig(inputs=str(tmp_path / "t" / "trajectories.jsonl"), out=str(tmp_path / "c"),
-                                      negatives="", roles="planner=0.3"))
-    assert abs(stats["role_shares"]["realised"]["planner"] - 0.3) <= 0.02 and "decompose" not in stats["method_mix"]
+                                      negatives="", roles="planner=0.1,subquestion=0.2"))
+    realised = stats["role_shares"]["realised"]
+    assert abs(realised["planner"] - 0.1) <= 0.02 and abs(realised["subquestion"] - 0.2) <= 0.02
+    assert "decompose" not in stats["method_mix"]
     records = _read(tmp_path / "c" / "train.jsonl") + _read(tmp_path / "c" / "val.jsonl")
-    planner = [r for r in records if r["meta"].get("role") == "planner"]
-    plans = [r for r in planner if r["messages"][0]["content"].startswith(roles.PLAN)]
-    subs = [r for r in planner if "\nKnown: " in r["messages"][0]["content"]]
-    composes = [r for r in planner if roles.COMPOSE in r["messages"][0]["content"]]
-    assert plans and subs and composes
+    plans = [r for r in records if r["meta"].get("role") == "planner"]
+    solving = [r for r in records if r["meta"].get("role") == "subquestion"]
+    assert all(r["messages"][0]["content"].startswith(roles.PLAN) for r in plans) and len(plans) > 10
+    subs = [r for r in solving if "\nKnown: " in r["messages"][0]["content"]]
+    composes = [r for r in solving if roles.COMPOSE in r["messages"][0]["content"]]
+    firsts = [r for r in solving if r not in subs and r not in composes]  # the first sub-question knows nothing
+    assert subs and composes and firsts
     for rec in plans:
         assert len(roles.parse_plan(rec["messages"][1]["content"])) >= 2 and rec["messages"][1]["loss"]
     for rec in subs + composes:

@@ -259,6 +259,34 @@ def test_source_stamp_changes_with_the_weights(tmp_path):
     assert source_stamp(tmp_path, train) != first
 
 
+def test_a_4_bit_base_is_merged_as_its_16_bit_original(trained, tmp_path):
+    """QLoRA (Unsloth) trains on 4-bit weights; the merge, the GGUF and its check need the 16-bit ones: Unsloth's
+    `-bnb-4bit` names map to their originals, and a folder saved in 4-bit asks for --merge-base."""
+    from fireflan.export.merge import merge, sixteen_bit_base
+
+    assert sixteen_bit_base("unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit") == "unsloth/Meta-Llama-3.1-8B-Instruct"
+    assert sixteen_bit_base("unsloth/Qwen3-4B-unsloth-bnb-4bit") == "unsloth/Qwen3-4B"
+    assert sixteen_bit_base("google/gemma-3-270m") == "google/gemma-3-270m"
+    info = read_train(trained)
+    assert sixteen_bit_base(info["base"]) == info["base"]  # a 16-bit folder: itself
+    four_bit = tmp_path / "base-4bit"
+    shutil.copytree(info["base"], four_bit)
+    config = json.loads((four_bit / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "bitsandbytes", "load_in_4bit": True}
+    (four_bit / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ExportError, match="--merge-base"):
+        sixteen_bit_base(str(four_bit))
+    model = tmp_path / "model"
+    shutil.copytree(trained / "adapter", model / "adapter")
+    train = {**info, "base": str(four_bit)}
+    (model / "train.json").write_text(json.dumps(train))
+    with pytest.raises(ExportError, match="4-bit"):
+        merge(model, train, "s")
+    folder, ran, _ = merge(model, train, "s", base=info["base"])
+    assert ran and json.loads((folder / "fireflan-merge.json").read_text())["base"] == info["base"]
+    assert merge(model, train, "s", base=info["base"])[1] is False  # done: not merged again
+
+
 def test_plain_template_and_added_tokens_are_written_for_the_converter(tmp_path):
     (tmp_path / "chat_template.jinja").write_text(CHAT_TEMPLATE)
     tokens = [{"id": 4, "content": "<start_of_turn>", "special": False, "lstrip": False, "rstrip": False,

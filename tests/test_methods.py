@@ -198,6 +198,27 @@ def test_decompose_falls_back_to_react_on_a_one_line_plan():
     assert model.requests[1]["messages"][-1]["content"] == EX.question
 
 
+def test_decompose_falls_back_to_react_when_the_plan_restates_the_question():
+    model = ReplayModel(["Sub-question 1: Where was the director of the Glass Harbor born?\n"
+                         "Sub-question 2: Where was that director born?",
+                         "Thought: a\nAction: finish[Velmora]"])
+    traj = run_method("decompose", model, Wiki(PAGES), EX, score=score)
+    assert traj.success and traj.budget()["calls"] == 2 and traj.steps[0].action == "plan"
+    assert model.requests[1]["messages"][-1]["content"] == EX.question
+
+
+def test_decompose_answers_with_the_last_sub_answer_when_the_composer_does_not_finish():
+    model = ReplayModel([
+        "Sub-question 1: Who directed The Glass Harbor?\nSub-question 2: Where was that director born?",
+        "Thought: search it\nAction: search[The Glass Harbor]", "Thought: found\nAction: finish[Aldo Brenik]",
+        "yes: the page says so",
+        "Thought: search him\nAction: search[Aldo Brenik]", "Thought: found\nAction: finish[Velmora]",
+        "yes: his page says so",
+        "Thought: The director was born there."])  # no action: the composer failed
+    traj = run_method("decompose", model, Wiki(PAGES), EX, score=score)
+    assert traj.answer == "Velmora" and traj.success and traj.steps[-1].format_error
+
+
 def test_branches_by_step_takes_the_candidate_the_judge_prefers():
     from fireflan.models.fake import BatchReplayModel
 

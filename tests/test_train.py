@@ -124,6 +124,65 @@ def test_backend_selection():
         choose_backend("mlx", cuda=False, unsloth_installed=False)
 
 
+def test_the_options_reaching_unsloth(tiny, corpus, tmp_path, monkeypatch):
+    """The Unsloth code path, driven through a fake FastLanguageModel (tests/helpers/fake_unsloth.py): 4-bit
+    weights, the rank, alpha, dropout, target modules, the maximum length, Unsloth's own checkpointing and seed
+    reach it; the model is put in training mode; the trainer then trains with fireflan's chat template and
+    labels (loss on the assistant turns only), the loss Unsloth's model computes, and no second
+    checkpointing."""
+    from helpers.fake_unsloth import install
+
+    import fireflan.train.trainer as trainer_module
+    from fireflan.train.bases import CHAT_TEMPLATE
+
+    unsloth = install(monkeypatch)
+    seen = {}
+    make = trainer_module.make_trainer_class
+
+    def capturing():
+        class Capturing(make()):
+            def compute_loss(self, model, inputs, *args, **kwargs):
+                seen.setdefault("labels", inputs["labels"][0].tolist())
+                seen["ids"] = inputs["input_ids"][0].tolist()
+                seen["fast_loss"], seen["template"] = self.fast_loss, self.processing_class.chat_template
+                seen["checkpointing"] = self.args.to_dict().get("activation_checkpointing",
+                                                               self.args.to_dict().get("gradient_checkpointing"))
+                return super().compute_loss(model, inputs, *args, **kwargs)
+        return Capturing
+
+    monkeypatch.setattr(trainer_module, "make_trainer_class", capturing)
+    record, path = _one_record_corpus(corpus, tmp_path, lambda r: r["meta"]["method"] == "react")
+    summary = train(TrainConfig(corpus=str(path), base=str(tiny), out=str(tmp_path / "m"), backend="unsloth",
+                                rank=8, alpha=16, dropout=0.05, target_modules="q_proj,v_proj", max_length=768,
+                                gradient_checkpointing=True, max_steps=2, batch_size=1, save_steps=100, seed=7))
+    assert summary["backend"] == "unsloth" and summary["steps"] == 2
+    assert [name for name, _ in unsloth.calls] == ["from_pretrained", "get_peft_model", "for_training"]
+    load, lora = unsloth.calls[0][1], unsloth.calls[1][1]
+    assert load == {"model_name": str(tiny), "max_seq_length": 768, "dtype": None, "load_in_4bit": True,
+                    "full_finetuning": False}
+    assert lora == {"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"],
+                    "bias": "none", "use_gradient_checkpointing": "unsloth", "random_state": 7}
+    assert seen["template"] == CHAT_TEMPLATE and seen["fast_loss"] is False and not seen["checkpointing"]
+    from fireflan.corpus.show import load_tokenizer, view
+
+    shown = view(load_tokenizer(str(tiny)), record)  # assistant-only loss: what `corpus show` marks trained
+    assert [t.id for t in shown.tokens] == seen["ids"]
+    assert [t.kind == "trained" for t in shown.tokens] == [lab != IGNORE for lab in seen["labels"]]
+    assert (tmp_path / "m" / "adapter" / "adapter_config.json").is_file()
+
+
+def test_full_fine_tuning_through_unsloth_loads_16_bit_weights(tiny, corpus, tmp_path, monkeypatch):
+    from helpers.fake_unsloth import install
+
+    unsloth = install(monkeypatch)
+    _, path = _one_record_corpus(corpus, tmp_path, lambda r: r["meta"]["method"] == "react")
+    train(TrainConfig(corpus=str(path), base=str(tiny), out=str(tmp_path / "m"), backend="unsloth", lora=False,
+                      max_steps=1, batch_size=1, save_steps=100))
+    assert [name for name, _ in unsloth.calls] == ["from_pretrained", "for_training"]
+    assert unsloth.calls[0][1]["load_in_4bit"] is False and unsloth.calls[0][1]["full_finetuning"] is True
+    assert (tmp_path / "m" / "full" / "config.json").is_file()
+
+
 def test_corpus_files(tmp_path):
     from fireflan.io import DataError
 

@@ -10,10 +10,11 @@ The judge below is the model itself in the judge's role (fireflan.agent.roles, f
   ones never win; when more than one distinct action is left, the judge scores each (after running it:
   it reads the observation) and the highest P(yes) is taken; a tie goes to the earliest candidate, the
   greedy one first; with one distinct action the judge is not asked.
-- decompose: the planner splits the question into sub-questions (one line: plain ReAct); each is solved
-  by a sub-episode with the answers found so far in its question; the judge reads each sub-answer and,
-  when it says no, the sub-episode is told so and goes on (Reflexion's feedback, within its steps);
-  a final call composes the answer.
+- decompose: the planner splits the question into sub-questions (one line, or a first sub-question that
+  only restates the question: plain ReAct); each is solved by a sub-episode with the answers found so
+  far in its question; the judge reads each sub-answer and, when it says no, the sub-episode is told so
+  and goes on (Reflexion's feedback, within its steps); a final call composes the answer (when it
+  writes no finish, the last sub-answer found is the answer: a chain's last hop answers its question).
 - backtrack: the ReAct loop, where a failed step (unparseable, a repeated action, a search that finds
   nothing) is taken back and sampled again (`AgentConfig.backtracks`); then the paper's restart: when
   the judge rejects the answer, or the episode ends without one, it starts over with the failed
@@ -244,7 +245,8 @@ def run_decompose(model, tool, example, *, config: AgentConfig | None = None, se
     plan = Step(thought=text.strip(), action="plan", argument=" | ".join(subs), observation="", raw=text,
                 prompt_tokens=getattr(usage, "prompt_tokens", 0),
                 completion_tokens=getattr(usage, "completion_tokens", 0))
-    if len(subs) <= 1:  # a simple question: plain ReAct
+    if len(subs) <= 1 or normalize_answer(subs[0]) == normalize_answer(example.question):
+        # a simple question, or a plan whose first sub-question is the question itself: plain ReAct
         traj = run_episode(model, tool, example, method="react", config=config, seed=seed, score=score,
                            prefix=prefix, **kwargs)
         return replace(traj, method="decompose", steps=[plan, *traj.steps],
@@ -261,7 +263,11 @@ def run_decompose(model, tool, example, *, config: AgentConfig | None = None, se
                           temperature=config.temperature, seed=seed, max_tokens=config.max_tokens)
     usage = getattr(model, "last_usage", None)
     parsed = parse_action(text)
-    answer = parsed.argument if parsed.ok and parsed.action == "finish" else None
+    found = [a for _, a in known if a != "not found"]
+    if parsed.ok and parsed.action == "finish":
+        answer = parsed.argument
+    else:  # the composer did not answer: the last sub-answer found (a chain's last hop answers the question)
+        answer = found[-1] if found else None
     compose = make_step(text, usage, parsed, "" if parsed.ok else parsed.error)
     steps = [plan, *(s for e in episodes for s in e.steps), compose]
     traj = Trajectory(id=example.id, task=example.task, method="decompose", model=getattr(model, "name", "?"),

@@ -64,8 +64,8 @@ class CorpusConfig:
     negatives: str = opt("notool_with_tools=0.05,no_tools=0.05,bad_observation=0.05",
                          "negative kinds and their shares of the final corpus; empty for none")
     roles: str = opt("", "records of the inference methods' roles and their shares of the final corpus, e.g. "
-                         "planner=0.1,judge=0.2,backtrack=0.1 (fireflan.corpus.roles; the planner's come from "
-                         "`teach --methods decompose`); empty for none")
+                         "planner=0.1,subquestion=0.2,judge=0.2,backtrack=0.1 (fireflan.corpus.roles; the plans and "
+                         "sub-episodes come from `teach --methods decompose`); empty for none")
     chat: str | None = opt(None, "a chat JSONL ({'messages': [...]}) of general data to mix in")
     chat_ratio: float = opt(0.0, "general chat records as a share of the final corpus")
     val_share: float = opt(0.05, "share of questions held out for validation")

@@ -7,8 +7,9 @@ successful wiki trajectories; the turns are written by the same functions infere
   trajectory searched), a finish with a wrong value of the same shape (another question's answer),
   a finish before the second hop (with the first hop's entity). Balanced: as many yes as no.
 - planner: from a decomposing teacher's trajectories (`teach --methods decompose`): the question ->
-  its sub-questions; each sub-episode as a ReAct record whose question carries the answers found so
-  far; the composing turn.
+  its sub-questions (short records: many of them cost little training);
+- subquestion: from the same trajectories, each sub-episode as a ReAct record whose question carries
+  the answers found so far, and the composing turn.
 - backtrack: a failed attempt (the teacher's steps with a wrong or early finish) in the question of
   a restart, followed by the teacher's whole trajectory; loss on the retry only.
 
@@ -27,7 +28,7 @@ from fireflan.agent.loop import Trajectory
 from fireflan.corpus.format import apply_mask, record
 from fireflan.models.scripted import surface
 
-ROLES = ("planner", "judge", "backtrack")
+ROLES = ("planner", "subquestion", "judge", "backtrack")
 
 _YES = {"search": ["the page on {a} is one the question needs.", "{a} is the entity to look up next."],
         "lookup": ["the sentence with {a} holds what the question asks."],
@@ -149,32 +150,45 @@ def backtrack_record(traj, rng: random.Random, answers: dict[str, list[str]]) ->
     return record(apply_mask(messages, [True] * len(steps)), _meta(traj, "backtrack", 0))
 
 
+def _decomposed(traj) -> bool:
+    subs, lengths = traj.extra.get("subquestions", []), traj.extra.get("episode_steps", [])
+    return bool(traj.success and len(subs) >= 2 and len(lengths) == len(subs) and sum(lengths) + 2 == len(traj.steps))
+
+
 def planner_records(traj) -> list[dict]:
-    """The plan, each sub-episode and the composing turn of a successful decomposed trajectory."""
-    subs, answers = traj.extra.get("subquestions", []), traj.extra.get("subanswers", [])
-    lengths = traj.extra.get("episode_steps", [])
-    if not traj.success or len(subs) < 2 or len(lengths) != len(subs) or sum(lengths) + 2 != len(traj.steps):
+    """The plan of a successful decomposed trajectory: the question -> its sub-questions."""
+    if not _decomposed(traj):
         return []
-    plan = [*roles.plan_messages(traj.question), {"role": "assistant", "content": roles.plan_text(subs)}]
-    out = [record(apply_mask(plan, [True]), _meta(traj, "planner", 0))]
-    known, at = [], 1
+    plan = [*roles.plan_messages(traj.question), {"role": "assistant", "content": roles.plan_text(
+        traj.extra["subquestions"])}]
+    return [record(apply_mask(plan, [True]), _meta(traj, "planner", 0))]
+
+
+def subquestion_records(traj) -> list[dict]:
+    """Each sub-episode of a successful decomposed trajectory (its question carries what the earlier ones
+    found, as `decompose` writes it), and the composing turn."""
+    if not _decomposed(traj):
+        return []
+    subs, answers, lengths = traj.extra["subquestions"], traj.extra["subanswers"], traj.extra["episode_steps"]
+    out, known, at = [], [], 1
     for i, (sub, n) in enumerate(zip(subs, lengths, strict=True)):
         episode = Trajectory(id=traj.id, task=traj.task, method="react", model=traj.model, seed=traj.seed,
                              question=roles.subquestion_text(sub, known), gold=answers[i],
                              steps=traj.steps[at:at + n], answer=answers[i])
         at += n
-        messages = episode.messages()
-        out.append(record(apply_mask(messages, [True] * len(episode.steps)), _meta(traj, "planner", i + 1)))
+        out.append(record(apply_mask(episode.messages(), [True] * len(episode.steps)),
+                          _meta(traj, "subquestion", i)))
         known.append((sub, answers[i]))
     compose = [*roles.compose_messages(traj.question, known), {"role": "assistant", "content": traj.steps[-1].content}]
-    out.append(record(apply_mask(compose, [True]), _meta(traj, "planner", len(subs) + 1)))
+    out.append(record(apply_mask(compose, [True]), _meta(traj, "subquestion", len(subs))))
     return out
 
 
 def make_roles(trajectories: list, shares: dict[str, float], final: float, rng: random.Random, search) -> list[dict]:
     """Role records at their shares of a final corpus of `final` records; `search(title)` is the wiki's
-    reply to a search. The planner's come from decomposed trajectories, the others from ReAct ones of the
-    wiki's tools (a DB task has no pages; a Reflexion attempt opens with a search meant to fail)."""
+    reply to a search. The planner's and the sub-questions' come from decomposed trajectories, the others
+    from ReAct ones of the wiki's tools (a DB task has no pages; a Reflexion attempt opens with a search
+    meant to fail)."""
     wiki = [t for t in trajectories
             if t.success and t.method == "react" and any(s.action == "search" for s in t.steps)]
     titles = sorted({s.argument for t in wiki for s in t.steps if s.action == "search"
@@ -185,13 +199,16 @@ def make_roles(trajectories: list, shares: dict[str, float], final: float, rng: 
     out = []
     for role, share in shares.items():
         want, made = round(final * share), []
-        pool = [t for t in trajectories if t.method == "decompose"] if role == "planner" else list(wiki)
+        decomposing = role in ("planner", "subquestion")
+        pool = [t for t in trajectories if t.method == "decompose"] if decomposing else list(wiki)
         rng.shuffle(pool)
         for traj in pool:
             if len(made) >= want:
                 break
             if role == "planner":
                 made += planner_records(traj)
+            elif role == "subquestion":
+                made += subquestion_records(traj)
             elif role == "judge":
                 made += judge_records(traj, rng, titles, answers, search)
             elif (rec := backtrack_record(traj, rng, answers)) is not None:

@@ -39,6 +39,24 @@ def read_train(model: Path) -> dict:
     return info
 
 
+def sixteen_bit_base(base: str) -> str:
+    """The model a LoRA adapter is merged into: the base itself, or the 16-bit original of a 4-bit checkpoint
+    (QLoRA trains on 4-bit weights; the merge, the GGUF and its verification need 16-bit ones).
+    'unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit' -> 'unsloth/Meta-Llama-3.1-8B-Instruct' (Unsloth's names);
+    a local folder saved in 4-bit has no such name: an ExportError says to pass --merge-base."""
+    for suffix in ("-unsloth-bnb-4bit", "-bnb-4bit"):
+        if not Path(base).exists() and base.endswith(suffix):
+            return base[: -len(suffix)]
+    config = Path(base) / "config.json"
+    if config.is_file():
+        quantization = json.loads(config.read_text()).get("quantization_config") or {}
+        if quantization.get("load_in_4bit") or quantization.get("_load_in_4bit") or \
+                quantization.get("quant_method") == "bitsandbytes":
+            raise ExportError(f"{base} holds 4-bit weights (quantization_config in its config.json); the adapter "
+                              "must be merged into the 16-bit original: pass it with --merge-base")
+    return base
+
+
 def source_stamp(model: Path, train: dict) -> str:
     """A short hash of train.json and the sizes and times of the trained weights: it changes when they do."""
     weights = model / ("adapter" if train["lora"] else "full")
@@ -97,16 +115,19 @@ def prepare_folder(folder: Path, base: str, *sources: Path) -> list[str]:
     return warnings
 
 
-def merge(model: Path, train: dict, stamp: str) -> tuple[Path, bool, list[str]]:
-    """The merged HF folder, made if needed: (folder, whether work was done, warnings)."""
+def merge(model: Path, train: dict, stamp: str, base: str | None = None) -> tuple[Path, bool, list[str]]:
+    """The merged HF folder, made if needed: (folder, whether work was done, warnings). `base`: the 16-bit
+    model to merge into (None: the trained base, or its 16-bit original, `sixteen_bit_base`)."""
     if not train["lora"]:
         folder = model / "full"
         before = _folder_state(folder)
         warnings = prepare_folder(folder, train.get("base") or str(folder), folder)
         return folder, _folder_state(folder) != before, warnings
     out, adapter = model / "merged", model / "adapter"
+    base = base or sixteen_bit_base(train["base"])
     marker = out / MERGE_MARKER
-    if marker.is_file() and json.loads(marker.read_text()).get("source") == stamp:
+    if marker.is_file() and json.loads(marker.read_text()).get("source") == stamp and \
+            json.loads(marker.read_text()).get("base") == base:
         return out, False, []
     import torch
     from peft import PeftModel
@@ -114,13 +135,13 @@ def merge(model: Path, train: dict, stamp: str) -> tuple[Path, bool, list[str]]:
 
     tmp = model / "merged.partial"
     shutil.rmtree(tmp, ignore_errors=True)
-    base = AutoModelForCausalLM.from_pretrained(train["base"], dtype=torch.float32)
-    merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+    weights = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(weights, adapter).merge_and_unload()
     merged.save_pretrained(tmp)
-    tokenizer_from = adapter if (adapter / "tokenizer_config.json").is_file() else train["base"]
+    tokenizer_from = adapter if (adapter / "tokenizer_config.json").is_file() else base
     AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(tmp)
-    warnings = prepare_folder(tmp, train["base"], adapter)
-    marker_text = json.dumps({"source": stamp, "base": train["base"], "adapter": str(adapter)}, indent=1)
+    warnings = prepare_folder(tmp, base, adapter)
+    marker_text = json.dumps({"source": stamp, "base": base, "adapter": str(adapter)}, indent=1)
     (tmp / MERGE_MARKER).write_text(marker_text + "\n")
     marker.unlink(missing_ok=True)  # first: a kill during the removal must not leave a marker on half a folder
     shutil.rmtree(out, ignore_errors=True)

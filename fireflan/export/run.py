@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fireflan.export.convert import ExportError, convert_hf, convert_lora, converter_dir, installed_version, quantize
-from fireflan.export.merge import merge, read_train, source_stamp, stage_base, write_plain_template
+from fireflan.export.merge import merge, read_train, sixteen_bit_base, source_stamp, stage_base, write_plain_template
 from fireflan.export.ollama import modelfile
 from fireflan.export.verify import VERIFY_TOKENS, reference, verify_gguf, verify_lora
 from fireflan.io import write_json
@@ -52,6 +52,8 @@ class ExportConfig:
     lora_gguf: bool = opt(False, "also write the adapter as a GGUF LoRA (adapter-f16.gguf, base-f16.gguf) and check it")
     verify_prompts: int = opt(4, "chat prompts on which llama.cpp's greedy tokens must match transformers' (0: none)")
     threads: int | None = opt(None, "CPU threads for torch and llama.cpp (None: their defaults)")
+    merge_base: str | None = opt(None, "the 16-bit model to merge a LoRA adapter into (None: the trained base, or "
+                                       "the 16-bit original of a 4-bit one: X-bnb-4bit -> X)")
 
     def quant_list(self) -> list[str]:
         quants = [q.strip().lower() for q in str(self.quant).split(",") if q.strip()]
@@ -67,6 +69,8 @@ def export(config: ExportConfig) -> dict:
     quants = config.quant_list()
     train = read_train(model)
     stamp = source_stamp(model, train)
+    if train["lora"]:  # a 4-bit (QLoRA) base is merged as its 16-bit original
+        train = {**train, "merge_base": config.merge_base or sixteen_bit_base(train["base"])}
     out = model / "gguf"
     summary_path = model / "export.json"
     previous = json.loads(summary_path.read_text()) if summary_path.is_file() else None
@@ -75,7 +79,7 @@ def export(config: ExportConfig) -> dict:
     lora = config.lora_gguf and train["lora"]
     threads_before = _set_torch_threads(config.threads)
     try:
-        merged, steps["merge"], w = _merge(model, train, stamp)
+        merged, steps["merge"], w = _merge(model, train, stamp, train.get("merge_base"))
         warnings += w
         if config.lora_gguf and not train["lora"]:
             warnings.append("lora_gguf: this is a full fine-tune; there is no adapter to export")
@@ -96,9 +100,9 @@ def export(config: ExportConfig) -> dict:
     return _summary(config, model, stamp, train, merged, quants, out, steps, verify, warnings, work, summary_path)
 
 
-def _merge(model: Path, train: dict, stamp: str) -> tuple[Path, dict, list[str]]:
+def _merge(model: Path, train: dict, stamp: str, base: str | None) -> tuple[Path, dict, list[str]]:
     t0 = time.time()
-    merged, ran, warnings = merge(model, train, stamp)
+    merged, ran, warnings = merge(model, train, stamp, base)
     return merged, {"seconds": round(time.time() - t0, 2), "ran": ran}, warnings
 
 
@@ -185,6 +189,7 @@ def _summary(config, model, stamp, train, merged, quants, out, steps, verify, wa
                             f"{verify[name]['divergent_prompts']}")
     files = {f.name: _file_record(f) for f in sorted(out.glob("*.gguf"))}
     summary = {"schema": SCHEMA, "model": str(model), "source": stamp, "base": train.get("base"),
+               "merged_into": train.get("merge_base"),
                "lora": train["lora"], "merged": str(merged), "quants": quants, "verify_prompts": config.verify_prompts,
                "files": {**files, "Modelfile": {"bytes": (out / "Modelfile").stat().st_size}},
                "steps": steps, "verify": verify, "warnings": warnings, "problems": problems, "ok": not problems,
@@ -204,7 +209,7 @@ def _run_conversions(tools: Path, todo: list[str], merged: Path, model: Path, tr
             convert_hf(tools, merged, out / name, name.removeprefix("model-").removesuffix(".gguf"),
                        train.get("action_format", "react"))
         elif name == "base-f16.gguf":
-            staged = stage_base(train["base"], out / ".base-src")
+            staged = stage_base(train["merge_base"], out / ".base-src")
             try:
                 convert_hf(tools, staged, out / name, "f16")
             finally:

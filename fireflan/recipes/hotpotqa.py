@@ -21,6 +21,7 @@ so re-running a finished recipe does no work and prints the report again.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,7 @@ class HotpotQARecipe:
     mix: str = opt("", "corpus shares by task, e.g. world=0.7,hotpotqa=0.3 (FireAct's are hotpotqa); empty: all "
                        "records as they come")
     roles: str = opt("", "role records for the inference methods, shares of the corpus, e.g. "
-                         "planner=0.1,judge=0.2,backtrack=0.1 (empty: none, as make all)")
+                         "planner=0.1,subquestion=0.2,judge=0.2,backtrack=0.1 (empty: none, as make all)")
     base: str = opt("embedded", "the model to fine-tune: embedded (Gemma 3 270M, offline) | tiny | a HF id or folder")
     backend: str = opt("auto", "auto (unsloth on a CUDA GPU, else trl) | trl | unsloth")
     rank: int = opt(16, "LoRA rank")
@@ -115,7 +116,7 @@ def teach_step(r: HotpotQARecipe, out: Path, data: Data) -> dict:
     taught = stage(out, "teach", TeachConfig(
         out=str(out / "teach"), task=r.task, data=data.train, split=data.train_split, limit=r.train_questions,
         teacher=r.teacher, model=r.teacher_model, base_url=r.teacher_url, max_usd=r.max_usd,
-        methods="react,decompose" if "planner" in r.roles else "react", seed=r.seed), teach)
+        methods="react,decompose" if re.search(r"planner|subquestion", r.roles) else "react", seed=r.seed), teach)
     print(f"   {taught['success']} of {taught['trajectories']} trajectories succeeded")
     return taught
 

@@ -14,6 +14,7 @@ OUT/loss.png; the adapter OUT/adapter (or the weights OUT/full); OUT/train.json 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import time
@@ -93,18 +94,27 @@ def corpus_files(corpus) -> tuple[Path, Path | None]:
 
 # --------------------------------------------------------------------------- loading
 
+def unsloth_options(config: TrainConfig, base: str) -> tuple[dict, dict]:
+    """(FastLanguageModel.from_pretrained's arguments, get_peft_model's) for a run: 4-bit weights under
+    LoRA (QLoRA), 16-bit ones for full fine-tuning; Unsloth's own activation checkpointing when asked."""
+    load = dict(model_name=base, max_seq_length=config.max_length, dtype=None, load_in_4bit=config.lora,
+                full_finetuning=not config.lora)
+    lora = dict(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout, bias="none",
+                target_modules=config.target_modules.split(","), random_state=config.seed,
+                use_gradient_checkpointing="unsloth" if config.gradient_checkpointing else False)
+    return load, lora
+
+
 def load_model(config: TrainConfig, base: str, backend: str):
     """(model ready to train, tokenizer) for the backend."""
     if backend == "unsloth":  # GPU only: imported nowhere else
         from unsloth import FastLanguageModel
 
-        model, tokenizer = FastLanguageModel.from_pretrained(base, max_seq_length=config.max_length,
-                                                             load_in_4bit=config.lora, dtype=None)
+        load, lora = unsloth_options(config, base)
+        model, tokenizer = FastLanguageModel.from_pretrained(**load)
         if config.lora:
-            model = FastLanguageModel.get_peft_model(
-                model, r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                target_modules=config.target_modules.split(","), random_state=config.seed,
-                use_gradient_checkpointing="unsloth" if config.gradient_checkpointing else False)
+            model = FastLanguageModel.get_peft_model(model, **lora)
+        FastLanguageModel.for_training(model)
     else:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -146,7 +156,8 @@ def make_trainer_class():
         on ReAct chats about half the positions are question and observations.
         """
 
-        fast = True
+        fast = True  # length-grouped batches
+        fast_loss = True  # the output layer at loss positions only (the trl backend; Unsloth has its own loss)
         supervised_tokens = 0
 
         def _get_train_sampler(self, train_dataset=None):
@@ -162,7 +173,7 @@ def make_trainer_class():
             mask = labels != -100
             if model.training:
                 self.supervised_tokens += int(mask.sum())
-            if not self.fast:
+            if not (self.fast and self.fast_loss):
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             causal = model.get_base_model() if hasattr(model, "get_base_model") else model
             backbone = getattr(causal, causal.base_model_prefix)
@@ -252,17 +263,22 @@ def sft_args(config: TrainConfig, out: Path, backend: str, **overrides):
     import torch
     from trl import SFTConfig
 
+    gpu = backend == "unsloth" and torch.cuda.is_available()  # 16-bit compute where Unsloth runs; fp32 on CPU
     options = dict(
         output_dir=str(out / "checkpoints"), per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.lr, lr_scheduler_type="cosine", warmup_steps=config.warmup_ratio,
         num_train_epochs=config.epochs, max_steps=config.max_steps, logging_steps=1,
         save_steps=config.save_steps, save_total_limit=2, seed=config.seed, data_seed=config.seed,
-        bf16=backend == "unsloth" and torch.cuda.is_bf16_supported(), fp16=False,
-        activation_checkpointing=config.gradient_checkpointing, report_to="none", max_length=None,
+        bf16=gpu and torch.cuda.is_bf16_supported(), fp16=gpu and not torch.cuda.is_bf16_supported(),
+        report_to="none", max_length=None,
         train_sampling_strategy="random",  # fast: FireflanTrainer's own length-grouped, shuffled batches
         dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
-        use_cpu=backend == "trl" and not torch.cuda.is_available())
+        use_cpu=not torch.cuda.is_available())
+    # transformers 5.2x names it activation_checkpointing; the 5.17 that Unsloth pins, gradient_checkpointing
+    fields = {f.name for f in dataclasses.fields(SFTConfig)}
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    options[checkpointing] = config.gradient_checkpointing and backend == "trl"  # Unsloth's model checkpoints itself
     options.update(overrides)
     return SFTConfig(**options)
 
@@ -279,7 +295,7 @@ def train(config: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads or os.cpu_count() or 1)
     unsloth_installed = _installed("unsloth")
-    backend = choose_backend(config.backend, torch.cuda.is_available(), unsloth_installed)
+    backend = choose_backend(config.backend, _cuda(), unsloth_installed)
     base = resolve_base(config.base)
     from transformers import set_seed
 
@@ -303,6 +319,7 @@ def train(config: TrainConfig) -> dict:
     trainer_ref = {}
     Trainer = make_trainer_class()
     Trainer.fast = config.fast
+    Trainer.fast_loss = backend == "trl"  # on a GPU, TRL's and Unsloth's losses already skip unlabelled positions
     trainer = Trainer(model=model, args=args, processing_class=tokenizer,
                       train_dataset=datasets.Dataset.from_list(examples),
                       eval_dataset=datasets.Dataset.from_list(val_examples) if val_examples else None,
@@ -419,6 +436,12 @@ def _trim_loss_log(path: Path, step: int) -> None:
     with tmp.open("w", newline="") as f:
         csv.writer(f).writerows([rows[0], *kept])
     os.replace(tmp, path)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _installed(module: str) -> bool:

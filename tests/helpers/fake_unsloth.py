@@ -1,0 +1,63 @@
+"""A stand-in for the `unsloth` package on a machine without a GPU: `FastLanguageModel` with the calls
+fireflan makes (from_pretrained, get_peft_model, for_training), each recorded with its arguments.
+
+It loads the model with transformers and adds the adapter with PEFT, in fp32 on the CPU (no 4-bit:
+bitsandbytes needs a GPU), so that a run through fireflan's Unsloth code path really trains. What the
+tests check is what reaches Unsloth, and what the trainer then does with the model and tokenizer it
+returns.
+
+    module = fake_unsloth.install(monkeypatch)      # sys.modules["unsloth"] for the test's duration
+    ... train(TrainConfig(backend="unsloth", ...)) ...
+    module.calls   # [("from_pretrained", {...}), ("get_peft_model", {...}), ("for_training", {})]
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+
+class FastLanguageModel:
+    calls: list = []
+
+    @classmethod
+    def from_pretrained(cls, model_name, max_seq_length=2048, dtype=None, load_in_4bit=True, **kwargs):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        cls.calls.append(("from_pretrained", {"model_name": model_name, "max_seq_length": max_seq_length,
+                                              "dtype": dtype, "load_in_4bit": load_in_4bit, **kwargs}))
+        model = AutoModelForCausalLM.from_pretrained(model_name, dtype=torch.float32)
+        return model, AutoTokenizer.from_pretrained(model_name)
+
+    @classmethod
+    def get_peft_model(cls, model, r=16, lora_alpha=16, lora_dropout=0.0, target_modules=None, bias="none",
+                       use_gradient_checkpointing="unsloth", random_state=3407, **kwargs):
+        from peft import LoraConfig, get_peft_model
+
+        cls.calls.append(("get_peft_model", {"r": r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout,
+                                             "target_modules": target_modules, "bias": bias,
+                                             "use_gradient_checkpointing": use_gradient_checkpointing,
+                                             "random_state": random_state, **kwargs}))
+        return get_peft_model(model, LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, bias=bias,
+                                                target_modules=target_modules, task_type="CAUSAL_LM"))
+
+    @classmethod
+    def for_training(cls, model, use_gradient_checkpointing=True):
+        cls.calls.append(("for_training", {}))
+        model.train()
+        return model
+
+
+def install(monkeypatch) -> types.ModuleType:
+    """A fake `unsloth` module in sys.modules, and fireflan's trainer told that a CUDA device is there."""
+    import fireflan.train.trainer as trainer
+
+    module = types.ModuleType("unsloth")
+    module.FastLanguageModel = type("FastLanguageModel", (FastLanguageModel,), {"calls": []})
+    module.calls = module.FastLanguageModel.calls
+    monkeypatch.setitem(sys.modules, "unsloth", module)
+    installed = trainer._installed
+    monkeypatch.setattr(trainer, "_installed", lambda name: name == "unsloth" or installed(name))
+    monkeypatch.setattr(trainer, "_cuda", lambda: True)
+    return module
