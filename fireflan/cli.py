@@ -98,6 +98,9 @@ def _run_show(config):
 
 def _run_train(config):
     summary = train(config)
+    if config.plan:  # the plan was printed; its figures as JSON for scripts
+        print(json.dumps({"backend": summary["backend"], "fits": summary["fits"], **summary["plan"]}))
+        return
     print(json.dumps({k: summary[k] for k in ("saved", "steps", "train_loss", "val_loss", "seconds")}))
 
 

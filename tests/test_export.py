@@ -262,7 +262,8 @@ def test_source_stamp_changes_with_the_weights(tmp_path):
 def test_a_4_bit_base_is_merged_as_its_16_bit_original(trained, tmp_path):
     """QLoRA (Unsloth) trains on 4-bit weights; the merge, the GGUF and its check need the 16-bit ones: Unsloth's
     `-bnb-4bit` names map to their originals, and a folder saved in 4-bit asks for --merge-base."""
-    from fireflan.export.merge import merge, sixteen_bit_base
+    from fireflan.export.merge import merge
+    from fireflan.train.bases import sixteen_bit_base
 
     assert sixteen_bit_base("unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit") == "unsloth/Meta-Llama-3.1-8B-Instruct"
     assert sixteen_bit_base("unsloth/Qwen3-4B-unsloth-bnb-4bit") == "unsloth/Qwen3-4B"
@@ -274,7 +275,7 @@ def test_a_4_bit_base_is_merged_as_its_16_bit_original(trained, tmp_path):
     config = json.loads((four_bit / "config.json").read_text())
     config["quantization_config"] = {"quant_method": "bitsandbytes", "load_in_4bit": True}
     (four_bit / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ExportError, match="--merge-base"):
+    with pytest.raises(ValueError, match="--merge-base"):
         sixteen_bit_base(str(four_bit))
     model = tmp_path / "model"
     shutil.copytree(trained / "adapter", model / "adapter")

@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, run_cli
 
 pytest.importorskip("trl", reason="the train extra is not installed (pip install -e '.[train]')")
 
@@ -124,6 +124,20 @@ def test_backend_selection():
         choose_backend("mlx", cuda=False, unsloth_installed=False)
 
 
+def _trl_loss_runs_on_this_cpu() -> bool:
+    """TRL 1.15 (what Unsloth pins) computes SFTTrainer's own loss with a Triton kernel, which comes with CUDA builds
+    of torch and not the CPU one (bench/gpu_pins.py runs these tests under it); 1.16 needs none."""
+    import importlib.util
+    from importlib.metadata import version
+
+    return importlib.util.find_spec("triton") is not None or tuple(map(int, version("trl").split(".")[:2])) >= (1, 16)
+
+
+UNSLOTH_LOSS = pytest.mark.skipif(not _trl_loss_runs_on_this_cpu(), reason="TRL 1.15's SFTTrainer loss needs Triton, "
+                                  "which the CPU build of torch lacks (on a GPU it is there)")
+
+
+@UNSLOTH_LOSS
 def test_the_options_reaching_unsloth(tiny, corpus, tmp_path, monkeypatch):
     """The Unsloth code path, driven through a fake FastLanguageModel (tests/helpers/fake_unsloth.py): 4-bit
     weights, the rank, alpha, dropout, target modules, the maximum length, Unsloth's own checkpointing and seed
@@ -171,6 +185,7 @@ def test_the_options_reaching_unsloth(tiny, corpus, tmp_path, monkeypatch):
     assert (tmp_path / "m" / "adapter" / "adapter_config.json").is_file()
 
 
+@UNSLOTH_LOSS
 def test_full_fine_tuning_through_unsloth_loads_16_bit_weights(tiny, corpus, tmp_path, monkeypatch):
     from helpers.fake_unsloth import install
 
@@ -375,3 +390,51 @@ def test_corpus_show_on_the_command_line(tiny, corpus, tmp_path, capsys):
         with pytest.raises(SystemExit) as stop:
             main(["corpus", "show", str(corpus), "--base", str(tiny), *bad])
         assert stop.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_the_plan_counts_parameters_as_the_published_models_have_them():
+    from fireflan.train import plan
+
+    every = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj".split(",")
+    published = {"google/gemma-3-270m": 268_098_176, "meta-llama/Llama-3.1-8B-Instruct": 8_030_261_248,
+                 "Qwen/Qwen2.5-0.5B-Instruct": 494_032_768, "meta-llama/Llama-3.2-1B-Instruct": 1_235_814_400}
+    for name, total in published.items():
+        shape, source = plan.read_shape(name)
+        assert plan.parameters(shape)["total"] == total and "architectures.json" in source
+    llama, _ = plan.read_shape("unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit")  # a 4-bit upload: its original's
+    assert plan.lora_parameters(llama, 16, every) == 41_943_040  # what PEFT reports for r=16 on all projections
+    assert plan.lora_parameters(plan.read_shape("embedded")[0], 16, every) == 3_796_992
+    with pytest.raises(ValueError, match="target-modules"):
+        plan.lora_parameters(llama, 16, ["qkv"])
+    with pytest.raises(ValueError, match="--base no/such-model"):
+        plan.read_shape("no/such-model")
+
+
+def test_the_plan_for_an_8b_model_in_4_bit_on_a_16_gb_gpu():
+    """QLoRA keeps the 8B's linear weights in 4 bits (about 5.3 GiB with the 16-bit embeddings); the activations of
+    2 x 2,048 tokens fit in 16 GiB only with activation checkpointing."""
+    from fireflan.train import plan
+
+    shape, _ = plan.read_shape("meta-llama/Llama-3.1-8B-Instruct")
+    kwargs = dict(backend="unsloth", lora=True, rank=16, targets=["q_proj", "v_proj"], batch=2, length=2048,
+                  loss_share=0.5)
+    free = plan.estimate(shape, checkpointing=False, **kwargs)
+    saved = plan.estimate(shape, checkpointing=True, **kwargs)
+    assert 5.0 < free["terms"]["weights"] / plan.GIB < 5.6
+    assert free["peak"] > 16 * plan.GIB > saved["peak"] and saved["terms"]["weights"] == free["terms"]["weights"]
+    cpu = plan.estimate(shape, checkpointing=False, **{**kwargs, "backend": "trl"})
+    assert cpu["terms"]["weights"] == 4 * cpu["parameters"]  # fp32 on the CPU
+    lines = plan.describe("meta-llama/Llama-3.1-8B-Instruct", "table", "unsloth", free, 16 * plan.GIB, "16 GiB", "x")
+    assert "does NOT fit in 16 GiB" in lines[-1] and "--gradient-checkpointing" in lines[-1]
+
+
+def test_train_plan_prints_and_loads_nothing(corpus, tmp_path):
+    out = tmp_path / "never"
+    started = time.perf_counter()
+    result = run_cli("train", "--plan", "--corpus", str(corpus), "--base", "embedded", "--out", str(out),
+                     "--batch-size", "2", "--memory-gb", "0.5")
+    assert result.returncode == 0, result.stderr
+    assert "parameters 268.1 M, trainable 3.80 M" in result.stdout and "does NOT fit in 0.5 GiB" in result.stdout
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["fits"] is False and figures["peak"] == sum(figures["terms"].values())
+    assert not out.exists() and time.perf_counter() - started < 30  # no model was loaded, nothing written

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from fireflan.export.convert import ExportError
-from fireflan.train.bases import CHAT_TEMPLATE, resolve_base, write_added_tokens
+from fireflan.train.bases import CHAT_TEMPLATE, resolve_base, sixteen_bit_base, write_added_tokens
 from fireflan.train.chat_template import plain_template
 
 MERGE_MARKER = "fireflan-merge.json"
@@ -39,22 +39,12 @@ def read_train(model: Path) -> dict:
     return info
 
 
-def sixteen_bit_base(base: str) -> str:
-    """The model a LoRA adapter is merged into: the base itself, or the 16-bit original of a 4-bit checkpoint
-    (QLoRA trains on 4-bit weights; the merge, the GGUF and its verification need 16-bit ones).
-    'unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit' -> 'unsloth/Meta-Llama-3.1-8B-Instruct' (Unsloth's names);
-    a local folder saved in 4-bit has no such name: an ExportError says to pass --merge-base."""
-    for suffix in ("-unsloth-bnb-4bit", "-bnb-4bit"):
-        if not Path(base).exists() and base.endswith(suffix):
-            return base[: -len(suffix)]
-    config = Path(base) / "config.json"
-    if config.is_file():
-        quantization = json.loads(config.read_text()).get("quantization_config") or {}
-        if quantization.get("load_in_4bit") or quantization.get("_load_in_4bit") or \
-                quantization.get("quant_method") == "bitsandbytes":
-            raise ExportError(f"{base} holds 4-bit weights (quantization_config in its config.json); the adapter "
-                              "must be merged into the 16-bit original: pass it with --merge-base")
-    return base
+def merge_base(base: str) -> str:
+    """`sixteen_bit_base` with export's error: the 16-bit model a LoRA adapter trained on `base` merges into."""
+    try:
+        return sixteen_bit_base(base)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
 
 
 def source_stamp(model: Path, train: dict) -> str:
@@ -117,14 +107,14 @@ def prepare_folder(folder: Path, base: str, *sources: Path) -> list[str]:
 
 def merge(model: Path, train: dict, stamp: str, base: str | None = None) -> tuple[Path, bool, list[str]]:
     """The merged HF folder, made if needed: (folder, whether work was done, warnings). `base`: the 16-bit
-    model to merge into (None: the trained base, or its 16-bit original, `sixteen_bit_base`)."""
+    model to merge into (None: the trained base, or its 16-bit original, `merge_base`)."""
     if not train["lora"]:
         folder = model / "full"
         before = _folder_state(folder)
         warnings = prepare_folder(folder, train.get("base") or str(folder), folder)
         return folder, _folder_state(folder) != before, warnings
     out, adapter = model / "merged", model / "adapter"
-    base = base or sixteen_bit_base(train["base"])
+    base = base or merge_base(train["base"])
     marker = out / MERGE_MARKER
     if marker.is_file() and json.loads(marker.read_text()).get("source") == stamp and \
             json.loads(marker.read_text()).get("base") == base:

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fireflan.export.convert import ExportError, convert_hf, convert_lora, converter_dir, installed_version, quantize
-from fireflan.export.merge import merge, read_train, sixteen_bit_base, source_stamp, stage_base, write_plain_template
+from fireflan.export.merge import merge, merge_base, read_train, source_stamp, stage_base, write_plain_template
 from fireflan.export.ollama import modelfile
 from fireflan.export.verify import VERIFY_TOKENS, reference, verify_gguf, verify_lora
 from fireflan.io import write_json
@@ -70,7 +70,7 @@ def export(config: ExportConfig) -> dict:
     train = read_train(model)
     stamp = source_stamp(model, train)
     if train["lora"]:  # a 4-bit (QLoRA) base is merged as its 16-bit original
-        train = {**train, "merge_base": config.merge_base or sixteen_bit_base(train["base"])}
+        train = {**train, "merge_base": config.merge_base or merge_base(train["base"])}
     out = model / "gguf"
     summary_path = model / "export.json"
     previous = json.loads(summary_path.read_text()) if summary_path.is_file() else None

@@ -65,6 +65,8 @@ class HotpotQARecipe:
     batch_size: int = opt(2, "records per forward pass")
     grad_accum: int = opt(2, "forward passes per step (batch_size x grad_accum records per step; 2 x 2 needs "
                              "2 GB less memory than 4 x 1 at the same speed)")
+    gradient_checkpointing: bool = opt(False, "recompute activations in the backward pass (an 8B model on a 16 GB "
+                                              "GPU needs it: `fireflan train --plan`)")
     quant: str = opt("q8_0", "GGUF type of the fine-tuned model: q8_0 | f16 | q4_k_m")
     prompted: str = opt("auto", "the prompted baseline: auto (the embedded Gemma when base=embedded, else none) | "
                                 "a GGUF file | none")
@@ -197,7 +199,7 @@ def train_options(r: HotpotQARecipe, corpus: Path, model: Path):
     """The training stage's options: LoRA on the recipe's base, checkpoints every 10 steps."""
     return TrainConfig(corpus=str(corpus), base=r.base, out=str(model), backend=r.backend, rank=r.rank,
                        alpha=2 * r.rank, lr=r.lr, max_steps=r.max_steps, batch_size=r.batch_size,
-                       grad_accum=r.grad_accum, save_steps=10,
+                       grad_accum=r.grad_accum, save_steps=10, gradient_checkpointing=r.gradient_checkpointing,
                        seed=r.seed, threads=r.threads)
 
 

@@ -50,6 +50,24 @@ def resolve_base(name: str) -> str:
     return name
 
 
+def sixteen_bit_base(base: str) -> str:
+    """The model a LoRA adapter is merged into: the base itself, or the 16-bit original of a 4-bit checkpoint
+    (QLoRA trains on 4-bit weights; the merge, the GGUF and its verification need 16-bit ones).
+    'unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit' -> 'unsloth/Meta-Llama-3.1-8B-Instruct' (Unsloth's names);
+    a local folder saved in 4-bit has no such name: a ValueError says to pass --merge-base."""
+    for suffix in ("-unsloth-bnb-4bit", "-bnb-4bit"):
+        if not Path(base).exists() and base.endswith(suffix):
+            return base[: -len(suffix)]
+    config = Path(base) / "config.json"
+    if config.is_file():
+        quantization = json.loads(config.read_text()).get("quantization_config") or {}
+        if quantization.get("load_in_4bit") or quantization.get("_load_in_4bit") or \
+                quantization.get("quant_method") == "bitsandbytes":
+            raise ValueError(f"{base} holds 4-bit weights (quantization_config in its config.json); the adapter "
+                              "must be merged into the 16-bit original: pass it with --merge-base")
+    return base
+
+
 # --------------------------------------------------------------------------- the tiny test model
 
 def _tiny_texts(seed: int) -> list[str]:

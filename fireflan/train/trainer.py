@@ -25,6 +25,7 @@ from fireflan.agent.toolcalls import ACTION_FORMATS
 from fireflan.io import DataError, write_json
 from fireflan.options import opt
 from fireflan.report.plots import loss_plot
+from fireflan.train import plan
 from fireflan.train.bases import CHAT_TEMPLATE, END, resolve_base
 from fireflan.train.data import length_batches, read_corpus, tokenize_corpus
 
@@ -58,6 +59,9 @@ class TrainConfig:
     fast: bool = opt(True, "output layer only where the loss is, length-grouped batches (False: plain SFTTrainer)")
     gradient_checkpointing: bool = opt(False, "trade compute for memory")
     limit: int = opt(0, "train on the first N records only (0: all)")
+    plan: bool = opt(False, "print what the run will take (parameters, trainable ones, the peak memory of a step and "
+                            "whether it fits) and stop, loading nothing")
+    memory_gb: float = opt(0.0, "with --plan: the device memory to plan for, in GiB (0: this machine's GPU or RAM)")
     action_format: str = opt("react", "how the model writes its actions: react (Action: search[X]) | hermes "
                                       "(OpenAI tool calls, <tool_call>{...}</tool_call>, which llama.cpp's server "
                                       "and Ollama parse)")
@@ -75,7 +79,7 @@ def choose_backend(requested: str, cuda: bool, unsloth_installed: bool) -> str:
     if requested == "unsloth" and not cuda:
         raise ValueError("the unsloth backend needs a CUDA GPU; use --backend trl on this machine")
     if requested == "unsloth" and not unsloth_installed:
-        raise ValueError("unsloth is not installed: pip install 'fireflan[gpu]' on the GPU machine")
+        raise ValueError("unsloth is not installed: pip install 'fireflan[gpu,infer]' on the GPU machine")
     return requested
 
 
@@ -283,8 +287,25 @@ def sft_args(config: TrainConfig, out: Path, backend: str, **overrides):
     return SFTConfig(**options)
 
 
+def plan_run(config: TrainConfig) -> dict:
+    """`--plan`: the run's parameters and peak memory, estimated from the base's shape (fireflan.train.plan),
+    printed; nothing is loaded. --backend unsloth plans a GPU run even on a machine without one."""
+    backend = config.backend if config.backend != "auto" else choose_backend("auto", _cuda(), _installed("unsloth"))
+    shape, source = plan.read_shape(config.base)
+    train_file = Path(config.corpus) / "train.jsonl" if Path(config.corpus).is_dir() else Path(config.corpus)
+    length, loss_share, counted = plan.corpus_lengths(train_file, config.max_length)
+    estimate = plan.estimate(shape, backend=backend, lora=config.lora, rank=config.rank,
+                             targets=config.target_modules.split(","), batch=config.batch_size, length=length,
+                             loss_share=loss_share, checkpointing=config.gradient_checkpointing)
+    memory, memory_text = plan.device_memory(config.memory_gb, backend)
+    print("\n".join(plan.describe(config.base, source, backend, estimate, memory, memory_text, counted)))
+    return {"plan": estimate, "backend": backend, "memory": memory, "fits": estimate["peak"] <= memory}
+
+
 def train(config: TrainConfig) -> dict:
-    """Run (or resume) training; returns and writes OUT/train.json."""
+    """Run (or resume) training; returns and writes OUT/train.json (with --plan: the plan, nothing trained)."""
+    if config.plan:
+        return plan_run(config)
     import datasets
     import torch
 
@@ -296,6 +317,8 @@ def train(config: TrainConfig) -> dict:
     torch.set_num_threads(config.threads or os.cpu_count() or 1)
     unsloth_installed = _installed("unsloth")
     backend = choose_backend(config.backend, _cuda(), unsloth_installed)
+    if backend == "unsloth":  # before transformers and TRL, which Unsloth patches when it is imported
+        import unsloth  # noqa: F401
     base = resolve_base(config.base)
     from transformers import set_seed
 
