@@ -563,6 +563,32 @@ def test_branches_share_their_prompt_and_every_common_token(exported):
     assert 0 < out[0].evaluated_tokens < len(longer) - len(tokens)
 
 
+def test_branches_decoded_together_give_what_one_node_per_call_gives(exported):
+    """Distinct nodes of the sampling tree in one llama_decode (where this machine does that faster) or one call
+    each: the same branches, token for token, greedy and seeded; the calibration answers either way."""
+    from fireflan.models.batch import BatchDecoder, Job
+    from fireflan.models.llama import LlamaModel
+
+    model_dir, _ = exported
+    model = LlamaModel(model_dir / "gguf" / "model-f16.gguf", threads=1, n_ctx=1024)
+    tokens = model.llm.tokenize(model.prompt([{"role": "user", "content": "Who founded Kest Pictures?"}]).encode(),
+                                add_bos=False, special=True)
+    def spread(input_ids, scores):  # a confident tiny model would share every token: ten alike, then its own
+        if len(input_ids) - len(tokens) < 3:
+            scores[:] = -float("inf")
+            scores[300:310] = 0.0
+        return scores
+
+    jobs = [Job(tokens)] + [Job(tokens, temperature=1.0, seed=seed, processor=spread) for seed in range(1, 5)]
+    outputs = {}
+    for together in (False, True):
+        decoder = BatchDecoder(model.llm, n_seq=5, n_ctx=2048, together=together)
+        outputs[together] = [(o.text, o.completion_tokens) for o in decoder.generate(jobs, max_tokens=16)]
+        assert isinstance(decoder.decodes_together_faster(), bool)
+        decoder.close()
+    assert outputs[True] == outputs[False] and len({t for t, _ in outputs[True]}) >= 4
+
+
 def test_the_batch_decoder_trusts_the_memory_over_its_bookkeeping(exported):
     """A sequence whose cells the memory no longer holds (found after 24 branched questions on the lab's
     model: llama.cpp refused the next decode, rc -1) is evaluated again, with the same output."""

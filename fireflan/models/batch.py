@@ -58,7 +58,8 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 class BatchDecoder:
     """`n_seq` sequences in one llama.cpp context over the model of `llm` (a `llama_cpp.Llama`)."""
 
-    def __init__(self, llm, n_seq: int, n_ctx: int = 8192, threads: int = 1, n_batch: int = 512):
+    def __init__(self, llm, n_seq: int, n_ctx: int = 8192, threads: int = 1, n_batch: int = 512,
+                 together: bool | None = None):
         import llama_cpp as L
 
         self.L, self.llm, self.n_seq, self.n_batch = L, llm, n_seq, n_batch
@@ -70,6 +71,7 @@ class BatchDecoder:
         params.n_threads = params.n_threads_batch = threads
         params.no_perf = True
         params.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED  # as llama_cpp.Llama: the same logits as one-by-one
+        self.threads = threads
         self.ctx = L.llama_init_from_model(llm.model, params)
         if not self.ctx:
             raise RuntimeError(f"llama.cpp could not make a context of {n_ctx} tokens for {n_seq} sequences")
@@ -79,6 +81,7 @@ class BatchDecoder:
         self.batch = L.llama_batch_init(n_batch, 0, n_seq)
         self.cached: list[list[int]] = [[] for _ in range(n_seq)]  # tokens in each sequence's cache
         self._piece = ctypes.create_string_buffer(256)
+        self.together = together  # decode distinct nodes in one llama_decode (None: measured on first use)
 
     def close(self) -> None:
         if self.ctx:
@@ -169,12 +172,12 @@ class BatchDecoder:
                 L.llama_sampler_chain_add(chain, s)
         return chain
 
-    def _sample(self, chain, job: Job, generated: list[int]) -> int:
-        """The next token of one sequence from the logits of the last decode."""
+    def _sample(self, chain, job: Job, generated: list[int], row: int = -1) -> int:
+        """The next token of one sequence from row `row` of the last decode's logits (-1: the last)."""
         if job.processor is not None:  # the processor edits llama.cpp's logits in place
-            logits = np.ctypeslib.as_array(self.L.llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab,))
+            logits = np.ctypeslib.as_array(self.L.llama_get_logits_ith(self.ctx, row), shape=(self.n_vocab,))
             job.processor(np.asarray(job.tokens + generated, dtype=np.intc), logits)
-        return self.L.llama_sampler_sample(chain, self.ctx, -1)
+        return self.L.llama_sampler_sample(chain, self.ctx, row)
 
     def _text(self, token: int) -> bytes:
         n = self.L.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, False)
@@ -206,6 +209,8 @@ class BatchDecoder:
         if any(not j.tokens for j in jobs):
             raise ValueError("a job has an empty prompt")
         stop = list(stop or [])
+        if self.together is None and len(jobs) > 1:  # before any prompt is held: it uses scratch sequences
+            self.together = self.decodes_together_faster()
         chains = [self._sampler(j.temperature, j.seed) for j in jobs]
         generated: list[list[int]] = [[] for _ in jobs]
         pieces = [bytearray() for _ in jobs]
@@ -237,11 +242,7 @@ class BatchDecoder:
                         texts[s] = text
                     else:
                         live.setdefault((tuple(jobs[s].tokens), tuple(generated[s])), []).append(s)
-                pending = {}
-                for group in live.values():
-                    s = group[0]
-                    pending.update(self._step(group, generated[s][-1], len(jobs[s].tokens) + len(generated[s]) - 1,
-                                              jobs, chains, generated))
+                pending = self._step_nodes(list(live.values()), jobs, chains, generated)
         finally:
             for chain in chains:
                 self.L.llama_sampler_free(chain)
@@ -249,11 +250,70 @@ class BatchDecoder:
                        evaluated_tokens=evaluated[s]) for s in range(len(jobs))]
 
     def _step(self, group: list[int], token: int, pos: int, jobs, chains, generated) -> dict[int, int]:
-        """Evaluate `token` at `pos` once for every sequence of `group`; each samples its next token.
-
-        One node per llama_decode call: on a CPU, llama.cpp's batched matmul over this 262k-token
-        output layer costs more per token than one-token decoding (bench/agent_runtime.py)."""
+        """Evaluate `token` at `pos` once for every sequence of `group`; each samples its next token."""
         self._decode([(token, pos, group, True)])
         for s in group:
             self.cached[s].append(token)
         return {s: self._sample(chains[s], jobs[s], generated[s]) for s in group}
+
+    def _step_nodes(self, groups: list[list[int]], jobs, chains, generated) -> dict[int, int]:
+        """The next token of every live node of the sampling tree (a node: sequences whose tokens are so far
+        the same), each node's last token evaluated once: all nodes in one llama_decode when `together`
+        (each sequence samples from its node's row of logits), else one call per node."""
+        nodes = [(generated[g[0]][-1], len(jobs[g[0]].tokens) + len(generated[g[0]]) - 1, g) for g in groups]
+        if not self.together or len(nodes) <= 1:
+            out = {}
+            for token, pos, group in nodes:
+                out.update(self._step(group, token, pos, jobs, chains, generated))
+            return out
+        self._decode([(token, pos, group, True) for token, pos, group in nodes])
+        out = {}
+        for row, (token, _, group) in enumerate(nodes):
+            for s in group:
+                self.cached[s].append(token)
+                out[s] = self._sample(chains[s], jobs[s], generated[s], row)
+        return out
+
+    def decodes_together_faster(self, n: int = 3, tries: int = 3) -> bool:
+        """Whether llama.cpp on this machine computes `n` distinct tokens (one per sequence, each with its
+        logits) in one call in less time than in `n` one-token calls. Not a given on a CPU: the 262k-word
+        output layer dominates, and whether its batched matmul reuses the weights it reads depends on the
+        CPU and llama.cpp's kernels (1.2x one token for two, 2.4x for five, on one 2-core machine; 7.4x for
+        five on another, where one node per call was the faster). Measured in a scratch context of its own
+        (this decoder's memory is not touched): a few dozen milliseconds, once per decoder."""
+        import time
+
+        L, n = self.L, min(n, self.n_seq)
+        if n < 2:
+            return False
+        params = L.llama_context_default_params()
+        params.n_ctx, params.n_batch, params.n_ubatch, params.n_seq_max = 64, 16, 16, n
+        params.kv_unified, params.no_perf = True, True
+        params.n_threads = params.n_threads_batch = self.threads
+        params.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        ctx = L.llama_init_from_model(self.llm.model, params)
+        if not ctx:
+            return False
+        batch = L.llama_batch_init(16, 0, n)
+
+        def decode(items) -> float:
+            batch.n_tokens = len(items)
+            for i, (token, pos, seq) in enumerate(items):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, pos, 1, True
+                batch.seq_id[i][0] = seq
+            started = time.perf_counter()
+            if L.llama_decode(ctx, batch) != 0:
+                raise RuntimeError("llama_decode failed")
+            return time.perf_counter() - started
+
+        try:
+            alone = together = float("inf")
+            for t in range(tries):
+                alone = min(alone, sum(decode([(1000 + s, 2 * t, s)]) for s in range(n)))
+                together = min(together, decode([(1000 + s, 2 * t + 1, s) for s in range(n)]))
+            return together < 0.8 * alone
+        except RuntimeError:
+            return False
+        finally:
+            L.llama_batch_free(batch)
+            L.llama_free(ctx)
