@@ -50,6 +50,7 @@ class DBBenchRecipe:
     max_steps: int = opt(120, "optimizer steps (2 x 2 records each)")
     batch_size: int = opt(2, "records per forward pass")
     grad_accum: int = opt(2, "forward passes per step")
+    gradient_checkpointing: bool = opt(False, "recompute activations in the backward pass (`fireflan train --plan`)")
     quant: str = opt("q8_0", "GGUF type of the fine-tuned model: q8_0 | f16 | q4_k_m")
     prompted: str = opt("auto", "the prompted baseline: auto (the embedded Gemma when base=embedded, else none) | "
                                 "a GGUF file | none")
