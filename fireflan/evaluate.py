@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fireflan.agent.judge import Thresholds
 from fireflan.agent.loop import AgentConfig, Trajectory
 from fireflan.agent.methods import METHODS, run_method
 from fireflan.agent.probes import run_probes
@@ -55,6 +56,8 @@ class EvalConfig:
     branch_by: str = opt("trajectory", "branches: trajectory (k sampled trajectories voted) | step (candidates "
                                        "per step, the judge picks one)")
     candidates: int = opt(2, "branches by step: actions sampled at each step (the first greedy)")
+    judge_calibration: str | None = opt(None, "a `fireflan judge` metrics.json whose thresholds (answer, step) the "
+                                              "methods' judge uses (None: P(yes) >= 0.5 is a yes)")
     prompt: str = opt("auto", "auto | none | fewshot | system: few-shot examples for base and remote models, none "
                               "for fine-tuned GGUFs (they were trained without); system: the tools described in a "
                               "system turn, as in Agent-FLAN-style training")
@@ -202,6 +205,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         raise ValueError("--noise and --constrain know the wiki's actions only; the DB tasks run execute[...] "
                          "(use --noise 0 and no --constrain)")
     out = Path(config.out)
+    thresholds = Thresholds.read(config.judge_calibration) if config.judge_calibration else Thresholds()
     guard_run(out, config, may_change=("limit", "threads", "probes", "out"))
     task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus,
                                      config.observations)
@@ -230,7 +234,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         traj = run_method(config.method, model, env, ex, prefix=prefix, config=agent, seed=config.seed,
                           k=config.k, backtracks=config.backtracks, branch_temperature=config.branch_temperature,
                           branch_by=config.branch_by, candidates=config.candidates, restarts=config.restarts,
-                          score=score,
+                          thresholds=thresholds, score=score,
                           prompt_name=f"few-shot-{shots_for}-{config.shots}" if fewshot else
                           ("system-tools" if config.prompt == "system" else ""))
         append_jsonl(path, traj.to_record())

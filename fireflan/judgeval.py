@@ -65,10 +65,35 @@ def auc(positives: list[float], negatives: list[float]) -> float | None:
     return wins / (len(positives) * len(negatives))
 
 
+def threshold(positives: list[float], negatives: list[float]) -> float:
+    """The P(yes) at or above which a yes is taken that best separates right candidates from wrong ones on
+    these records: the most balanced accuracy (the mean of the share of right ones at or above it and
+    of wrong ones below it), a tie to the point nearest 0.5; 0.5 without both kinds."""
+    if not positives or not negatives:
+        return 0.5
+    values = sorted(set(positives) | set(negatives))
+    cuts = [values[0]] + [(a + b) / 2 for a, b in zip(values, values[1:], strict=False)] + [values[-1] + 1e-6]
+
+    def balanced(t):
+        return (sum(p >= t for p in positives) / len(positives) + sum(n < t for n in negatives) / len(negatives)) / 2
+
+    return round(max(cuts, key=lambda t: (balanced(t), -abs(t - 0.5))), 4)
+
+
+def _is_answer(row: dict) -> bool:
+    return row["kind"] in ("right finish", "wrong value", "early finish")
+
+
 def judge_metrics(verdicts: list[dict]) -> dict:
-    """Rows {verdict: bool, p_yes, kind} -> accuracy (P(yes) >= 0.5 is a yes), per kind, AUC."""
+    """Rows {verdict: bool, p_yes, kind} -> accuracy (P(yes) >= 0.5 is a yes), per kind, AUC; the thresholds
+    that separate right from wrong answers, and right from wrong other steps, best on these records
+    (`fireflan evaluate --judge-calibration` uses them), and the accuracy with them."""
     n = len(verdicts)
     right = [v for v in verdicts if (v["p_yes"] >= 0.5) == v["verdict"]]
+    bars = {kind: threshold([v["p_yes"] for v in verdicts if v["verdict"] and _is_answer(v) == answer],
+                            [v["p_yes"] for v in verdicts if not v["verdict"] and _is_answer(v) == answer])
+            for kind, answer in (("answer", True), ("step", False))}
+    calibrated = [v for v in verdicts if (v["p_yes"] >= bars["answer" if _is_answer(v) else "step"]) == v["verdict"]]
     pos = [v["p_yes"] for v in verdicts if v["verdict"]]
     neg = [v["p_yes"] for v in verdicts if not v["verdict"]]
     kinds = sorted({v["kind"] for v in verdicts})
@@ -81,6 +106,15 @@ def judge_metrics(verdicts: list[dict]) -> dict:
         "mean_p_yes_right_steps": sum(pos) / len(pos) if pos else None,
         "mean_p_yes_wrong_steps": sum(neg) / len(neg) if neg else None,
         "auc": auc(pos, neg),
+        "auc_answers": auc([v["p_yes"] for v in verdicts if v["verdict"] and _is_answer(v)],
+                           [v["p_yes"] for v in verdicts if not v["verdict"] and _is_answer(v)]),
+        "auc_steps": auc([v["p_yes"] for v in verdicts if v["verdict"] and not _is_answer(v)],
+                         [v["p_yes"] for v in verdicts if not v["verdict"] and not _is_answer(v)]),
+        "thresholds": bars,
+        "calibrated_accuracy": len(calibrated) / n if n else None,
+        "calibrated_accuracy_ci95": wilson_interval(len(calibrated), n),
+        "calibrated_by_kind": {k: sum(v["kind"] == k for v in calibrated) / sum(v["kind"] == k for v in verdicts)
+                               for k in kinds},
     }
 
 

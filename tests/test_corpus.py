@@ -2,6 +2,7 @@
 
 import json
 import random
+from collections import Counter
 
 import pytest
 
@@ -266,6 +267,9 @@ def test_roles_judge_and_backtrack_records_at_their_shares(trajectories, tmp_pat
         assert ask["role"] == "user" and (roles.JUDGE in ask["content"] or ask["content"] == roles.JUDGE_ANSWER)
         assert roles.parse_verdict(verdict["content"]) is rec["meta"]["verdict"] and verdict["loss"]
         assert not any(m["loss"] for m in conversation) and parse_action(conversation[-1]["content"]).ok
+    by_kind = Counter((parse_action(r["messages"][-3]["content"]).action, r["meta"]["verdict"]) for r in judges)
+    assert by_kind[("search", True)] == by_kind[("search", False)] > 0  # no kind of step is mostly yes or no
+    assert by_kind[("finish", True)] == by_kind[("finish", False)] > 0
     wrong_search = next(r for r in judges if not r["meta"]["verdict"] and "search[" in r["messages"][-3]["content"])
     assert wrong_search["messages"][-2]["content"].startswith("Observation: ")  # the wiki's reply to the wrong page
     backtracks = [r for r in train + val if r["meta"].get("role") == "backtrack"]

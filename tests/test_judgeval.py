@@ -54,3 +54,30 @@ def test_judge_eval_reads_every_kind_of_step_and_resumes(small_world, tmp_path, 
     assert json.loads((tmp_path / "j" / "metrics.json").read_text())["accuracy"] == m["accuracy"]
     with pytest.raises(ValueError, match="seed"):  # another setting is not mixed into the folder
         judge_eval(JudgeEvalConfig(**{**config.__dict__, "seed": 1}))
+
+
+def test_thresholds_separate_right_from_wrong_per_kind_and_the_methods_read_them(tmp_path):
+    """A judge that leans on the kind of step (low P(yes) on every answer, high on every search) still ranks
+    answers: the answer threshold is found below 0.5, where the right ones are told from the wrong."""
+    from fireflan.agent.judge import Thresholds
+    from fireflan.io import DataError
+    from fireflan.judgeval import threshold
+
+    assert threshold([0.3, 0.35], [0.2, 0.25]) == 0.275
+    assert threshold([0.9], []) == 0.5 and threshold([0.3], [0.3]) == 0.3  # none or no separation: nearest 0.5
+    rows = [{"verdict": True, "p_yes": p, "kind": "right finish"} for p in (0.30, 0.32, 0.28)] + \
+           [{"verdict": False, "p_yes": p, "kind": "early finish"} for p in (0.20, 0.22)] + \
+           [{"verdict": True, "p_yes": 0.6, "kind": "right search"}, {"verdict": False, "p_yes": 0.55,
+                                                                     "kind": "wrong entity"}]
+    m = judge_metrics(rows)
+    assert m["accuracy"] == 3 / 7  # at 0.5: every answer a no, every search a yes
+    assert m["thresholds"] == {"answer": 0.25, "step": 0.575} and m["calibrated_accuracy"] == 1.0
+    assert m["auc_answers"] == 1.0 and m["auc_steps"] == 1.0
+    (tmp_path / "metrics.json").write_text(json.dumps(m))
+    bar = Thresholds.read(tmp_path / "metrics.json")
+    assert bar.accepts(0.3, "finish") and not bar.accepts(0.3, "search") and bar.margin(0.3, "finish") > 0
+    with pytest.raises(DataError, match="no such file"):
+        Thresholds.read(tmp_path / "none.json")
+    (tmp_path / "old.json").write_text(json.dumps({"accuracy": 0.5}))
+    with pytest.raises(DataError, match="no judge thresholds"):
+        Thresholds.read(tmp_path / "old.json")

@@ -280,3 +280,35 @@ def test_the_scripted_expert_plans_composes_and_answers_a_restart():
     restarted = roles.restart_question(ex.question, "Thought: a guess\nAction: finish[nobody]")
     assert run_episode(expert, Wiki([Page(t, tuple(s)) for t, s in ex.context]),
                        Example(**{**ex.__dict__, "question": restarted})).answer == ex.answer
+
+
+class Leaning(ReplayModel):
+    """A judge read by P(yes) that leans on the kind of step: 0.3 for any answer, 0.55 for any other step."""
+
+    def yes_probabilities(self, conversations):
+        from fireflan.models.base import Usage
+
+        return [(0.3 if "finish[" in c[-2]["content"] else 0.55, Usage(calls=1)) for c in conversations]
+
+
+def test_a_calibrated_judge_ranks_candidates_by_their_margin_over_their_kinds_threshold():
+    from fireflan.agent.judge import Thresholds
+    from fireflan.agent.methods import choose_step
+
+    outputs = [("Thought: a\nAction: search[Velmora]", None), ("Thought: b\nAction: finish[Velmora]", None)]
+    messages = [{"role": "user", "content": EX.question}]
+    best, scores, _ = choose_step(Leaning([]), Wiki(PAGES), messages, outputs)
+    assert best == 0 and scores == [0.55, 0.3]  # at 0.5 the search always wins
+    best, _, _ = choose_step(Leaning([]), Wiki(PAGES), messages, outputs, Thresholds(answer=0.25, step=0.6))
+    assert best == 1  # the answer clears its bar, the search does not
+
+
+def test_backtrack_takes_an_answer_at_the_calibrated_threshold():
+    from fireflan.agent.judge import Thresholds
+
+    rejected = run_method("backtrack", Leaning(["Thought: a\nAction: finish[Velmora]"] * 3), Wiki(PAGES), EX,
+                          backtracks=0, restarts=2, score=score)
+    assert len(rejected.extra["attempts"]) == 3  # 0.3 < 0.5: restarted twice
+    taken = run_method("backtrack", Leaning(["Thought: a\nAction: finish[Velmora]"]), Wiki(PAGES), EX,
+                       backtracks=0, restarts=2, score=score, thresholds=Thresholds(answer=0.25))
+    assert len(taken.extra["attempts"]) == 1 and taken.success

@@ -21,6 +21,9 @@ The judge below is the model itself in the judge's role (fireflan.agent.roles, f
   attempt in the question, at most `restarts` times; the attempt the judge rates highest is kept (a
   tie: the earlier one), the others' steps are discarded.
 
+The judge's yes is taken at its thresholds (fireflan.agent.judge.Thresholds: 0.5 unless calibrated on
+held-out judge records by `fireflan judge`), and candidates are ranked by their margin over them.
+
 All return a `Trajectory` whose `budget()` counts every model call (the judge's included), token and
 second spent, so methods compare at equal cost.
 
@@ -35,7 +38,7 @@ from collections import Counter
 from dataclasses import replace
 
 from fireflan.agent import roles
-from fireflan.agent.judge import yes_probabilities
+from fireflan.agent.judge import Thresholds, yes_probabilities
 from fireflan.agent.loop import METHODS as LOOP_METHODS
 from fireflan.agent.loop import AgentConfig, Step, Trajectory, episode, make_step, run_episode
 from fireflan.models.base import Usage
@@ -44,6 +47,7 @@ from fireflan.tasks.scoring import normalize_answer
 from fireflan.tools.actions import ACTION_NAMES, parse_action
 
 METHODS = (*LOOP_METHODS, "branches", "decompose", "backtrack")
+UNCALIBRATED = Thresholds()  # P(yes) >= 0.5 is a yes
 BRANCH_BY = ("trajectory", "step")
 
 
@@ -156,11 +160,12 @@ def _generate_all(model, requests: list[tuple], config: AgentConfig) -> list[tup
     return out
 
 
-def choose_step(model, tool, messages: list[dict], outputs: list[tuple[str, Usage]]) -> tuple[int, list, Usage]:
+def choose_step(model, tool, messages: list[dict], outputs: list[tuple[str, Usage]],
+                thresholds: Thresholds = UNCALIBRATED) -> tuple[int, list, Usage]:
     """(the candidate taken, [P(yes) or None per candidate], the judge's cost) among `outputs` for the next
     step of `messages`. Unreadable candidates (an unknown action too) and repeats of an earlier one are not
-    judged (None); with fewer than two distinct readable actions the judge is not asked; ties go to the
-    earliest."""
+    judged (None); with fewer than two distinct readable actions the judge is not asked; the highest margin
+    of P(yes) over its kind's threshold (answer or step) wins; ties go to the earliest."""
     actions = getattr(tool, "actions", ACTION_NAMES)
     firsts: dict[tuple, int] = {}
     for i, (text, _) in enumerate(outputs):
@@ -184,13 +189,14 @@ def choose_step(model, tool, messages: list[dict], outputs: list[tuple[str, Usag
     for i, (p, usage) in zip(judged, yes_probabilities(model, conversations), strict=True):
         scores[i] = round(p, 4)
         spent.add(usage)
-    best = max(judged, key=lambda i: (scores[i], -i))
+    kinds = {i: parse_action(outputs[i][0], actions).action for i in judged}
+    best = max(judged, key=lambda i: (thresholds.margin(scores[i], kinds[i]), -i))
     return best, scores, spent
 
 
 def run_step_branches(model, tool, example, *, candidates: int = 2, temperature: float = 0.7,
                       config: AgentConfig | None = None, seed: int = 0, score=None, prefix=None, prompt_name: str = "",
-                      on_step=None) -> Trajectory:
+                      on_step=None, thresholds: Thresholds = UNCALIBRATED) -> Trajectory:
     """The paper's multi-branch reasoning: `candidates` actions at each step, the judge picks one."""
     config = config or AgentConfig()
     if candidates < 1:
@@ -206,7 +212,7 @@ def run_step_branches(model, tool, example, *, candidates: int = 2, temperature:
                 (request.messages, max(temperature, request.temperature), seed + 1000 * (n + 1) + j)
                 for j in range(1, candidates)]
             outputs = _generate_all(model, requests, config)
-            best, scores, judged = choose_step(model, tool, request.messages, outputs)
+            best, scores, judged = choose_step(model, tool, request.messages, outputs, thresholds)
             spent.add(judged)
             for i, (_, usage) in enumerate(outputs):
                 if i != best and usage is not None:
@@ -220,21 +226,21 @@ def run_step_branches(model, tool, example, *, candidates: int = 2, temperature:
                                                   "budget": _total([traj], spent=spent)})
 
 
-def _answer_judge(model, spent: Usage, verdicts: list):
+def _answer_judge(model, spent: Usage, verdicts: list, thresholds: Thresholds = UNCALIBRATED):
     """A Reflexion judge (answer, messages) -> bool read from the model in the judge's role: yes when
-    P(yes) >= 0.5; its cost added to `spent`, each P(yes) to `verdicts`."""
+    P(yes) reaches the answer threshold; its cost added to `spent`, each P(yes) to `verdicts`."""
     def judge(answer, messages) -> bool:
         conversation = roles.judge_messages(messages[:-1], messages[-1]["content"], None)
         p, usage = yes_probabilities(model, [conversation])[0]
         spent.add(usage)
         verdicts.append(round(p, 4))
-        return p >= 0.5
+        return thresholds.accepts(p, "finish")
     return judge
 
 
 def run_decompose(model, tool, example, *, config: AgentConfig | None = None, seed: int = 0, score=None,
                   prefix: list[dict] | None = None, max_subquestions: int = 3, judged: bool = True,
-                  **kwargs) -> Trajectory:
+                  thresholds: Thresholds = UNCALIBRATED, **kwargs) -> Trajectory:
     """Planner, a sub-episode per sub-question (its answer judged), then the composing call."""
     config = config or AgentConfig()
     prefix = list(prefix or [])
@@ -252,7 +258,7 @@ def run_decompose(model, tool, example, *, config: AgentConfig | None = None, se
         return replace(traj, method="decompose", steps=[plan, *traj.steps],
                        extra={"subquestions": subs, "budget": _total([traj], [plan])})
     spent, verdicts, known, episodes = Usage(), [], [], []
-    judge = _answer_judge(model, spent, verdicts) if judged else None
+    judge = _answer_judge(model, spent, verdicts, thresholds) if judged else None
     for i, sub in enumerate(subs):
         sub_example = replace(example, id=f"{example.id}/sub{i}", question=roles.subquestion_text(sub, known))
         ep = run_episode(model, tool, sub_example, method="reflexion" if judged else "react", config=config,
@@ -282,7 +288,7 @@ def run_decompose(model, tool, example, *, config: AgentConfig | None = None, se
 
 def run_backtrack(model, tool, example, *, config: AgentConfig | None = None, backtracks: int = 2,
                   restarts: int = 2, seed: int = 0, score=None, prefix: list[dict] | None = None,
-                  **kwargs) -> Trajectory:
+                  thresholds: Thresholds = UNCALIBRATED, **kwargs) -> Trajectory:
     """Step-level backtracking, then up to `restarts` restarts with the failed attempt in the question."""
     config = replace(config or AgentConfig(), backtracks=backtracks)
     prefix = list(prefix or [])
@@ -302,7 +308,7 @@ def run_backtrack(model, tool, example, *, config: AgentConfig | None = None, ba
                                                                       None)])[0]
             spent.add(usage)
             ratings.append(round(p, 4))
-            if p >= 0.5:
+            if thresholds.accepts(p, "finish"):
                 break
     best = max(range(len(attempts)), key=lambda i: (ratings[i], -i))
     winner = attempts[best]
@@ -318,23 +324,25 @@ def run_backtrack(model, tool, example, *, config: AgentConfig | None = None, ba
 
 def run_method(method: str, model, tool, example: Example, *, config: AgentConfig | None = None, k: int = 5,
                backtracks: int = 2, branch_temperature: float = 0.7, branch_by: str = "trajectory",
-               candidates: int = 2, restarts: int = 2, **kwargs) -> Trajectory:
+               candidates: int = 2, restarts: int = 2, thresholds: Thresholds = UNCALIBRATED,
+               **kwargs) -> Trajectory:
     """Any method by name: react | cot | reflexion | branches | decompose | backtrack. The trajectory's
     budget gets the method's wall-clock seconds."""
     started = time.perf_counter()
     if method in LOOP_METHODS:
         traj = run_episode(model, tool, example, method=method, config=config, **kwargs)
     elif method == "backtrack":
-        traj = run_backtrack(model, tool, example, config=config, backtracks=backtracks, restarts=restarts, **kwargs)
+        traj = run_backtrack(model, tool, example, config=config, backtracks=backtracks, restarts=restarts,
+                             thresholds=thresholds, **kwargs)
     elif method == "branches" and branch_by == "step":
         traj = run_step_branches(model, tool, example, candidates=candidates, temperature=branch_temperature,
-                                 config=config, **kwargs)
+                                 config=config, thresholds=thresholds, **kwargs)
     elif method == "branches" and branch_by == "trajectory":
         traj = run_branches(model, tool, example, k=k, temperature=branch_temperature, config=config, **kwargs)
     elif method == "branches":
         raise ValueError(f"--branch-by must be one of {', '.join(BRANCH_BY)}, got {branch_by!r}")
     elif method == "decompose":
-        traj = run_decompose(model, tool, example, config=config, **kwargs)
+        traj = run_decompose(model, tool, example, config=config, thresholds=thresholds, **kwargs)
     else:
         raise ValueError(f"unknown method {method!r}; the methods are {', '.join(METHODS)}")
     traj.extra = {**traj.extra, "budget": {**traj.budget(), "seconds": round(time.perf_counter() - started, 4)}}

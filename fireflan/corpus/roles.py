@@ -5,7 +5,9 @@ successful wiki trajectories; the turns are written by the same functions infere
   question -> "yes: ..." or "no: ...". The positives are the teacher's own steps; the negatives are
   realistic mistakes made by perturbing them: a search for the wrong entity (a page another
   trajectory searched), a finish with a wrong value of the same shape (another question's answer),
-  a finish before the second hop (with the first hop's entity). Balanced: as many yes as no.
+  a finish before the second hop (with the first hop's entity). Balanced within each kind of step:
+  a wrong search beside a right search, a wrong answer beside the right one (a model trained with
+  more wrong answers than right ones learnt to say no to every answer and yes to every search).
 - planner: from a decomposing teacher's trajectories (`teach --methods decompose`): the question ->
   its sub-questions (short records: many of them cost little training);
 - subquestion: from the same trajectories, each sub-episode as a ReAct record whose question carries
@@ -84,11 +86,14 @@ def wrong_value(traj, answers: dict[str, list[str]], rng: random.Random) -> str 
 
 
 def judge_records(traj, rng: random.Random, titles: list[str], answers: dict[str, list[str]], search) -> list[dict]:
-    """Balanced yes/no judge records of one successful trajectory (see the module's docstring)."""
+    """Judge records of one successful trajectory (see the module's docstring), as many yes as no within each
+    kind of step: each wrong search (another page) beside one of the teacher's own searches, each wrong answer
+    (another question's value, or the first hop's entity of a bridge, drawn at random) beside the teacher's own
+    finish. A judge cannot learn to say yes to searches and no to answers, whatever they hold."""
     steps, last = traj.steps, len(traj.steps) - 1
     if not steps or steps[-1].action != "finish" or any(s.format_error or s.feedback for s in steps):
         return []
-    negatives = []  # (step index, candidate text, observation or None, reason)
+    pairs = []  # (a right step's index, (its index, candidate text, observation or None, reason) of a wrong one)
     searches = [i for i, s in enumerate(steps) if s.action == "search"]
     if searches:
         i = rng.choice(searches)
@@ -98,27 +103,28 @@ def judge_records(traj, rng: random.Random, titles: list[str], answers: dict[str
         if others:
             wrong = rng.choice(others)
             thought = _swap(steps[i].thought, surface(right), surface(wrong))
-            negatives.append((i, f"Thought: {thought}\nAction: search[{wrong}]", search(wrong),
-                              rng.choice(_NO_ENTITY).format(a=wrong)))
+            pairs.append((i, (i, f"Thought: {thought}\nAction: search[{wrong}]", search(wrong),
+                              rng.choice(_NO_ENTITY).format(a=wrong))))
+    answers_wrong = []
     value = wrong_value(traj, answers, rng)
     if value is not None:
         thought = _swap(steps[last].thought, traj.answer, value)
-        negatives.append((last, _finish(thought, value), None, rng.choice(_NO_VALUE).format(a=value)))
+        answers_wrong.append((last, _finish(thought, value), None, rng.choice(_NO_VALUE).format(a=value)))
     if len(searches) >= 2 and steps[searches[1]].argument:  # a bridge: finish with the first hop's entity
         hop = surface(steps[searches[1]].argument)
         if hop.lower() != (traj.answer or "").lower():
-            negatives.append((searches[1], _finish(f"So the answer is {hop}.", hop), None,
-                              rng.choice(_NO_EARLY).format(a=hop)))
-    positives = rng.sample(range(len(steps)), min(len(negatives), len(steps)))
-    out = []
-    for n, i in enumerate(positives):
+            answers_wrong.append((searches[1], _finish(f"So the answer is {hop}.", hop), None,
+                                  rng.choice(_NO_EARLY).format(a=hop)))
+    if answers_wrong:
+        pairs.append((last, rng.choice(answers_wrong)))
+    out = []  # in pairs, right then wrong: a corpus cut to its share keeps whole pairs
+    for i, (j, candidate, obs, reason) in pairs:
         s = steps[i]
         said = s.argument if s.action != "finish" else traj.answer
-        reason = rng.choice(_YES.get(s.action, _YES["search"])).format(a=said)
-        obs = None if s.action == "finish" else s.observation
-        out.append(_judge_record(traj, i, s.content, obs, True, reason, n))
-    for n, (i, candidate, obs, reason) in enumerate(negatives[:len(positives)], start=len(out)):
-        out.append(_judge_record(traj, i, candidate, obs, False, reason, n))
+        why = rng.choice(_YES.get(s.action, _YES["search"])).format(a=said)
+        out.append(_judge_record(traj, i, s.content, None if s.action == "finish" else s.observation, True, why,
+                                 len(out)))
+        out.append(_judge_record(traj, j, candidate, obs, False, reason, len(out)))
     return out
 
 
@@ -213,5 +219,5 @@ def make_roles(trajectories: list, shares: dict[str, float], final: float, rng: 
                 made += judge_records(traj, rng, titles, answers, search)
             elif (rec := backtrack_record(traj, rng, answers)) is not None:
                 made.append(rec)
-        out += made[:want]
+        out += made[:want - want % 2] if role == "judge" else made[:want]  # judge records come in pairs
     return out

@@ -6,10 +6,12 @@ voting, task decomposition and backtracking, on the same questions, with what ea
 
 1. the main recipe (fireflan.recipes.hotpotqa) with the same options: finished stages are skipped,
    so this reuses its fine-tuned model;
-2. the fine-tuned model evaluated with each method on the first `method_questions` test questions
+2. the judge the methods rely on, measured on its own: the fine-tuned model's P(yes) on judge records
+   made from the teacher's trajectories on `judge_questions` dev questions (fireflan.judgeval), and the
+   thresholds that separate right from wrong answers and steps best there, which the methods then use
+   (`calibrate`);
+3. the fine-tuned model evaluated with each method on the first `method_questions` test questions
    (and "react-2x": ReAct with twice the steps, so that a method that only buys compute is seen as such);
-3. the judge the methods rely on, measured on its own: the fine-tuned model's P(yes) on judge records
-   made from the teacher's trajectories on `judge_questions` dev questions (fireflan.judgeval);
 4. with --real-data (an official HotpotQA distractor JSON, never trained on): the `real_methods` rows
    again on all of its questions, with the same agent settings, so that the methods are judged on
    questions no one here wrote as well;
@@ -46,6 +48,8 @@ class BranchesRecipe(hotpotqa.HotpotQARecipe):
                             "the rows also measured on --real-data (all its questions), in this order")
     judge_questions: int = opt(80, "dev questions whose teacher trajectories give the judge's test records "
                                    "(0: the judge is not measured on its own)")
+    calibrate: bool = opt(True, "the methods' judge takes a yes at the thresholds that separate right from wrong "
+                                "answers and steps best on those held-out records (False: at P(yes) 0.5)")
 
 
 def variant(name: str, r: BranchesRecipe) -> tuple[str, dict]:
@@ -71,7 +75,15 @@ def main(r: BranchesRecipe) -> dict:
     # 1. the main recipe (skips what is done; its own real-data evaluation is the react row of step 4)
     built = hotpotqa.main(replace(r, real_data=None))
 
-    # 2. each method on the same questions
+    # 2. the judge on its own (world questions: the wiki's pages make the records), and its thresholds
+    judged = None
+    if r.judge_questions and r.task == "world":
+        judged = stage(out, "judge", JudgeEvalConfig(model=built["gguf"], out=str(out / "judge"), task=r.task,
+                                                     data=built["eval_data"], split="dev",
+                                                     questions=r.judge_questions, seed=r.seed), judge_eval)
+    calibration = str(out / "judge" / "metrics.json") if judged and r.calibrate else None
+
+    # 3. each method on the same questions
     runs, folders = {}, []
     for row, (method, changes) in rows.items():
         if row == "react" and r.probes == 0 and r.method_questions == r.eval_questions:
@@ -82,15 +94,9 @@ def main(r: BranchesRecipe) -> dict:
         runs[row] = hotpotqa.evaluate_stage(r, out, name, built["gguf"], built["eval_data"], built["eval_split"],
                                             method=method, limit=r.method_questions, k=r.k,
                                             branch_temperature=r.branch_temperature, backtracks=r.backtracks,
-                                            restarts=r.restarts, probes=0, **changes)
+                                            restarts=r.restarts, probes=0, judge_calibration=calibration,
+                                            **changes)
         folders.append(str(out / f"eval-{name}"))
-
-    # 3. the judge on its own (world questions: the wiki's pages make the records)
-    judged = None
-    if r.judge_questions and r.task == "world":
-        judged = stage(out, "judge", JudgeEvalConfig(model=built["gguf"], out=str(out / "judge"), task=r.task,
-                                                     data=built["eval_data"], split="dev",
-                                                     questions=r.judge_questions, seed=r.seed), judge_eval)
 
     # 4. the rows on real questions: all of them, the same agent settings
     real = {}
@@ -98,7 +104,8 @@ def main(r: BranchesRecipe) -> dict:
         real[row] = hotpotqa.evaluate_stage(r, out, f"real-{row}", built["gguf"], r.real_data, "test",
                                             task="hotpotqa", limit=None, method=method, k=r.k,
                                             branch_temperature=r.branch_temperature, backtracks=r.backtracks,
-                                            restarts=r.restarts, probes=0, **changes)
+                                            restarts=r.restarts, probes=0, judge_calibration=calibration,
+                                            **changes)
         folders.append(str(out / f"eval-real-{row}"))
 
     # 5. report
@@ -114,8 +121,11 @@ def main(r: BranchesRecipe) -> dict:
     if judged:
         low, high = judged["accuracy_ci95"]
         print(f"\nthe judge on {judged['records']} held-out records: accuracy {judged['accuracy']:.3f} "
-              f"({low:.3f}-{high:.3f}), AUC {judged['auc']:.3f}; mean P(yes) of right steps "
-              f"{judged['mean_p_yes_right_steps']:.3f}, of wrong ones {judged['mean_p_yes_wrong_steps']:.3f}")
+              f"({low:.3f}-{high:.3f}), AUC {judged['auc']:.3f} (answers {judged['auc_answers']:.3f}, other steps "
+              f"{judged['auc_steps']:.3f}); mean P(yes) of right steps {judged['mean_p_yes_right_steps']:.3f}, of "
+              f"wrong ones {judged['mean_p_yes_wrong_steps']:.3f}; thresholds {judged['thresholds']} "
+              f"({'used by the methods' if calibration else 'not used: --calibrate false'}), accuracy with them "
+              f"{judged['calibrated_accuracy']:.3f}")
     print(f"\nreport: {written['report']}\npage: {written['page']} (open it in a browser)")
     return {"runs": runs, "real": real, "judge": judged, "folders": dict(zip(list(runs) + [f"real {m}" for m in real],
                                                                         folders, strict=True)), **written}
