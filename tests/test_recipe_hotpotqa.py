@@ -143,3 +143,28 @@ def test_every_recipe_has_a_config_naming_its_command_and_help_with_its_options(
         proc = run_cli("--help", module=f"fireflan.recipes.{name}")
         shown = proc.stdout + proc.stderr
         assert flag in shown and "--max_steps" in shown
+
+
+def test_a_stage_finished_before_an_option_was_added_is_not_run_again(tmp_path):
+    """A newer fireflan's stage options hold fields an older run's marker lacks: at their defaults they cannot
+    have changed what the stage did, so the stage is not run again (its paid work is not redone); set to
+    anything else, or with a recorded option changed, it runs."""
+    from dataclasses import dataclass
+
+    from fireflan.recipes.common import same_options, stage
+
+    @dataclass
+    class Old:
+        steps: int = 10
+
+    @dataclass
+    class New:
+        steps: int = 10
+        plan: bool = False
+
+    runs = []
+    stage(tmp_path, "train", Old(steps=5), lambda c: runs.append(c) or {"ok": 1})
+    assert stage(tmp_path, "train", New(steps=5), lambda c: runs.append(c) or {"ok": 2}) == {"ok": 1}
+    assert len(runs) == 1
+    assert not same_options({"steps": 5}, New(steps=5, plan=True)) and not same_options({"steps": 5}, New(steps=6))
+    assert same_options({"steps": 5, "gone": 1}, New(steps=5))  # an option no longer known is passed over

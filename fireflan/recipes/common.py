@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, fields
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 from fireflan.evaluate import OUTCOMES
@@ -44,14 +44,30 @@ def read_options(cls, config: str | None = None, **flags):
     return cls(**options)
 
 
+def same_options(saved: dict, config) -> bool:
+    """Whether a stage that finished with the options `saved` ran as `config` asks. An option the stage did
+    not record (one a later version of fireflan added) counts as the same when `config` leaves it at its
+    default, which is what the stage did; options no longer known are passed over."""
+    options = json.loads(json.dumps(asdict(config)))
+    defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
+    for key, value in options.items():
+        if key in saved:
+            if saved[key] != value:
+                return False
+        elif key not in defaults or json.loads(json.dumps(defaults[key])) != value:
+            return False
+    return True
+
+
 def stage(out: Path, name: str, config, run):
-    """Run `run(config)` unless OUT/stages/NAME.json records that it finished with the same options;
-    returns its result (the stage's summary). A stage that stopped half-way resumes by itself."""
+    """Run `run(config)` unless OUT/stages/NAME.json records that it finished with the same options
+    (`same_options`); returns its result (the stage's summary). A stage that stopped half-way resumes by
+    itself."""
     marker = Path(out) / "stages" / f"{name}.json"
     options = json.loads(json.dumps(asdict(config)))
     if marker.is_file():
         saved = json.loads(marker.read_text())
-        if saved.get("config") == options:
+        if same_options(saved.get("config") or {}, config):
             print(f"== {name}: finished before ({saved['seconds']:.0f} s), nothing to do")
             return saved["result"]
     print(f"== {name}", flush=True)
