@@ -174,20 +174,24 @@ def test_an_early_stop_counts_what_the_abandoned_branches_spent():
     assert traj.extra["votes"] == {"velmora": 3, "ostrand": 1} and traj.success
 
 
-def test_decompose_tells_a_sub_episode_its_rejected_answer_and_goes_on():
+def test_decompose_restarts_a_sub_question_the_judge_says_is_not_answered():
     model = ReplayModel([
         "Sub-question 1: Who directed The Glass Harbor?\nSub-question 2: Where was that director born?",
         "Thought: guess\nAction: finish[Velmora]", "no: nothing was read yet",
         "Thought: search it\nAction: search[The Glass Harbor]", "Thought: found\nAction: finish[Aldo Brenik]",
+        "yes: the page names him",
         "Thought: search him\nAction: search[Aldo Brenik]", "Thought: found\nAction: finish[Velmora]",
         "yes: his page says so",
         "Thought: The director was born in Velmora.\nAction: finish[Velmora]"])
     traj = run_method("decompose", model, Wiki(PAGES), EX, score=score)
     assert traj.extra["subanswers"] == ["Aldo Brenik", "Velmora"] and traj.success
-    assert traj.extra["sub_verdicts"] == [0.0, 1.0]  # the second try of sub-question 1 was its last: not judged
+    assert traj.extra["sub_verdicts"] == [0.0, 1.0, 1.0]
     judge_prompt = model.requests[2]["messages"]
     assert judge_prompt[-2]["content"].endswith("finish[Velmora]") and "Judge the answer" in judge_prompt[-1]["content"]
-    assert "INCORRECT" in model.requests[3]["messages"][-1]["content"]
+    restart = model.requests[3]["messages"][-1]["content"]  # the sub-question again, with its failed attempt
+    assert restart.startswith("Who directed The Glass Harbor?") and "finish[Velmora]" in restart
+    assert "adjust the actions" in restart
+    assert [s.argument for s in traj.discarded] == ["Velmora"] and traj.budget()["calls"] == 10
 
 
 def test_decompose_falls_back_to_react_on_a_one_line_plan():

@@ -168,3 +168,27 @@ def test_a_stage_finished_before_an_option_was_added_is_not_run_again(tmp_path):
     assert len(runs) == 1
     assert not same_options({"steps": 5}, New(steps=5, plan=True)) and not same_options({"steps": 5}, New(steps=6))
     assert same_options({"steps": 5, "gone": 1}, New(steps=5))  # an option no longer known is passed over
+
+
+def test_a_stage_run_again_and_killed_leaves_no_marker_of_its_earlier_run(tmp_path):
+    """Found when an export run again with new options was stopped after it had removed its old GGUF: its
+    earlier marker still said finished, and the next run went on to evaluate a file that was not there."""
+    from dataclasses import dataclass
+
+    from fireflan.recipes.common import stage
+
+    @dataclass
+    class Options:
+        quant: str = "q8_0"
+
+    stage(tmp_path, "export", Options(), lambda c: {"gguf": "model-q8_0.gguf"})
+
+    def killed(config):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stage(tmp_path, "export", Options(quant="f16"), killed)
+    assert not (tmp_path / "stages" / "export.json").exists()
+    ran = []
+    stage(tmp_path, "export", Options(), lambda c: ran.append(c) or {})
+    assert ran  # the earlier options again: run, since nothing says that they finished

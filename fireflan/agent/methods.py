@@ -12,9 +12,11 @@ The judge below is the model itself in the judge's role (fireflan.agent.roles, f
   greedy one first; with one distinct action the judge is not asked.
 - decompose: the planner splits the question into sub-questions (one line, or a first sub-question that
   only restates the question: plain ReAct); each is solved by a sub-episode with the answers found so
-  far in its question; the judge reads each sub-answer and, when it says no, the sub-episode is told so
-  and goes on (Reflexion's feedback, within its steps); a final call composes the answer (when it
-  writes no finish, the last sub-answer found is the answer: a chain's last hop answers its question).
+  far in its question; the judge reads each sub-answer and, when it says no (the sub-question is not
+  answered), the sub-episode starts once more with its failed attempt in the question, as backtracking
+  restarts (the turn the model was taught; the better-rated attempt is kept); a final call composes
+  the answer (when it writes no finish, the last sub-answer found is the answer: a chain's last hop
+  answers its question).
 - backtrack: the ReAct loop, where a failed step (unparseable, a repeated action, a search that finds
   nothing) is taken back and sampled again (`AgentConfig.backtracks`); then the paper's restart: when
   the judge rejects the answer, or the episode ends without one, it starts over with the failed
@@ -226,18 +228,6 @@ def run_step_branches(model, tool, example, *, candidates: int = 2, temperature:
                                                   "budget": _total([traj], spent=spent)})
 
 
-def _answer_judge(model, spent: Usage, verdicts: list, thresholds: Thresholds = UNCALIBRATED):
-    """A Reflexion judge (answer, messages) -> bool read from the model in the judge's role: yes when
-    P(yes) reaches the answer threshold; its cost added to `spent`, each P(yes) to `verdicts`."""
-    def judge(answer, messages) -> bool:
-        conversation = roles.judge_messages(messages[:-1], messages[-1]["content"], None)
-        p, usage = yes_probabilities(model, [conversation])[0]
-        spent.add(usage)
-        verdicts.append(round(p, 4))
-        return thresholds.accepts(p, "finish")
-    return judge
-
-
 def run_decompose(model, tool, example, *, config: AgentConfig | None = None, seed: int = 0, score=None,
                   prefix: list[dict] | None = None, max_subquestions: int = 3, judged: bool = True,
                   thresholds: Thresholds = UNCALIBRATED, **kwargs) -> Trajectory:
@@ -258,11 +248,15 @@ def run_decompose(model, tool, example, *, config: AgentConfig | None = None, se
         return replace(traj, method="decompose", steps=[plan, *traj.steps],
                        extra={"subquestions": subs, "budget": _total([traj], [plan])})
     spent, verdicts, known, episodes = Usage(), [], [], []
-    judge = _answer_judge(model, spent, verdicts, thresholds) if judged else None
     for i, sub in enumerate(subs):
         sub_example = replace(example, id=f"{example.id}/sub{i}", question=roles.subquestion_text(sub, known))
-        ep = run_episode(model, tool, sub_example, method="reflexion" if judged else "react", config=config,
-                         seed=seed, prefix=prefix, judge=judge, **kwargs)
+        if judged:  # the judge reads the sub-answer; one it rejects is restarted once with its failed attempt
+            ep = run_backtrack(model, tool, sub_example, config=config, backtracks=0, restarts=1, seed=seed,
+                               prefix=prefix, thresholds=thresholds, **kwargs)
+            verdicts += [a["p_yes"] for a in ep.extra["attempts"] if a["answer"] is not None]
+        else:
+            ep = run_episode(model, tool, sub_example, method="react", config=config, seed=seed, prefix=prefix,
+                             **kwargs)
         episodes.append(ep)
         known.append((sub, ep.answer if ep.answer is not None else "not found"))
     text = model.generate([*prefix, *roles.compose_messages(example.question, known)], stop=config.stop,

@@ -71,6 +71,7 @@ def stage(out: Path, name: str, config, run):
             print(f"== {name}: finished before ({saved['seconds']:.0f} s), nothing to do")
             return saved["result"]
     print(f"== {name}", flush=True)
+    marker.unlink(missing_ok=True)  # a run that is killed half-way must not leave a marker of an earlier one
     started = time.time()
     result = run(config)
     marker.parent.mkdir(parents=True, exist_ok=True)
