@@ -56,6 +56,8 @@ class EvalConfig:
     branch_by: str = opt("trajectory", "branches: trajectory (k sampled trajectories voted) | step (candidates "
                                        "per step, the judge picks one)")
     candidates: int = opt(2, "branches by step: actions sampled at each step (the first greedy)")
+    judged: bool = opt(True, "decompose: the judge reads each sub-answer and a rejected one is restarted once "
+                             "(False: no judge, the plan and its sub-episodes alone)")
     judge_calibration: str | None = opt(None, "a `fireflan judge` metrics.json whose thresholds (answer, step) the "
                                               "methods' judge uses (None: P(yes) >= 0.5 is a yes)")
     prompt: str = opt("auto", "auto | none | fewshot | system: few-shot examples for base and remote models, none "
@@ -234,7 +236,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         traj = run_method(config.method, model, env, ex, prefix=prefix, config=agent, seed=config.seed,
                           k=config.k, backtracks=config.backtracks, branch_temperature=config.branch_temperature,
                           branch_by=config.branch_by, candidates=config.candidates, restarts=config.restarts,
-                          thresholds=thresholds, score=score,
+                          thresholds=thresholds, judged=config.judged, score=score,
                           prompt_name=f"few-shot-{shots_for}-{config.shots}" if fewshot else
                           ("system-tools" if config.prompt == "system" else ""))
         append_jsonl(path, traj.to_record())

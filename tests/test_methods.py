@@ -316,3 +316,16 @@ def test_backtrack_takes_an_answer_at_the_calibrated_threshold():
     taken = run_method("backtrack", Leaning(["Thought: a\nAction: finish[Velmora]"]), Wiki(PAGES), EX,
                        backtracks=0, restarts=2, score=score, thresholds=Thresholds(answer=0.25))
     assert len(taken.extra["attempts"]) == 1 and taken.success
+
+
+def test_decompose_without_the_judge_asks_it_nothing():
+    from fireflan.recipes.branches import BranchesRecipe, variant
+
+    model = ReplayModel([
+        "Sub-question 1: Who directed The Glass Harbor?\nSub-question 2: Where was that director born?",
+        "Thought: search it\nAction: search[The Glass Harbor]", "Thought: found\nAction: finish[Aldo Brenik]",
+        "Thought: search him\nAction: search[Aldo Brenik]", "Thought: found\nAction: finish[Velmora]",
+        "Thought: The director was born in Velmora.\nAction: finish[Velmora]"])
+    method, options = variant("decompose-unjudged", BranchesRecipe())
+    traj = run_method(method, model, Wiki(PAGES), EX, score=score, **options)
+    assert traj.success and traj.extra["sub_verdicts"] == [] and traj.budget()["calls"] == 6

@@ -318,7 +318,7 @@ def run_backtrack(model, tool, example, *, config: AgentConfig | None = None, ba
 
 def run_method(method: str, model, tool, example: Example, *, config: AgentConfig | None = None, k: int = 5,
                backtracks: int = 2, branch_temperature: float = 0.7, branch_by: str = "trajectory",
-               candidates: int = 2, restarts: int = 2, thresholds: Thresholds = UNCALIBRATED,
+               candidates: int = 2, restarts: int = 2, thresholds: Thresholds = UNCALIBRATED, judged: bool = True,
                **kwargs) -> Trajectory:
     """Any method by name: react | cot | reflexion | branches | decompose | backtrack. The trajectory's
     budget gets the method's wall-clock seconds."""
@@ -336,7 +336,7 @@ def run_method(method: str, model, tool, example: Example, *, config: AgentConfi
     elif method == "branches":
         raise ValueError(f"--branch-by must be one of {', '.join(BRANCH_BY)}, got {branch_by!r}")
     elif method == "decompose":
-        traj = run_decompose(model, tool, example, config=config, thresholds=thresholds, **kwargs)
+        traj = run_decompose(model, tool, example, config=config, thresholds=thresholds, judged=judged, **kwargs)
     else:
         raise ValueError(f"unknown method {method!r}; the methods are {', '.join(METHODS)}")
     traj.extra = {**traj.extra, "budget": {**traj.budget(), "seconds": round(time.perf_counter() - started, 4)}}

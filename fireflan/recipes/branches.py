@@ -38,7 +38,8 @@ class BranchesRecipe(hotpotqa.HotpotQARecipe):
 
     methods: str = opt("react,react-2x,branches,branches-step2,branches-step3,decompose,backtrack",
                        "comma-separated methods to compare: any of evaluate's, react-2x (ReAct with twice the "
-                       "steps: more compute, no method), branches-stepN (N candidates per step, the judge picks)")
+                       "steps: more compute, no method), branches-stepN (N candidates per step, the judge picks), "
+                       "decompose-unjudged (the plan and its sub-episodes, no judge)")
     method_questions: int = opt(50, "test questions per method (the first of the main recipe's)")
     k: int = opt(5, "branches: trajectories sampled and voted")
     branch_temperature: float = opt(0.7, "branches: sampling temperature")
@@ -58,10 +59,12 @@ def variant(name: str, r: BranchesRecipe) -> tuple[str, dict]:
         return "react", {"max_steps": 2 * r.agent_steps}
     if m := re.fullmatch(r"branches-step(\d+)", name):
         return "branches", {"branch_by": "step", "candidates": int(m.group(1))}
+    if name == "decompose-unjudged":
+        return "decompose", {"judged": False}
     if name in METHODS:
         return name, {}
-    raise ValueError(f"--methods: unknown row {name!r}; the rows are react-2x, branches-stepN and "
-                     f"{', '.join(METHODS)}")
+    raise ValueError(f"--methods: unknown row {name!r}; the rows are react-2x, branches-stepN, "
+                     f"decompose-unjudged and {', '.join(METHODS)}")
 
 
 def main(r: BranchesRecipe) -> dict:
