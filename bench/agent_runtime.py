@@ -9,7 +9,9 @@ Measured side by side in one run, on the same questions:
 2. the agent loop's generated tokens/s vs raw llama-cpp-python generation on the very prompts the loop
    sent: overhead, target <= 10%;
 3. multi-branch k = 5 vs one trajectory, wall time: ratio, target <= 3 (branches share their prompt
-   and every token they have in common, and stop once a majority is certain; fireflan.models.batch);
+   and every token they have in common, and stop once a majority is certain; fireflan.models.batch),
+   run twice: the sampling tree's live nodes decoded one per llama_decode call, and all in one call (the
+   same branches); where the time goes (prompt evaluation against generated nodes, second waves);
 4. per-step branching (2 candidates a step, the model as judge where they differ) vs the greedy
    episodes of 1: ratio, target <= 1.6.
 The last line is one JSON object.
@@ -98,12 +100,26 @@ def main():
     for ex in examples:
         run_episode(model, wiki, ex, prefix=prefix, config=AgentConfig(max_steps=4, max_tokens=64, temperature=0.7))
     one_s = time.perf_counter() - started
-    started = time.perf_counter()
-    voted = [run_branches(model, wiki, ex, k=a.k, prefix=prefix, config=config) for ex in examples]
-    k_s = time.perf_counter() - started
+    decoder = model._decoder(a.k)
+    calibrated = decoder.decodes_together_faster()
+    runs = {}
+    for together in (False, True):  # the live nodes one per llama_decode, or all in one (the same branches)
+        decoder.together = together
+        before = dict(decoder.stats)
+        started = time.perf_counter()
+        voted = [run_branches(model, wiki, ex, k=a.k, prefix=prefix, config=config) for ex in examples]
+        runs[together] = {"seconds": time.perf_counter() - started, "voted": voted,
+                          "stats": {k: round(v - before[k], 3) for k, v in decoder.stats.items()}}
+    decoder.together = calibrated
+    k_s, voted = runs[calibrated]["seconds"], runs[calibrated]["voted"]
     sampled = sum(t.extra["sampled"] for t in voted) / len(voted)
-    print(f"one trajectory {one_s:.1f} s, {a.k} branches {k_s:.1f} s ({sampled:.1f} finished per question)",
+    second_wave = sum(t.extra["sampled"] > a.k // 2 + 1 for t in voted)
+    print(f"one trajectory {one_s:.1f} s, {a.k} branches {k_s:.1f} s ({sampled:.1f} finished per question; "
+          f"a second wave in {second_wave} of {len(voted)}); nodes one per call {runs[False]['seconds']:.1f} s, "
+          f"all in one call {runs[True]['seconds']:.1f} s (this machine: {'together' if calibrated else 'apart'})",
           flush=True)
+    for together, run in runs.items():
+        print(f"  {'together' if together else 'apart'}: {run['stats']}", flush=True)
 
     # 4. per-step branching vs the greedy episodes of 1
     started = time.perf_counter()
@@ -118,7 +134,9 @@ def main():
         "loop_overhead": round(1 - loop_tok_s / raw_tok_s, 3), "loop_tok_s": round(loop_tok_s, 1),
         "raw_tok_s": round(raw_tok_s, 1),
         "branches_ratio": round(k_s / one_s, 2), "k": a.k, "one_trajectory_s": round(one_s, 1),
-        "branches_s": round(k_s, 1),
+        "branches_s": round(k_s, 1), "branches_nodes_apart_s": round(runs[False]["seconds"], 1),
+        "branches_nodes_together_s": round(runs[True]["seconds"], 1), "decodes_together": calibrated,
+        "branches_second_waves": second_wave, "branches_decoder": {str(k): v["stats"] for k, v in runs.items()},
         "branches_finished_per_question": round(sampled, 2),
         "branch_agreement": round(sum(t.extra["agreement"] for t in voted) / len(voted), 3),
         "step_branches_ratio": round(step_s / reuse_s, 2), "step_branches_s": round(step_s, 1),

@@ -21,6 +21,7 @@ as `llama_cpp.Llama` sets it (no flash attention), so greedy output equals one-b
 from __future__ import annotations
 
 import ctypes
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +83,7 @@ class BatchDecoder:
         self.cached: list[list[int]] = [[] for _ in range(n_seq)]  # tokens in each sequence's cache
         self._piece = ctypes.create_string_buffer(256)
         self.together = together  # decode distinct nodes in one llama_decode (None: measured on first use)
+        self.stats = {f"{kind}_{what}": 0 for kind in ("prompt", "generate") for what in ("calls", "tokens", "seconds")}
 
     def close(self) -> None:
         if self.ctx:
@@ -99,7 +101,10 @@ class BatchDecoder:
 
     def _decode(self, items: list[tuple[int, int, list[int], bool]]) -> None:
         """One llama_decode over (token, position, sequences, wants logits) items. A token that belongs
-        to several sequences is computed once and its cache cell shared."""
+        to several sequences is computed once and its cache cell shared. `stats` counts the calls, the
+        tokens and the seconds, apart for prompts (no logits wanted but the last) and generated nodes."""
+        started = time.perf_counter()
+        kind = "generate" if all(logits for *_, logits in items) else "prompt"
         b = self.batch
         b.n_tokens = len(items)
         for i, (token, pos, seqs, logits) in enumerate(items):
@@ -107,6 +112,9 @@ class BatchDecoder:
             for j, seq in enumerate(seqs):
                 b.seq_id[i][j] = seq
         rc = self.L.llama_decode(self.ctx, b)
+        self.stats[f"{kind}_calls"] += 1
+        self.stats[f"{kind}_tokens"] += len(items)
+        self.stats[f"{kind}_seconds"] += time.perf_counter() - started
         if rc != 0:
             why = (f"the {self.n_seq} sequences outgrew the context; give the batch decoder a larger n_ctx" if rc == 1
                    else "llama.cpp refused the batch (its positions do not continue what the memory holds)")
@@ -281,8 +289,6 @@ class BatchDecoder:
         CPU and llama.cpp's kernels (1.2x one token for two, 2.4x for five, on one 2-core machine; 7.4x for
         five on another, where one node per call was the faster). Measured in a scratch context of its own
         (this decoder's memory is not touched): a few dozen milliseconds, once per decoder."""
-        import time
-
         L, n = self.L, min(n, self.n_seq)
         if n < 2:
             return False
