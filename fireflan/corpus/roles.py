@@ -9,7 +9,8 @@ successful wiki trajectories; the turns are written by the same functions infere
   a wrong search beside a right search, a wrong answer beside the right one (a model trained with
   more wrong answers than right ones learnt to say no to every answer and yes to every search).
 - planner: from a decomposing teacher's trajectories (`teach --methods decompose`): the question ->
-  its sub-questions (short records: many of them cost little training);
+  its sub-questions (short records: many of them cost little training); a question the teacher did not
+  decompose (one page, or no tool needed) -> itself as one line, in the share such questions have;
 - subquestion: from the same trajectories, each sub-episode as a ReAct record whose question carries
   the answers found so far, and the composing turn.
 - backtrack: a failed attempt (the teacher's steps with a wrong or early finish) in the question of
@@ -162,11 +163,15 @@ def _decomposed(traj) -> bool:
 
 
 def planner_records(traj) -> list[dict]:
-    """The plan of a successful decomposed trajectory: the question -> its sub-questions."""
-    if not _decomposed(traj):
+    """The plan of a successful decomposed trajectory: the question -> its sub-questions; of a successful ReAct
+    one whose question the teacher did not decompose (one page, or no tool): the question as one line."""
+    if traj.method == "react" and traj.success:
+        subs = [traj.question]
+    elif _decomposed(traj):
+        subs = traj.extra["subquestions"]
+    else:
         return []
-    plan = [*roles.plan_messages(traj.question), {"role": "assistant", "content": roles.plan_text(
-        traj.extra["subquestions"])}]
+    plan = [*roles.plan_messages(traj.question), {"role": "assistant", "content": roles.plan_text(subs)}]
     return [record(apply_mask(plan, [True]), _meta(traj, "planner", 0))]
 
 
@@ -192,9 +197,9 @@ def subquestion_records(traj) -> list[dict]:
 
 def make_roles(trajectories: list, shares: dict[str, float], final: float, rng: random.Random, search) -> list[dict]:
     """Role records at their shares of a final corpus of `final` records; `search(title)` is the wiki's
-    reply to a search. The planner's and the sub-questions' come from decomposed trajectories, the others
-    from ReAct ones of the wiki's tools (a DB task has no pages; a Reflexion attempt opens with a search
-    meant to fail)."""
+    reply to a search. The sub-questions' come from decomposed trajectories, the planner's from those and
+    (one line) from the ReAct ones of questions not decomposed, the others from ReAct ones of the wiki's
+    tools (a DB task has no pages; a Reflexion attempt opens with a search meant to fail)."""
     wiki = [t for t in trajectories
             if t.success and t.method == "react" and any(s.action == "search" for s in t.steps)]
     titles = sorted({s.argument for t in wiki for s in t.steps if s.action == "search"
@@ -205,8 +210,14 @@ def make_roles(trajectories: list, shares: dict[str, float], final: float, rng: 
     out = []
     for role, share in shares.items():
         want, made = round(final * share), []
-        decomposing = role in ("planner", "subquestion")
-        pool = [t for t in trajectories if t.method == "decompose"] if decomposing else list(wiki)
+        if role == "planner":  # every question: the decomposed ones' plans, the others' one line, as they come
+            decomposed = {t.id for t in trajectories if t.method == "decompose"}
+            pool = [t for t in trajectories if t.method == "decompose" or
+                    (t.method == "react" and t.id not in decomposed)] if decomposed else []
+        elif role == "subquestion":
+            pool = [t for t in trajectories if t.method == "decompose"]
+        else:
+            pool = list(wiki)
         rng.shuffle(pool)
         for traj in pool:
             if len(made) >= want:
