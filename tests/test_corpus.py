@@ -297,21 +297,22 @@ def test_planner_records_come_from_a_decomposing_teacher(tmp_path):
     summary = teach(TeachConfig(out=str(tmp_path / "t"), data=str(tmp_path / "w"), methods="react,decompose"))
     assert summary["methods"]["decompose"]["success_rate"] == 1.0 and summary["methods"]["decompose"]["n"] > 50
     stats = build_corpus(CorpusConfig(inputs=str(tmp_path / "t" / "trajectories.jsonl"), out=str(tmp_path / "c"),
-                                      negatives="", roles="planner=0.1,subquestion=0.2"))
+                                      negatives="", roles="planner=0.3,subquestion=0.2"))
     realised = stats["role_shares"]["realised"]
-    assert abs(realised["planner"] - 0.1) <= 0.02 and abs(realised["subquestion"] - 0.2) <= 0.02
+    assert abs(realised["planner"] - 0.3) <= 0.02 and abs(realised["subquestion"] - 0.2) <= 0.02
     assert "decompose" not in stats["method_mix"]
     records = _read(tmp_path / "c" / "train.jsonl") + _read(tmp_path / "c" / "val.jsonl")
-    plans = [r for r in records if r["meta"].get("role") == "planner"]
+    planner = [r for r in records if r["meta"].get("role") == "planner"]
+    plans = [r for r in planner if r["messages"][0]["content"].startswith(roles.PLAN)]
+    composes = [r for r in planner if roles.COMPOSE in r["messages"][0]["content"]]
     solving = [r for r in records if r["meta"].get("role") == "subquestion"]
-    assert all(r["messages"][0]["content"].startswith(roles.PLAN) for r in plans) and len(plans) > 10
+    assert len(plans) + len(composes) == len(planner) and len(plans) > 5 and composes
     lines = [len(roles.parse_plan(r["messages"][1]["content"])) for r in plans]
     assert 0 < lines.count(1) < len(lines) / 2  # the questions not decomposed: one line, as the planner is asked
     assert all(n >= 2 for r, n in zip(plans, lines, strict=True) if r["meta"]["method"] == "decompose")
     subs = [r for r in solving if "\nKnown: " in r["messages"][0]["content"]]
-    composes = [r for r in solving if roles.COMPOSE in r["messages"][0]["content"]]
-    firsts = [r for r in solving if r not in subs and r not in composes]  # the first sub-question knows nothing
-    assert subs and composes and firsts
+    firsts = [r for r in solving if r not in subs]  # the first sub-question knows nothing
+    assert subs and firsts
     assert all(rec["messages"][1]["loss"] for rec in plans)
     for rec in subs + composes:
         assert parse_action(rec["messages"][-1]["content"]).action == "finish"

@@ -9,10 +9,11 @@ successful wiki trajectories; the turns are written by the same functions infere
   a wrong search beside a right search, a wrong answer beside the right one (a model trained with
   more wrong answers than right ones learnt to say no to every answer and yes to every search).
 - planner: from a decomposing teacher's trajectories (`teach --methods decompose`): the question ->
-  its sub-questions (short records: many of them cost little training); a question the teacher did not
-  decompose (one page, or no tool needed) -> itself as one line, in the share such questions have;
+  its sub-questions, and the composing turn (the question and the facts found -> the answer); short
+  records both, so many of them cost little training; a question the teacher did not decompose (one
+  page, or no tool needed) -> itself as one line, in the share such questions have;
 - subquestion: from the same trajectories, each sub-episode as a ReAct record whose question carries
-  the answers found so far, and the composing turn.
+  the answers found so far.
 - backtrack: a failed attempt (the teacher's steps with a wrong or early finish) in the question of
   a restart, followed by the teacher's whole trajectory; loss on the retry only.
 
@@ -163,8 +164,10 @@ def _decomposed(traj) -> bool:
 
 
 def planner_records(traj) -> list[dict]:
-    """The plan of a successful decomposed trajectory: the question -> its sub-questions; of a successful ReAct
-    one whose question the teacher did not decompose (one page, or no tool): the question as one line."""
+    """The planner's two turns, short records both: the plan of a successful decomposed trajectory (the
+    question -> its sub-questions) and its composing turn (the question and the facts found -> the answer);
+    of a successful ReAct one whose question the teacher did not decompose (one page, or no tool), the plan
+    alone: the question as one line."""
     if traj.method == "react" and traj.success:
         subs = [traj.question]
     elif _decomposed(traj):
@@ -172,12 +175,18 @@ def planner_records(traj) -> list[dict]:
     else:
         return []
     plan = [*roles.plan_messages(traj.question), {"role": "assistant", "content": roles.plan_text(subs)}]
-    return [record(apply_mask(plan, [True]), _meta(traj, "planner", 0))]
+    out = [record(apply_mask(plan, [True]), _meta(traj, "planner", 0))]
+    if traj.method == "decompose":
+        known = list(zip(subs, traj.extra["subanswers"], strict=True))
+        compose = [*roles.compose_messages(traj.question, known),
+                   {"role": "assistant", "content": traj.steps[-1].content}]
+        out.append(record(apply_mask(compose, [True]), _meta(traj, "planner", 1)))
+    return out
 
 
 def subquestion_records(traj) -> list[dict]:
     """Each sub-episode of a successful decomposed trajectory (its question carries what the earlier ones
-    found, as `decompose` writes it), and the composing turn."""
+    found, as `decompose` writes it)."""
     if not _decomposed(traj):
         return []
     subs, answers, lengths = traj.extra["subquestions"], traj.extra["subanswers"], traj.extra["episode_steps"]
@@ -190,8 +199,6 @@ def subquestion_records(traj) -> list[dict]:
         out.append(record(apply_mask(episode.messages(), [True] * len(episode.steps)),
                           _meta(traj, "subquestion", i)))
         known.append((sub, answers[i]))
-    compose = [*roles.compose_messages(traj.question, known), {"role": "assistant", "content": traj.steps[-1].content}]
-    out.append(record(apply_mask(compose, [True]), _meta(traj, "subquestion", len(subs))))
     return out
 
 
