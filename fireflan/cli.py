@@ -20,7 +20,7 @@ from fireflan.evaluate import EvalConfig, evaluate
 from fireflan.export import ExportConfig, describe, export
 from fireflan.io import DataError
 from fireflan.judgeval import JudgeEvalConfig, judge_eval
-from fireflan.options import command
+from fireflan.options import check_flags, command
 from fireflan.report import ReportConfig, report
 from fireflan.serve import ServeConfig, serve
 from fireflan.tasks.score import score_files, score_one
@@ -208,6 +208,9 @@ def main(argv=None):
     if argv[:2] == ["corpus", "show"]:  # a sub-verb of corpus
         argv = ["corpus_show", *argv[2:]]
     try:
+        verb = getattr(CLI, argv[0], None) if argv and not argv[0].startswith("-") else None
+        if callable(verb):
+            check_flags(verb, argv[1:], f"fireflan {argv[0]}")
         fire.Fire(CLI(), command=argv, name="fireflan")
     except (DataError, ValueError, FileNotFoundError) as e:
         print(f"fireflan: error: {e}", file=sys.stderr)

@@ -67,6 +67,25 @@ def with_signature(fn, cls, summary: str, positional: tuple[str, ...] = (), extr
     return fn
 
 
+def check_flags(fn, argv: list[str], name: str) -> None:
+    """Refuse a flag that `fn` does not take, before anything runs: python-fire would run the command
+    without it and complain only at the end (after a whole training). `--no-x` for a flag `x`, `--help`
+    and what follows a bare `--` (fire's own flags) are let through."""
+    import difflib
+
+    known = {p.name for p in inspect.signature(fn).parameters.values()}
+    args = argv[:argv.index("--")] if "--" in argv else argv
+    for arg in args:
+        if not arg.startswith("--") or len(arg) == 2:
+            continue
+        key = arg[2:].split("=", 1)[0].replace("-", "_")
+        if key in known or key in ("help", "h") or (key.startswith("no") and key[2:] in known):
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f" (did you mean --{close[0]}?)" if close else ""
+        raise ValueError(f"unknown option --{key}{hint}; `{name} --help` lists the options")
+
+
 def as_text_lists(cls, values: dict) -> dict:
     """Undo python-fire's parsing of comma lists for text options: `--methods react,cot` arrives as
     the tuple ('react', 'cot'); a str field takes it back as 'react,cot'."""

@@ -112,3 +112,19 @@ def test_options_are_checked_against_their_types_in_one_place(tmp_path):
     bad.write_text('seed = "zero"\n')
     proc = run_cli("--config", bad, module="fireflan.recipes.hotpotqa", check=False)
     assert proc.returncode == 2 and "r.toml: option --seed must be an integer, got 'zero'" in proc.stderr
+
+
+def test_an_unknown_flag_is_refused_before_anything_runs(tmp_path):
+    """python-fire runs a command without a flag it does not know and complains only when it has finished
+    (a whole training at the default steps for `--max-step 100`); fireflan refuses it first, naming the
+    flag and the option it most resembles, for the verbs and the recipes alike."""
+    proc = run_cli("world", "--sed", "1", "--out", tmp_path / "w", check=False)
+    assert proc.returncode == 2 and "unknown option --sed (did you mean --seed?)" in proc.stderr
+    assert not (tmp_path / "w").exists()
+    proc = run_cli("--max-step", "100", "--out", tmp_path / "r", module="fireflan.recipes.hotpotqa", check=False)
+    assert proc.returncode == 2 and "unknown option --max_step (did you mean --max_steps?)" in proc.stderr
+    assert not (tmp_path / "r").exists()
+    proc = run_cli("world", "--no-tool-share", "0.1", "--out", tmp_path / "n", check=False)
+    assert proc.returncode == 2 and "did you mean --notool_share?" in proc.stderr
+    proc = run_cli("score", "Paris", "paris", "--task=world")  # known flags, = form, positionals
+    assert '"em": 1.0' in proc.stdout

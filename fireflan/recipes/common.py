@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fireflan.evaluate import OUTCOMES
 from fireflan.io import DataError, write_json
-from fireflan.options import as_text_lists, typed, with_signature
+from fireflan.options import as_text_lists, check_flags, typed, with_signature
 from fireflan.report import ReportConfig, report
 from fireflan.report.table import by_measure, text
 
@@ -125,6 +125,7 @@ def launch(fn, name: str) -> None:
     import fire
 
     try:
+        check_flags(fn, sys.argv[1:], name)
         fire.Fire(fn, name=name, serialize=lambda result: None)
     except (DataError, ValueError, FileNotFoundError) as e:
         print(f"{name}: error: {e}", file=sys.stderr)
