@@ -125,7 +125,7 @@ def launch(fn, name: str) -> None:
     import fire
 
     try:
-        check_flags(fn, sys.argv[1:], name)
+        check_flags(fn, sys.argv[1:], f"python -m {name}")
         fire.Fire(fn, name=name, serialize=lambda result: None)
     except (DataError, ValueError, FileNotFoundError) as e:
         print(f"{name}: error: {e}", file=sys.stderr)
