@@ -166,8 +166,8 @@ def _decomposed(traj) -> bool:
 def planner_records(traj) -> list[dict]:
     """The planner's two turns, short records both: the plan of a successful decomposed trajectory (the
     question -> its sub-questions) and its composing turn (the question and the facts found -> the answer);
-    of a successful ReAct one whose question the teacher did not decompose (one page, or no tool), the plan
-    alone: the question as one line."""
+    of a successful ReAct one, the plan alone: the question as one line (`make_roles` passes only the ReAct
+    trajectories of questions the teacher did not decompose: one page, or no tool)."""
     if traj.method == "react" and traj.success:
         subs = [traj.question]
     elif _decomposed(traj):
