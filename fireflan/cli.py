@@ -5,6 +5,7 @@
     python -m fireflan search "Who directed The Last Nafern?" --corpus runs/world
     python -m fireflan score runs/world/predictions.jsonl runs/world/test.jsonl --task world
     python -m fireflan teach --task world --teacher scripted --methods react,cot,reflexion --out runs/teach
+    python -m fireflan improve --start runs/hotpotqa/model --data runs/hotpotqa/world --out runs/hotpotqa/improve
     python -m fireflan judge --model runs/hotpotqa/model/gguf/model-q8_0.gguf --data runs/hotpotqa/world
 """
 
@@ -18,6 +19,7 @@ from fireflan.corpus.build import CorpusConfig, build_corpus
 from fireflan.corpus.show import ShowConfig, show
 from fireflan.evaluate import EvalConfig, evaluate
 from fireflan.export import ExportConfig, describe, export
+from fireflan.improve import ImproveConfig, improve
 from fireflan.io import DataError
 from fireflan.judgeval import JudgeEvalConfig, judge_eval
 from fireflan.options import check_flags, command
@@ -115,6 +117,15 @@ def _run_evaluate(config):
     print(json.dumps(metrics))
 
 
+def _run_improve(config):
+    summary = improve(config)
+    for row in summary["rounds"]:
+        low, high = row["em_ci95"]
+        gained = f", {row['questions_gained']} questions gained" if row["round"] else " (the start model)"
+        print(f"round {row['round']}: EM {row['em']:.3f} ({low:.3f}-{high:.3f}){gained}")
+    print(json.dumps({k: summary[k] for k in ("em_gain", "gguf", "plot")}))
+
+
 def _run_judge(config):
     print(json.dumps(judge_eval(config)))
 
@@ -178,6 +189,8 @@ def _add_commands():
                                       positional=("model",)))
     CLI.evaluate = staticmethod(command(EvalConfig, _run_evaluate,
                                         "Run an agent over a task's questions and measure it (resumable)."))
+    CLI.improve = staticmethod(command(ImproveConfig, _run_improve, "Improve a fine-tuned agent on its own rollouts: "
+                                       "rounds of rejection sampling (or GRPO), each exported and evaluated."))
     CLI.judge = staticmethod(command(JudgeEvalConfig, _run_judge,
                                      "Measure a model's judge role on held-out judge records (accuracy, AUC)."))
     CLI.chat = staticmethod(command(ChatConfig, _run_chat, "An offline agent chat in the terminal."))

@@ -62,6 +62,9 @@ class TeachConfig:
     mistake_share: float = opt(0.0, "scripted teacher, DB tasks: how often its first SQL has a mistake small "
                                     "models make (a shortened table name, a header with underscores, a missing "
                                     "value) and it recovers from the error; the mistake is never trained on")
+    success_share: float = opt(1.0, "scripted teacher: the share of questions it answers right; on the others it "
+                                    "answers from the first page it reads, wrong, as a weak teacher fails some "
+                                    "(a seeded coin per question)")
 
     def method_list(self) -> list[str]:
         methods = [m.strip() for m in self.methods.split(",") if m.strip()]
@@ -146,7 +149,8 @@ def make_teacher(config: TeachConfig, examples, method: str):
             examples = [*examples, *(s for ex in examples if eligible("decompose", ex, "scripted")
                                      for s in sub_examples(ex))]
         return ScriptedExpert(examples, method="react" if method == "decompose" else method, seed=config.seed,
-                              lookup_share=config.lookup_share, mistake_share=config.mistake_share)
+                              lookup_share=config.lookup_share, mistake_share=config.mistake_share,
+                              success_share=config.success_share)
     if config.teacher == "openai":
         return OpenAIModel(config.model, base_url=config.base_url, max_usd=config.max_usd, prices=config.prices)
     raise ValueError(f"--teacher must be scripted or openai, got {config.teacher!r}")

@@ -192,3 +192,46 @@ def test_a_stage_run_again_and_killed_leaves_no_marker_of_its_earlier_run(tmp_pa
     ran = []
     stage(tmp_path, "export", Options(), lambda c: ran.append(c) or {})
     assert ran  # the earlier options again: run, since nothing says that they finished
+
+
+def test_the_improve_recipe_adds_rounds_to_the_main_run_and_a_weak_teachers(recipe_run, capsys, monkeypatch):
+    """Rounds on the main run's tiny model (its rollouts by a model that is right on even seeds, as the tiny model
+    never is), the control, the noisy check; then a weak teacher's run and the gap its rounds recover."""
+    from dataclasses import asdict
+
+    from helpers.coin import CoinModel
+
+    from fireflan import improve as improve_stage
+    from fireflan.recipes import improve
+    from fireflan.tasks import open_task
+
+    out, options, first = recipe_run
+    questions = open_task("world", str(out / "world"), "train")[1]
+    monkeypatch.setattr(improve_stage, "load_model", lambda path, **kw: (CoinModel(questions), False))
+    small = dict(asdict(options), rounds=1, round_questions=3, k=2, round_steps=2)
+    result = improve.main(improve.ImproveRecipe(**small))
+    rounds = result["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1] and rounds[0]["em"] == first["runs"]["fine-tuned"]["em"]
+    assert rounds[1]["rollouts"] == 6 and rounds[1]["successes"] == 3 and rounds[1]["kept"] == 3
+    assert rounds[1]["questions_gained"] == 0  # the full teacher had solved them all
+    taught = (out / "corpus" / "train.jsonl").read_text().count("\n")
+    data = (out / "improve" / "round-1" / "data.jsonl").read_text().splitlines()
+    assert sum(json.loads(x).get("extra", {}).get("source") == "self" for x in data) == 3
+    assert rounds[1]["corpus_records"] > taught - 3  # the teacher's records and the kept ones (some held out)
+    assert json.loads((out / "improve" / "round-1" / "model" / "train.json").read_text())["config"]["init_adapter"] \
+        == str(out / "model" / "adapter")
+    assert (out / "improve" / "round-1" / "model" / "gguf" / "model-q8_0.gguf").is_file()
+    assert result["control"]["train_steps"] == 2 and set(result["noise"]) == {"start", "last round"}
+    assert (out / "improve" / "rounds.png").is_file() and Path(result["page"]).is_file()
+    printed = capsys.readouterr().out
+    assert "questions gained" in printed and "control" in printed
+
+    again = improve.main(improve.ImproveRecipe(**small))  # finished: nothing runs again
+    assert again["rounds"] == rounds and "== improve: finished before" in capsys.readouterr().out
+
+    weak = improve.main(improve.ImproveRecipe(**{**small, "teacher_success": 0.5, "control": False, "noise": 0}))
+    folder = out / "weak-teacher-0.5"
+    summary = json.loads((folder / "teach" / "summary.json").read_text())
+    assert summary["success"] < summary["trajectories"]
+    assert weak["rounds"][1]["gained_over_teacher"] >= 1  # questions the weak teacher failed, solved by the model
+    assert "gap_recovered" in weak and not (folder / "eval-prompted").exists()

@@ -256,3 +256,18 @@ def test_the_scripted_teacher_on_the_hubs_train_split(small_world, tmp_path, mon
     summary = teach(TeachConfig(out=str(tmp_path), task="hotpotqa", split="train", methods="react"))
     assert asked == [("hotpotqa/hotpot_qa", "distractor", "train")]
     assert summary["skipped_unreachable"] == 1 and summary["trajectories"] == summary["success"] == len(rows) - 1
+
+
+def test_a_weak_teacher_fails_its_share_of_questions(small_world, tmp_path):
+    weak = teach(TeachConfig(out=str(tmp_path / "weak"), data=str(small_world), split="train", methods="react",
+                             success_share=0.5))
+    rate = weak["methods"]["react"]["success_rate"]
+    assert 0.38 <= rate <= 0.62, rate  # 200 questions, a coin of 0.5 each
+    records = _records(tmp_path / "weak" / "trajectories.jsonl")
+    failed = [r for r in records if not r["success"]]
+    assert all(r["answer"] is not None and r["answer"] != r["gold"] for r in failed)  # a wrong answer, said
+    again = teach(TeachConfig(out=str(tmp_path / "again"), data=str(small_world), split="train", methods="react",
+                              success_share=0.5))
+    assert again["success"] == weak["success"]  # the same questions fail for the same seed
+    with pytest.raises(ValueError, match="within 0..1"):
+        teach(TeachConfig(out=str(tmp_path / "bad"), data=str(small_world), split="train", success_share=1.5))

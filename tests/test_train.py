@@ -438,3 +438,28 @@ def test_train_plan_prints_and_loads_nothing(corpus, tmp_path):
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["fits"] is False and figures["peak"] == sum(figures["terms"].values())
     assert not out.exists() and time.perf_counter() - started < 30  # no model was loaded, nothing written
+
+
+def test_training_starts_from_an_earlier_adapter(tiny, corpus, tmp_path):
+    from safetensors.numpy import load_file
+
+    from fireflan.io import DataError
+
+    first = train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(tmp_path / "a"), max_steps=3, lr=3e-3,
+                              threads=1))
+    again = train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(tmp_path / "b"), max_steps=3, lr=3e-3,
+                              threads=1, init_adapter=first["saved"]))
+    fresh = train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(tmp_path / "c"), max_steps=3, lr=3e-3,
+                              threads=1))
+    rows = {n: [float(r.split(",")[1]) for r in (tmp_path / n / "loss.csv").read_text().splitlines()[1:]]
+            for n in "abc"}
+    assert rows["b"][0] < rows["c"][0]  # it continues where the first run stopped, not from fresh weights
+    weights = [load_file(tmp_path / n / "adapter" / "adapter_model.safetensors") for n in "bc"]
+    assert any((weights[0][k] != weights[1][k]).any() for k in weights[0])
+    with pytest.raises(DataError, match="rank 16"):
+        train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(tmp_path / "d"), max_steps=1, rank=8,
+                          threads=1, init_adapter=first["saved"]))
+    with pytest.raises(DataError, match="not a LoRA adapter folder"):
+        train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(tmp_path / "e"), max_steps=1, threads=1,
+                          init_adapter=str(tmp_path)))
+    assert fresh["steps"] == again["steps"] == 3

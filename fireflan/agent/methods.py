@@ -104,6 +104,20 @@ def run_branches(model, tool, example, *, k: int = 5, temperature: float = 0.7, 
         "agreement": round(agree, 4), "budget": _total(trajs + abandoned)})
 
 
+def sample_trajectories(model, tool, example, branches, *, temperature: float = 0.7,
+                        config: AgentConfig | None = None, seed: int = 0, score=None) -> list[Trajectory]:
+    """The ReAct trajectories of `branches` (indices: branch i samples with seed + i) at `temperature`,
+    all of them, in order: side by side in one batched decode when the model has one (as `branches`
+    does), else one after another. Self-improvement samples its rollouts so."""
+    config = replace(config or AgentConfig(), temperature=temperature)
+    if hasattr(model, "generate_batch") and hasattr(tool, "state"):
+        done = {}
+        _wave(model, tool, example, list(branches), config, seed, score, {}, done, lambda: False)
+        return [done[i] for i in branches]
+    return [run_episode(model, tool, example, method="react", config=config, seed=seed + i, score=score)
+            for i in branches]
+
+
 def _certain(trajs: list[Trajectory], k: int) -> bool:
     counts = Counter(normalize_answer(t.answer) for t in trajs if t.answer is not None)
     return bool(counts) and max(counts.values()) > k // 2

@@ -299,10 +299,12 @@ class ScriptedExpert:
     """
 
     def __init__(self, examples, method: str = "react", seed: int = 0, lookup_share: float = 0.3,
-                 mistake_share: float = 0.0, name: str = "scripted-expert"):
+                 mistake_share: float = 0.0, success_share: float = 1.0, name: str = "scripted-expert"):
+        if not 0 <= success_share <= 1:
+            raise ValueError(f"the scripted expert's success share must be within 0..1, got {success_share}")
         self.by_question = {ex.question.strip(): ex for ex in examples}
         self.method, self.seed, self.lookup_share, self.name = method, seed, lookup_share, name
-        self.mistake_share = mistake_share
+        self.mistake_share, self.success_share = mistake_share, success_share
         self.usage, self.last_usage = Usage(), Usage()
 
     # -- the Model interface
@@ -383,7 +385,9 @@ class ScriptedExpert:
             return self._next_sql(example, history)
         rng = self._rng(example, len(history))
         answer = example.answer
+        fails = self.fails(example)
         if not example.supporting_facts:  # a question that needs no tool
+            answer = self.wrong_answer(example, None) if fails else answer
             reasoning = notool_reasoning(example.question, answer)
             lead = "" if self.method == "cot" else "This needs no search. "
             return f"Thought: {lead}{reasoning} {rng.choice(_ANSWER).format(a=answer)}\nAction: finish[{answer}]"
@@ -440,6 +444,9 @@ class ScriptedExpert:
                     i += 1
                     found = None  # the lookup has been said; the match needs no word more
             read.append((title, sentences, key, found))
+            if fails:  # a weak teacher's mistake: it answers from the first page it reads
+                wrong = self.wrong_answer(example, title)
+                return self._say([self._quote(read[-1], rng), rng.choice(_ANSWER).format(a=wrong)], f"finish[{wrong}]")
 
         # every hop read: conclude, citing what the pages said
         if example.type == "comparison" and example.reasoning:
@@ -449,6 +456,24 @@ class ScriptedExpert:
             pending += cited if example.type == "comparison" else cited[-1:]
             pending.append(rng.choice(_ANSWER).format(a=answer))
         return self._say(pending, f"finish[{answer}]")
+
+    def fails(self, example) -> bool:
+        """Whether this question is one the teacher gets wrong (`success_share`: a seeded coin per question)."""
+        coin = random.Random(f"{self.seed}-{example.id}-fails").random()
+        return self.success_share < 1 and coin >= self.success_share
+
+    @staticmethod
+    def wrong_answer(example, title: str | None) -> str:
+        """What a weak teacher answers: the other one of yes/no, else the page it read (a bridge's first hop,
+        one side of a comparison), else a name from the question; never the gold answer."""
+        gold = normalize_answer(example.answer)
+        if gold in ("yes", "no"):
+            return "no" if gold == "yes" else "yes"
+        names = re.findall(r"[A-Z][a-z]+(?: [A-Z][a-z]+)*", example.question)
+        for guess in (surface(title) if title else None, *names):
+            if guess and normalize_answer(guess) != gold and normalize_answer(guess) not in ("who", "what", "which"):
+                return guess
+        return "unknown"
 
     @staticmethod
     def _retry(title: str, attempt: tuple, rng) -> tuple[str, str]:

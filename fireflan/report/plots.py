@@ -81,3 +81,24 @@ def loss_plot(csv_path: Path, png: Path, title: str | None = None) -> Path | Non
         ax.set_title(title)
     ax.grid(alpha=0.3)
     return _save(fig, png, dpi=120)
+
+
+def rounds_plot(rows: list[dict], png: Path) -> Path:
+    """EM by round of self-improvement (round 0: the start model), with its 95% interval, as a PNG."""
+    plt = _pyplot()
+    rounds = [r["round"] for r in rows]
+    em = [r["em"] for r in rows]
+    low = [r["em"] - r["em_ci95"][0] for r in rows]
+    high = [r["em_ci95"][1] - r["em"] for r in rows]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.errorbar(rounds, em, yerr=[low, high], marker="o", capsize=4)
+    for x, y, row in zip(rounds, em, rows, strict=True):
+        if row["round"]:
+            ax.annotate(f"+{row['questions_gained']} q", (x, y), textcoords="offset points", xytext=(6, -12),
+                        fontsize=7)
+    ax.set_xticks(rounds)
+    ax.set_xlabel("round (0: the start model)")
+    ax.set_ylabel("exact match, test questions")
+    ax.set_ylim(0, 1)
+    ax.set_title("EM by round of self-improvement")
+    return _save(fig, Path(png))

@@ -55,6 +55,8 @@ class TrainConfig:
     max_length: int = opt(1024, "records longer than this many tokens are left out and reported")
     save_steps: int = opt(25, "checkpoint every N steps")
     seed: int = opt(0, "seed of initialisation and data order")
+    init_adapter: str | None = opt(None, "a LoRA adapter folder (an earlier run's OUT/adapter) whose weights training "
+                                         "starts from, instead of fresh ones (LoRA only; the same rank and modules)")
     threads: int = opt(0, "CPU threads (0: all cores)")
     fast: bool = opt(True, "output layer only where the loss is, length-grouped batches (False: plain SFTTrainer)")
     gradient_checkpointing: bool = opt(False, "trade compute for memory")
@@ -349,6 +351,8 @@ def train(config: TrainConfig) -> dict:
                       callbacks=_callbacks(out, trainer_ref))
     trainer_ref["trainer"] = trainer
     resume = _last_checkpoint(out / "checkpoints")
+    if config.init_adapter and not resume:  # a resumed run has these weights, trained further, in its checkpoint
+        start_from_adapter(trainer.model, config)
     state = json.loads((Path(resume) / "trainer_state.json").read_text()) if resume else {}
     _trim_loss_log(out / "loss.csv", state.get("global_step", 0))
     if state and state["global_step"] >= state["max_steps"]:  # killed after its last step, before it saved
@@ -437,6 +441,31 @@ def _load_weights(model, checkpoint: Path, lora: bool) -> None:
         set_peft_model_state_dict(model, load_file(checkpoint / "adapter_model.safetensors"))
     else:
         model.load_state_dict(load_file(checkpoint / "model.safetensors"), strict=False)
+
+
+def start_from_adapter(model, config: TrainConfig) -> None:
+    """Put an earlier run's adapter weights into the fresh LoRA model (a later round continues from the
+    last); the folder must hold an adapter of the same rank on the same modules."""
+    folder = Path(config.init_adapter)
+    weights, settings = folder / "adapter_model.safetensors", folder / "adapter_config.json"
+    if not config.lora:
+        raise ValueError("--init-adapter starts LoRA training from an adapter; it does not apply to --lora false")
+    if not weights.is_file() or not settings.is_file():
+        raise DataError(folder, "not a LoRA adapter folder (adapter_model.safetensors and adapter_config.json)")
+    saved = json.loads(settings.read_text())
+    wanted = {"r": config.rank, "target_modules": sorted(config.target_modules.split(","))}
+    found = {"r": saved.get("r"), "target_modules": sorted(saved.get("target_modules") or [])}
+    if found != wanted:
+        raise DataError(settings, f"an adapter of rank {found['r']} on {found['target_modules']}; this run trains "
+                                  f"rank {wanted['r']} on {wanted['target_modules']} (give the same --rank and "
+                                  f"--target-modules)")
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    loaded = set_peft_model_state_dict(model, load_file(weights))
+    if loaded.unexpected_keys:
+        raise DataError(weights, f"{len(loaded.unexpected_keys)} weights fit no module of this base, e.g. "
+                                 f"{loaded.unexpected_keys[0]} (an adapter of another base?)")
 
 
 def _mean_loss(path: Path) -> float:
