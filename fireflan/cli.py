@@ -28,6 +28,7 @@ from fireflan.serve import ServeConfig, serve
 from fireflan.tasks.score import score_files, score_one
 from fireflan.teach import TeachConfig, teach
 from fireflan.tools.wiki import Wiki
+from fireflan.train.grpo import GRPOOptions, grpo
 from fireflan.train.trainer import TrainConfig, train
 from fireflan.worlds.db import DBWorldConfig, write_dbtasks
 from fireflan.worlds.wiki import WorldConfig, write_world
@@ -104,6 +105,11 @@ def _run_train(config):
         print(json.dumps({"backend": summary["backend"], "fits": summary["fits"], **summary["plan"]}))
         return
     print(json.dumps({k: summary[k] for k in ("saved", "steps", "train_loss", "val_loss", "seconds")}))
+
+
+def _run_grpo(config):
+    summary = grpo(config)
+    print(json.dumps({k: summary[k] for k in ("saved", "steps", "prompts", "reward_first", "reward_last", "seconds")}))
 
 
 def _run_export(config):
@@ -184,6 +190,8 @@ def _add_commands():
                                            positional=("corpus",)))
     CLI.train = staticmethod(command(TrainConfig, _run_train,
                                      "Fine-tune a base model on a corpus (LoRA or full; TRL on CPU, Unsloth on CUDA)."))
+    CLI.grpo = staticmethod(command(GRPOOptions, _run_grpo, "GRPO (TRL's GRPOTrainer) of a model's ReAct steps, the "
+                                    "environment as the reward: EM/F1 of a finish, gold pages reached, the format."))
     CLI.export = staticmethod(command(ExportConfig, _run_export,
                                       "Merge, convert to GGUF, quantize, verify, write an Ollama Modelfile.",
                                       positional=("model",)))

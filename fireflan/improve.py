@@ -42,6 +42,7 @@ from fireflan.models import load_model
 from fireflan.options import guard_run, opt
 from fireflan.report.plots import rounds_plot
 from fireflan.tasks import bind, open_task
+from fireflan.train.grpo import GRPOOptions, grpo
 from fireflan.train.trainer import TrainConfig, train
 
 KEEP = ("all", "shortest")
@@ -65,13 +66,13 @@ class ImproveConfig:
                              "GRPOTrainer with the environment's reward)")
     rounds: int = opt(2, "rounds of improvement")
     questions: int = opt(200, "questions rolled out per round (those without a success yet first)")
-    k: int = opt(4, "trajectories sampled per question")
+    k: int = opt(4, "trajectories sampled per question (grpo: completions per prompt, the group)")
     temperature: float = opt(0.7, "sampling temperature of the rollouts")
     keep: str = opt("all", "all (every successful rollout, identical ones once) | shortest (one per question)")
     teacher_share: float = opt(1.0, "share of the teacher's successful trajectories in each round's corpus (1: all; "
                                     "0: the model's own successes only)")
-    steps: int = opt(80, "training steps per round, from the previous round's adapter")
-    lr: float | None = opt(None, "peak learning rate per round (None: the start model's)")
+    steps: int = opt(80, "training steps per round, from the previous round's adapter (grpo: GRPO steps)")
+    lr: float | None = opt(None, "peak learning rate per round (None: the start model's; grpo: GRPO's 1e-5)")
     quant: str = opt("q8_0", "GGUF type of each round's model (the start model's GGUF of this type is round 0)")
     eval_data: str | None = opt(None, "the questions each round is evaluated on (None: --data's)")
     eval_split: str = opt("test", "the split of them each round is evaluated on")
@@ -251,6 +252,8 @@ def run_round(config: ImproveConfig, s: Setting, r: int, pool: list[dict], gguf:
     adapter)."""
     folder = Path(config.out) / f"round-{r}"
     known = s.teacher_solved | {rec["id"] for rec in pool}
+    if config.method == "grpo":
+        return grpo_round(config, s, r, known, adapter)
     picked, _ = _part(folder, "questions", lambda: [
         ex.id for ex in pick_questions(s.examples, known, config.questions, config.seed, r)])
     by_id = {ex.id: ex for ex in s.examples}
@@ -272,6 +275,27 @@ def run_round(config: ImproveConfig, s: Setting, r: int, pool: list[dict], gguf:
     row = {**round_row(r, metrics, kept, recs, known, s.teacher_solved, seconds),
            "corpus_records": corpus["train"], "train_steps": trained["steps"]}
     return row, kept, gguf, Path(trained["saved"])
+
+
+def grpo_round(config: ImproveConfig, s: Setting, r: int, known: set[str], adapter: Path):
+    """A round of GRPO from the previous adapter (ROUND/model: rewards.csv, adapter), exported and evaluated;
+    its rollouts are TRL's, rewarded by the environment, and kept nowhere."""
+    folder = Path(config.out) / f"round-{r}"
+    trained, t_train = _part(folder, "train", lambda: grpo(GRPOOptions(
+        base=s.train.base, init_adapter=str(adapter), out=str(folder / "model"), trajectories=config.teacher,
+        task=config.task, data=config.data, split=config.split, limit=0, backend=s.train.backend, rank=s.train.rank,
+        alpha=s.train.alpha, target_modules=s.train.target_modules, lr=config.lr or GRPOOptions.lr,
+        max_steps=config.steps, num_generations=config.k, temperature=config.temperature, seed=config.seed + r,
+        save_steps=10, threads=config.threads)))
+    _, t_export = _part(folder, "export", lambda: export(ExportConfig(model=str(folder / "model"),
+                                                                      quant=config.quant)))
+    gguf = folder / "model" / "gguf" / f"model-{config.quant}.gguf"
+    started = time.time()
+    metrics = evaluate_round(config, folder, gguf)
+    seconds = {"train": t_train, "export": t_export, "evaluate": time.time() - started}
+    row = {**round_row(r, metrics, [], [], known, s.teacher_solved, seconds), "train_steps": trained["steps"],
+           "reward_first": trained["reward_first"], "reward_last": trained["reward_last"]}
+    return row, [], gguf, Path(trained["saved"])
 
 
 def make_corpus(config: ImproveConfig, folder: Path, trajectories: list[dict]) -> dict:

@@ -229,6 +229,11 @@ def test_the_improve_recipe_adds_rounds_to_the_main_run_and_a_weak_teachers(reci
     again = improve.main(improve.ImproveRecipe(**small))  # finished: nothing runs again
     assert again["rounds"] == rounds and "== improve: finished before" in capsys.readouterr().out
 
+    grpo = improve.main(improve.ImproveRecipe(**{**small, "method": "grpo", "control": False, "noise": 0}))
+    assert grpo["rounds"][1]["train_steps"] == 2 and grpo["rounds"][1]["reward_last"] is not None
+    assert (out / "improve-grpo" / "round-1" / "model" / "rewards.csv").is_file()
+    assert json.loads((out / "improve-grpo" / "round-1" / "model" / "train.json").read_text())["stage"] == "grpo"
+
     weak = improve.main(improve.ImproveRecipe(**{**small, "teacher_success": 0.5, "control": False, "noise": 0}))
     folder = out / "weak-teacher-0.5"
     summary = json.loads((folder / "teach" / "summary.json").read_text())

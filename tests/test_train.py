@@ -249,7 +249,7 @@ def test_a_torn_checkpoint_is_passed_over_for_the_one_before(tmp_path, capsys):
     import torch
     from safetensors.torch import save_file
 
-    from fireflan.train.trainer import _last_checkpoint, _trim_loss_log, checkpoint_problem
+    from fireflan.train.trainer import checkpoint_problem, last_checkpoint, trim_log
 
     for step in (2, 4, 6, 8):
         path = tmp_path / "checkpoints" / f"checkpoint-{step}"
@@ -267,16 +267,16 @@ def test_a_torn_checkpoint_is_passed_over_for_the_one_before(tmp_path, capsys):
     assert checkpoint_problem(folder / "checkpoint-8") == "trainer_state.json is missing or torn"
     assert checkpoint_problem(folder / "checkpoint-6") == "adapter_model.safetensors is torn"
     assert checkpoint_problem(folder / "checkpoint-4") == "optimizer.pt is torn"
-    assert _last_checkpoint(folder) == str(folder / "checkpoint-2")
+    assert last_checkpoint(folder) == str(folder / "checkpoint-2")
     printed = capsys.readouterr().out
     assert printed.count("not a whole checkpoint") == 3 and "checkpoint-8" in printed
 
     log = tmp_path / "loss.csv"
     log.write_text("step,loss,learning_rate,supervised_tok_s,seconds\n1,2.5,0.1,9,1\n2,2.4,0.1,9,2\n3,2.3,0.1,9,3\n4,2.")
-    _trim_loss_log(log, 2)
+    trim_log(log, 2)
     assert log.read_text().splitlines() == ["step,loss,learning_rate,supervised_tok_s,seconds", "1,2.5,0.1,9,1",
                                             "2,2.4,0.1,9,2"]
-    _trim_loss_log(log, 0)  # a fresh start
+    trim_log(log, 0)  # a fresh start
     assert not log.exists()
 
 

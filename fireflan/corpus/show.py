@@ -19,7 +19,7 @@ from string import Template
 from fireflan.io import DataError
 from fireflan.options import opt
 from fireflan.train.bases import resolve_base
-from fireflan.train.data import IGNORE, TURN_KEYS, _ids, _render, encode, in_action_format, read_corpus
+from fireflan.train.data import IGNORE, TURN_KEYS, encode, in_action_format, read_corpus, render_chat, token_ids
 from fireflan.train.trainer import corpus_files, prepare_tokenizer
 
 KINDS = ("trained", "assistant", "observation", "prompt")  # assistant: a model turn with no loss (a negative's)
@@ -69,7 +69,7 @@ def token_kinds(tokenizer, messages: list[dict], tools=None) -> tuple[list[int],
     ids, labels = encode(tokenizer, messages, tools)
 
     def length(upto: int, generation_prompt: bool) -> int:
-        return len(_ids(tokenizer, _render(tokenizer, messages[:upto], generation_prompt, tools)))
+        return len(token_ids(tokenizer, render_chat(tokenizer, messages[:upto], generation_prompt, tools)))
 
     ends = [length(i + 1, False) for i in range(len(messages))]
     starts = [length(i, True) if m["role"] == "assistant" else 0 for i, m in enumerate(messages)]

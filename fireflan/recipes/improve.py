@@ -37,7 +37,9 @@ from fireflan.train.trainer import train
 class ImproveRecipe(hotpotqa.HotpotQARecipe):
     """Options of `python -m fireflan.recipes.improve` (those of the main recipe, and the rounds')."""
 
-    rounds: int = opt(2, "rounds of rejection sampling")
+    method: str = opt("rft", "rft (rejection sampling: the model's successful rollouts added to its corpus) | grpo "
+                             "(GRPO with the environment's reward; on a CPU, minutes per step: see the README)")
+    rounds: int = opt(2, "rounds of improvement")
     round_questions: int = opt(100, "training questions rolled out per round (those without a success yet first)")
     k: int = opt(4, "trajectories sampled per question")
     temperature: float = opt(0.7, "sampling temperature of the rollouts")
@@ -60,7 +62,7 @@ def main(r: ImproveRecipe) -> dict:
     else:
         weak = None
     options = improve_options(r, run)
-    improved = stage(run, "improve", options, improve)           # 3. the rounds
+    improved = stage(run, Path(options.out).name, options, improve)  # 3. the rounds
     control = control_step(r, run, options) if r.control else None  # 4. the same steps, the teacher's data only
     noisy = robustness_step(r, run, improved) if r.noise else {}  # 5. noise robustness, start vs last round
     return report_step(r, out, run, full, weak, improved, control, noisy)  # 6. table, plot, page
@@ -68,11 +70,11 @@ def main(r: ImproveRecipe) -> dict:
 
 def improve_options(r: ImproveRecipe, run: Path) -> ImproveConfig:
     """`fireflan improve`'s options for the run folder RUN: its model, its teacher, its questions."""
-    world = r.task == "world"
+    world, name = r.task == "world", "improve" if r.method == "rft" else f"improve-{r.method}"
     return ImproveConfig(
-        start=str(run / "model"), teacher=str(run / "teach" / "trajectories.jsonl"), out=str(run / "improve"),
+        start=str(run / "model"), teacher=str(run / "teach" / "trajectories.jsonl"), out=str(run / name),
         task=r.task, data=str(run / "world") if world else r.train_data, eval_data=None if world else r.eval_data,
-        eval_split="test" if world else "validation", limit=r.train_questions, rounds=r.rounds,
+        eval_split="test" if world else "validation", limit=r.train_questions, method=r.method, rounds=r.rounds,
         questions=r.round_questions, k=r.k, temperature=r.temperature, keep=r.keep, teacher_share=r.teacher_share,
         steps=r.round_steps, lr=r.round_lr, quant=r.quant, eval_questions=r.eval_questions,
         agent_steps=r.agent_steps, agent_tokens=r.agent_tokens, seed=r.seed, threads=r.threads)

@@ -26,7 +26,7 @@ class TemplateError(ValueError):
 TURN_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")  # what the template reads of a turn
 
 
-def _render(tokenizer, messages, generation_prompt: bool, tools=None) -> str:
+def render_chat(tokenizer, messages, generation_prompt: bool, tools=None) -> str:
     if not messages:
         return ""
     clean = [{k: m[k] for k in TURN_KEYS if k in m} for m in messages]
@@ -34,7 +34,7 @@ def _render(tokenizer, messages, generation_prompt: bool, tools=None) -> str:
                                          add_generation_prompt=generation_prompt)
 
 
-def _ids(tokenizer, text: str) -> list[int]:
+def token_ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
@@ -45,8 +45,8 @@ def encode(tokenizer, messages: list[dict], tools: list[dict] | None = None) -> 
     Raises TemplateError if the template does not render prefixes consistently (the masks would
     be wrong), rather than guessing.
     """
-    full_text = _render(tokenizer, messages, False, tools)
-    ids = _ids(tokenizer, full_text)
+    full_text = render_chat(tokenizer, messages, False, tools)
+    ids = token_ids(tokenizer, full_text)
     labels = [IGNORE] * len(ids)
     for i, m in enumerate(messages):
         if not m.get("loss"):
@@ -54,9 +54,9 @@ def encode(tokenizer, messages: list[dict], tools: list[dict] | None = None) -> 
         if m["role"] != "assistant":
             raise DataError("<record>", f"turn {i} is a {m['role']} turn with loss: only assistant turns train",
                             field="messages")
-        start_text = _render(tokenizer, messages[:i], True, tools)
-        end_text = _render(tokenizer, messages[: i + 1], False, tools)
-        start, end = _ids(tokenizer, start_text), _ids(tokenizer, end_text)
+        start_text = render_chat(tokenizer, messages[:i], True, tools)
+        end_text = render_chat(tokenizer, messages[: i + 1], False, tools)
+        start, end = token_ids(tokenizer, start_text), token_ids(tokenizer, end_text)
         if ids[: len(end)] != end or end[: len(start)] != start:
             raise TemplateError(f"the chat template does not render turn {i} as a prefix of the conversation; "
                                 "fireflan cannot tell which tokens belong to it")

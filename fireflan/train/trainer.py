@@ -292,7 +292,9 @@ def sft_args(config: TrainConfig, out: Path, backend: str, **overrides):
 def plan_run(config: TrainConfig) -> dict:
     """`--plan`: the run's parameters and peak memory, estimated from the base's shape (fireflan.train.plan),
     printed; nothing is loaded. --backend unsloth plans a GPU run even on a machine without one."""
-    backend = config.backend if config.backend != "auto" else choose_backend("auto", _cuda(), _installed("unsloth"))
+    backend = config.backend
+    if backend == "auto":
+        backend = choose_backend("auto", cuda_available(), installed("unsloth"))
     shape, source = plan.read_shape(config.base)
     train_file = Path(config.corpus) / "train.jsonl" if Path(config.corpus).is_dir() else Path(config.corpus)
     length, loss_share, counted = plan.corpus_lengths(train_file, config.max_length)
@@ -317,8 +319,8 @@ def train(config: TrainConfig) -> dict:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads or os.cpu_count() or 1)
-    unsloth_installed = _installed("unsloth")
-    backend = choose_backend(config.backend, _cuda(), unsloth_installed)
+    unsloth_installed = installed("unsloth")
+    backend = choose_backend(config.backend, cuda_available(), unsloth_installed)
     if backend == "unsloth":  # before transformers and TRL, which Unsloth patches when it is imported
         import unsloth  # noqa: F401
     base = resolve_base(config.base)
@@ -350,14 +352,14 @@ def train(config: TrainConfig) -> dict:
                       eval_dataset=datasets.Dataset.from_list(val_examples) if val_examples else None,
                       callbacks=_callbacks(out, trainer_ref))
     trainer_ref["trainer"] = trainer
-    resume = _last_checkpoint(out / "checkpoints")
+    resume = last_checkpoint(out / "checkpoints")
     if config.init_adapter and not resume:  # a resumed run has these weights, trained further, in its checkpoint
         start_from_adapter(trainer.model, config)
     state = json.loads((Path(resume) / "trainer_state.json").read_text()) if resume else {}
-    _trim_loss_log(out / "loss.csv", state.get("global_step", 0))
+    trim_log(out / "loss.csv", state.get("global_step", 0))
     if state and state["global_step"] >= state["max_steps"]:  # killed after its last step, before it saved
         steps, train_loss, train_seconds = state["global_step"], _mean_loss(out / "loss.csv"), 0.0
-        _load_weights(trainer.model, Path(resume), config.lora)  # (the Trainer would take further steps)
+        load_weights(trainer.model, Path(resume), config.lora)  # (the Trainer would take further steps)
     else:
         result = trainer.train(resume_from_checkpoint=resume)
         steps, train_loss = trainer.state.global_step, result.training_loss
@@ -383,7 +385,7 @@ def train(config: TrainConfig) -> dict:
     return summary
 
 
-def _last_checkpoint(folder: Path) -> str | None:
+def last_checkpoint(folder: Path) -> str | None:
     """The newest whole checkpoint, or None. A run killed while it saved one leaves it without its
     trainer state, or with a torn file; that one is passed over (with a message) for the one before."""
     if not folder.exists():
@@ -431,7 +433,7 @@ def whole_safetensors(path: Path) -> bool:
         return False
 
 
-def _load_weights(model, checkpoint: Path, lora: bool) -> None:
+def load_weights(model, checkpoint: Path, lora: bool) -> None:
     """A finished checkpoint's trained weights into the model: the adapter (LoRA) or all of them."""
     from safetensors.torch import load_file
 
@@ -474,7 +476,7 @@ def _mean_loss(path: Path) -> float:
     return sum(losses) / len(losses) if losses else float("nan")
 
 
-def _trim_loss_log(path: Path, step: int) -> None:
+def trim_log(path: Path, step: int) -> None:
     """Keep OUT/loss.csv's whole rows up to `step` (where training resumes; 0: a fresh start), so a
     killed run's rows after its last checkpoint are not logged twice."""
     if not path.exists():
@@ -490,13 +492,13 @@ def _trim_loss_log(path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
-def _cuda() -> bool:
+def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
 
 
-def _installed(module: str) -> bool:
+def installed(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None

@@ -57,7 +57,7 @@ def install(monkeypatch) -> types.ModuleType:
     module.FastLanguageModel = type("FastLanguageModel", (FastLanguageModel,), {"calls": []})
     module.calls = module.FastLanguageModel.calls
     monkeypatch.setitem(sys.modules, "unsloth", module)
-    installed = trainer._installed
-    monkeypatch.setattr(trainer, "_installed", lambda name: name == "unsloth" or installed(name))
-    monkeypatch.setattr(trainer, "_cuda", lambda: True)
+    was_installed = trainer.installed
+    monkeypatch.setattr(trainer, "installed", lambda name: name == "unsloth" or was_installed(name))
+    monkeypatch.setattr(trainer, "cuda_available", lambda: True)
     return module
