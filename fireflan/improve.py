@@ -75,6 +75,8 @@ class ImproveConfig:
     lr: float | None = opt(None, "peak learning rate per round (None: the start model's; grpo: GRPO's 1e-5)")
     quant: str = opt("q8_0", "GGUF type of each round's model (the start model's GGUF of this type is round 0)")
     eval_data: str | None = opt(None, "the questions each round is evaluated on (None: --data's)")
+    start_eval: str | None = opt(None, "an evaluation folder of the start model with these settings (make all's "
+                                       "eval-finetuned): round 0, not evaluated again")
     eval_split: str = opt("test", "the split of them each round is evaluated on")
     eval_questions: int = opt(60, "test questions, the same every round (make all: 60)")
     agent_steps: int = opt(6, "model calls per question, rollouts and evaluation (make all: 6)")
@@ -224,14 +226,16 @@ def improve(config: ImproveConfig) -> dict:
     gguf, adapter = start / "gguf" / f"model-{config.quant}.gguf", start / "adapter"
     if not gguf.is_file():
         raise DataError(gguf, f"no such file (export the start model with --quant {config.quant} first)")
-    guard_run(out, config, may_change=("rounds", "threads", "out"))
+    guard_run(out, config, may_change=("rounds", "threads", "out", "start_eval"))
     task, examples, tool = open_task(config.task, config.data, config.split, config.limit)
     teacher_kept, teacher_solved = teacher_records([p for p in config.teacher.split(",") if p.strip()],
                                                    config.teacher_share, config.seed)
     setting = Setting(task, examples, tool, teacher_kept, teacher_solved,
                       AgentConfig(max_steps=config.agent_steps, max_tokens=config.agent_tokens), base_train)
 
-    rows = [round_row(0, evaluate_round(config, out / "round-0", gguf), [], [], set(), teacher_solved, {})]
+    start_eval = reusable_eval(config, gguf)
+    first = read_json(start_eval / "metrics.json") if start_eval else evaluate_round(config, out / "round-0", gguf)
+    rows = [round_row(0, first, [], [], set(), teacher_solved, {})]
     pool: list[dict] = []  # every round's kept trajectories
     for r in range(1, config.rounds + 1):
         row, kept, gguf, adapter = run_round(config, setting, r, pool, gguf, adapter)
@@ -241,8 +245,9 @@ def improve(config: ImproveConfig) -> dict:
     write_json(out / "rounds.json", rows)
     plot = rounds_plot(rows, out / "rounds.png")
     summary = {"rounds": rows, "em_gain": round(rows[-1]["em"] - rows[0]["em"], 4), "gguf": str(gguf),
-               "plot": str(plot), "eval_folders": [str(eval_folder(out / f"round-{r['round']}", r["round"]))
-                                                   for r in rows], "config": asdict(config)}
+               "plot": str(plot), "config": asdict(config),
+               "eval_folders": [str(start_eval or eval_folder(out / "round-0", 0))] +
+                               [str(eval_folder(out / f"round-{r['round']}", r["round"])) for r in rows[1:]]}
     write_json(out / "improve.json", summary)
     return summary
 
@@ -323,8 +328,32 @@ def eval_folder(folder: Path, round_: int) -> Path:
 
 def evaluate_round(config: ImproveConfig, folder: Path, gguf: Path) -> dict:
     """The round's model on the test questions, as make all evaluates its fine-tuned model (resumable)."""
+    return evaluate(eval_config(config, folder, gguf))
+
+
+SAME_EVALUATION = ("model", "task", "data", "split", "limit", "method", "max_steps", "max_tokens", "temperature",
+                   "seed", "noise", "prompt", "observations", "constrain", "corpus")
+
+
+def reusable_eval(config: ImproveConfig, gguf: Path) -> Path | None:
+    """`--start-eval`, when it evaluated the start model as a round is evaluated (else None, said why)."""
+    if not config.start_eval:
+        return None
+    folder = Path(config.start_eval)
+    if not (folder / "metrics.json").is_file() or not (folder / "config.json").is_file():
+        print(f"fireflan improve: {folder} holds no finished evaluation; round 0 is evaluated")
+        return None
+    saved, wanted = read_json(folder / "config.json"), asdict(eval_config(config, Path("round-0"), gguf))
+    differ = [k for k in SAME_EVALUATION if saved.get(k) != wanted[k]]
+    if differ:
+        print(f"fireflan improve: {folder} was evaluated with other {', '.join(differ)}; round 0 is evaluated")
+        return None
+    return folder
+
+
+def eval_config(config: ImproveConfig, folder: Path, gguf: Path) -> EvalConfig:
+    """How ROUND-N's model is evaluated: make all's settings, into ROUND-N/eval-round-N."""
     round_ = int(folder.name.rsplit("-", 1)[1])
-    return evaluate(EvalConfig(model=str(gguf), out=str(eval_folder(folder, round_)), task=config.task,
-                               data=config.eval_data or config.data, split=config.eval_split,
-                               limit=config.eval_questions, max_steps=config.agent_steps,
-                               max_tokens=config.agent_tokens, seed=config.seed))
+    return EvalConfig(model=str(gguf), out=str(eval_folder(folder, round_)), task=config.task,
+                      data=config.eval_data or config.data, split=config.eval_split, limit=config.eval_questions,
+                      max_steps=config.agent_steps, max_tokens=config.agent_tokens, seed=config.seed)

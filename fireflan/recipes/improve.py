@@ -73,6 +73,7 @@ def improve_options(r: ImproveRecipe, run: Path) -> ImproveConfig:
     world, name = r.task == "world", "improve" if r.method == "rft" else f"improve-{r.method}"
     return ImproveConfig(
         start=str(run / "model"), teacher=str(run / "teach" / "trajectories.jsonl"), out=str(run / name),
+        start_eval=str(run / "eval-finetuned"),
         task=r.task, data=str(run / "world") if world else r.train_data, eval_data=None if world else r.eval_data,
         eval_split="test" if world else "validation", limit=r.train_questions, method=r.method, rounds=r.rounds,
         questions=r.round_questions, k=r.k, temperature=r.temperature, keep=r.keep, teacher_share=r.teacher_share,
