@@ -241,8 +241,7 @@ def improve(config: ImproveConfig) -> dict:
         row, kept, gguf, adapter = run_round(config, setting, r, pool, gguf, adapter)
         pool += kept
         rows.append(row)
-        write_json(out / "rounds.json", rows)
-    write_json(out / "rounds.json", rows)
+        write_json(out / "rounds.json", rows)  # after each round: the table so far
     plot = rounds_plot(rows, out / "rounds.png")
     summary = {"rounds": rows, "em_gain": round(rows[-1]["em"] - rows[0]["em"], 4), "gguf": str(gguf),
                "plot": str(plot), "config": asdict(config),
