@@ -25,7 +25,7 @@ from fireflan.agent.prompts import few_shot_prefix
 from fireflan.corpus.format import system_tools
 from fireflan.io import append_jsonl, iter_jsonl, resumable_records, write_json
 from fireflan.models import load_model
-from fireflan.options import guard_run, opt
+from fireflan.options import guard_run, one_run_per_folder, opt
 from fireflan.tasks import OBSERVATIONS, bind, open_task
 from fireflan.tasks.scoring import normalize_answer
 from fireflan.tools import NoisyTool
@@ -187,6 +187,7 @@ def summarize(trajectories: list[dict]) -> dict:
     }
 
 
+@one_run_per_folder()
 def evaluate(config: EvalConfig, model=None) -> dict:
     """Run (or resume) the evaluation; returns and writes OUT/metrics.json.
 

@@ -39,7 +39,7 @@ from fireflan.evaluate import EvalConfig, evaluate
 from fireflan.export import ExportConfig, export
 from fireflan.io import DataError, append_jsonl, iter_jsonl, read_json, resumable_records, write_json, write_jsonl
 from fireflan.models import load_model
-from fireflan.options import guard_run, opt
+from fireflan.options import guard_run, one_run_per_folder, opt
 from fireflan.report.plots import rounds_plot
 from fireflan.tasks import bind, open_task
 from fireflan.train.grpo import GRPOOptions, grpo
@@ -218,6 +218,7 @@ class Setting:
     train: TrainConfig
 
 
+@one_run_per_folder()
 def improve(config: ImproveConfig) -> dict:
     """Run (or resume) the rounds; returns and writes OUT/improve.json."""
     config.check()

@@ -25,7 +25,7 @@ from fireflan.corpus.roles import make_roles
 from fireflan.evaluate import wilson_interval
 from fireflan.io import append_jsonl, iter_jsonl, resumable_records, write_json, write_jsonl
 from fireflan.models import load_model
-from fireflan.options import guard_run, opt
+from fireflan.options import guard_run, one_run_per_folder, opt
 from fireflan.teach import TeachConfig, teach
 from fireflan.tools.actions import parse_action
 
@@ -137,6 +137,7 @@ def judge_records(config: JudgeEvalConfig) -> list[dict]:
     return records
 
 
+@one_run_per_folder()
 def judge_eval(config: JudgeEvalConfig) -> dict:
     """Measure the model's judge role; returns (and writes OUT/metrics.json) the metrics."""
     from tqdm import tqdm

@@ -9,8 +9,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import json
+import os
+import sys
+import time
 from dataclasses import MISSING, asdict, field, fields
 from pathlib import Path
 
@@ -145,3 +150,79 @@ def guard_run(folder, config, may_change: tuple[str, ...] = ()) -> None:
             raise ValueError(f"{folder} holds a run with other settings ({detail}); use another --out folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, now)
+
+
+class FolderInUse(ValueError):
+    """Another process is running a stage in this folder."""
+
+
+_held: dict[Path, list] = {}  # the folders this process has claimed: [the open lock file, how many claims]
+LOCK = ".fireflan.lock"
+
+
+@contextlib.contextmanager
+def claimed(folder):
+    """FOLDER for this process alone for the length of the block.
+
+    Stages append to their folder and resume from what it holds: two runs writing one folder at once would
+    interleave their records and checkpoints. A second process claiming a held folder is refused at once
+    (FolderInUse, naming the holder); the lock (flock of FOLDER/.fireflan.lock) dies with its process, so a
+    killed run leaves nothing to clean up. Claims nest within a process. A folder the block created and left
+    empty is removed again: a run refused for a bad option leaves nothing behind.
+    """
+    folder = Path(folder).resolve()
+    if folder in _held:
+        _held[folder][1] += 1
+        try:
+            yield folder
+        finally:
+            _held[folder][1] -= 1
+        return
+    created = not folder.exists()
+    handle = _lock(folder)
+    _held[folder] = [handle, 1]
+    try:
+        yield folder
+    finally:
+        del _held[folder]
+        if created and [p.name for p in folder.iterdir()] == [LOCK]:
+            (folder / LOCK).unlink()
+            folder.rmdir()
+        handle.close()  # closing the file releases the lock
+
+
+def _lock(folder: Path):
+    """FOLDER/.fireflan.lock, opened and locked (flock, not waiting), with this process written in it."""
+    import fcntl  # POSIX: Linux and macOS, the platforms fireflan is tested on
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK
+    while True:
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise FolderInUse(f"{folder} is in use by {holder}; wait for it to finish, or use another --out "
+                              f"folder") from None
+        if path.exists() and os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+            break  # the lock is on the file under the name (not on one a releasing holder had just removed)
+        handle.close()
+    handle.truncate(0)
+    command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:200]
+    handle.write(f"process {os.getpid()} ({command}), since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    return handle
+
+
+def one_run_per_folder(field: str = "out"):
+    """Decorator of a stage `run(config, ...)`: the folder named by `config.<field>` is `claimed` for the call."""
+    def decorate(run):
+        @functools.wraps(run)
+        def claimed_run(config, *args, **kwargs):
+            with claimed(getattr(config, field)):
+                return run(config, *args, **kwargs)
+        return claimed_run
+    return decorate

@@ -26,7 +26,7 @@ from fireflan.io import append_jsonl, iter_jsonl, resumable_records, write_json
 from fireflan.models import BudgetExceeded, Usage
 from fireflan.models.openai_compat import OpenAIModel
 from fireflan.models.scripted import ScriptedExpert
-from fireflan.options import guard_run, opt
+from fireflan.options import guard_run, one_run_per_folder, opt
 from fireflan.tasks import bind, open_task
 from fireflan.tasks.base import Example
 from fireflan.tasks.scoring import normalize_answer
@@ -156,6 +156,7 @@ def make_teacher(config: TeachConfig, examples, method: str):
     raise ValueError(f"--teacher must be scripted or openai, got {config.teacher!r}")
 
 
+@one_run_per_folder()
 def teach(config: TeachConfig) -> dict:
     """Run the plan, appending each trajectory as it ends; returns (and writes) the summary."""
     from tqdm import tqdm

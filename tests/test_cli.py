@@ -128,3 +128,44 @@ def test_an_unknown_flag_is_refused_before_anything_runs(tmp_path):
     assert proc.returncode == 2 and "did you mean --notool_share?" in proc.stderr
     proc = run_cli("score", "Paris", "paris", "--task=world")  # known flags, = form, positionals
     assert '"em": 1.0' in proc.stdout
+
+
+def test_a_folder_in_use_by_another_run_is_refused_and_freed_when_its_holder_dies(tmp_path):
+    """Two runs writing one folder would interleave their records: the second is refused at once, told
+    which process holds it, and writes nothing; a SIGKILLed holder frees the folder (the lock dies with it)."""
+    out = tmp_path / "t"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom fireflan.options import claimed\n"
+         f"with claimed({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(120)\n"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        proc = run_cli("teach", "--out", out, "--task", "world", "--limit", "3", check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert f"{out.resolve()} is in use by process {holder.pid}" in proc.stderr
+        assert [p.name for p in out.iterdir()] == [".fireflan.lock"]  # the refused run wrote nothing
+    finally:
+        holder.kill()
+        holder.wait()
+    proc = run_cli("teach", "--out", out, "--task", "world", "--limit", "3")
+    written = json.loads(proc.stdout.strip().splitlines()[-1])["trajectories"]
+    assert written >= 3 and len((out / "trajectories.jsonl").read_text().splitlines()) == written
+
+
+def test_claims_nest_within_a_process_and_an_empty_folder_they_made_is_removed(tmp_path):
+    from fireflan.options import FolderInUse, claimed
+
+    with claimed(tmp_path / "a") as a, claimed(tmp_path / "a"):  # a stage calling another on its folder
+        (a / "kept.txt").write_text("x")
+        with claimed(tmp_path / "b"):
+            pass
+    assert (tmp_path / "a" / "kept.txt").exists() and not (tmp_path / "b").exists()
+    code = ("import sys\nfrom fireflan.options import claimed, FolderInUse\n"
+            f"try:\n    with claimed({str(tmp_path / 'a')!r}):\n        print('claimed')\n"
+            "except FolderInUse as e:\n    print('refused', e)\n")
+    with claimed(tmp_path / "a"):
+        other = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert other.stdout.startswith("refused"), other.stdout + other.stderr
+    other = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert other.stdout.startswith("claimed"), other.stdout + other.stderr
+    assert issubclass(FolderInUse, ValueError)  # the CLI ends it with its message and exit status 2

@@ -209,20 +209,15 @@ def synthetic_runs(root: Path, n: int) -> list[Path]:
     return folders
 
 
-def test_a_large_page_is_written_fast_and_stays_compact(tmp_path):
+def test_a_large_page_stays_compact(tmp_path):
+    """What the page loads at once grows by a few hundred bytes a question (its speed: bench/report_page.py)."""
     n = 3000
     folders = synthetic_runs(tmp_path, n)
-    started = time.perf_counter()
     write_html(folders, tmp_path / "html", plots=False)
-    seconds = time.perf_counter() - started
     data_bytes = (tmp_path / "html" / "data.js").stat().st_size
     steps = sorted((tmp_path / "html" / "steps").iterdir())
     steps_bytes = sum(p.stat().st_size for p in steps)
     raw_bytes = sum((f / "trajectories.jsonl").stat().st_size for f in folders)
-    print(f"\n{n} questions x 2 runs: written in {seconds:.2f} s; data.js {data_bytes / 1e3:.0f} kB "
-          f"({data_bytes / n:.0f} B/question), {len(steps)} steps files {steps_bytes / 1e6:.2f} MB "
-          f"(trajectories.jsonl: {raw_bytes / 1e6:.2f} MB)")
-    assert seconds < 5
     assert data_bytes / n < 250  # the index: what the page loads at once
     assert len(steps) == -(-n // CHUNK) and steps_bytes < raw_bytes / 3  # repeated observations kept once
     data = read_script(tmp_path / "html" / "data.js", "window.FIREFLAN_DATA = ")

@@ -44,7 +44,7 @@ from fireflan.corpus.importers import import_file
 from fireflan.corpus.negatives import NEGATIVES, bad_observation, no_tools, notool_with_tools
 from fireflan.corpus.roles import ROLES, make_roles
 from fireflan.io import DataError, iter_jsonl, write_json, write_jsonl
-from fireflan.options import opt
+from fireflan.options import one_run_per_folder, opt
 
 
 @dataclass
@@ -283,6 +283,7 @@ def shares_of(records: list[dict], field: str) -> dict[str, float]:
     return {k: round(v / max(len(records), 1), 4) for k, v in sorted(counts.items())}
 
 
+@one_run_per_folder()
 def build_corpus(config: CorpusConfig) -> dict:
     rng = random.Random(config.seed)
     capability_mix = parse_shares(config.capabilities, CAPABILITIES, "capabilities")

@@ -36,7 +36,7 @@ from fireflan.export.merge import merge, merge_base, read_train, source_stamp, s
 from fireflan.export.ollama import modelfile
 from fireflan.export.verify import VERIFY_TOKENS, reference, verify_gguf, verify_lora
 from fireflan.io import write_json
-from fireflan.options import opt
+from fireflan.options import one_run_per_folder, opt
 
 SCHEMA = "fireflan.export/1"
 QUANTS = ("f16", "q8_0", "q4_k_m")
@@ -63,6 +63,7 @@ class ExportConfig:
         return list(dict.fromkeys(quants))
 
 
+@one_run_per_folder("model")
 def export(config: ExportConfig) -> dict:
     """Merge, convert, quantize, verify, write the Modelfile; returns (and writes) MODEL/export.json."""
     model = Path(config.model)

@@ -62,7 +62,7 @@ from fireflan import evaluate
 from fireflan.agent.loop import Trajectory
 from fireflan.agent.toolcalls import call_argument, from_tool_calls, parse_tool_call, task_tools, to_tool_calls
 from fireflan.io import DataError, iter_jsonl, write_json
-from fireflan.options import opt
+from fireflan.options import one_run_per_folder, opt
 from fireflan.tasks import Example, get_task, open_task
 from fireflan.tools.actions import Parsed, parse_action
 from fireflan.train.bases import resolve_base
@@ -458,6 +458,7 @@ def reward_funcs(options: GRPOOptions, wiki) -> list:
     return [form, environment]
 
 
+@one_run_per_folder()
 def grpo(options: GRPOOptions) -> dict:
     """Run (or resume) GRPO training; returns and writes OUT/train.json (beside OUT/adapter, OUT/rewards.csv)."""
     import warnings

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fireflan.agent.toolcalls import ACTION_FORMATS
 from fireflan.io import DataError, write_json
-from fireflan.options import opt
+from fireflan.options import one_run_per_folder, opt
 from fireflan.report.plots import loss_plot
 from fireflan.train import plan
 from fireflan.train.bases import CHAT_TEMPLATE, END, resolve_base
@@ -306,6 +306,7 @@ def plan_run(config: TrainConfig) -> dict:
     return {"plan": estimate, "backend": backend, "memory": memory, "fits": estimate["peak"] <= memory}
 
 
+@one_run_per_folder()
 def train(config: TrainConfig) -> dict:
     """Run (or resume) training; returns and writes OUT/train.json (with --plan: the plan, nothing trained)."""
     if config.plan:
