@@ -329,3 +329,27 @@ def test_decompose_without_the_judge_asks_it_nothing():
     method, options = variant("decompose-unjudged", BranchesRecipe())
     traj = run_method(method, model, Wiki(PAGES), EX, score=score, **options)
     assert traj.success and traj.extra["sub_verdicts"] == [] and traj.budget()["calls"] == 6
+
+
+def test_the_rest_of_the_branches_start_beside_a_running_one_once_no_majority_is_possible():
+    """Branches 0 and 1 finish at once with different answers while branch 2 still searches: no answer can
+    reach three of five with one branch running, so branches 3 and 4 start beside it (a batch of 3), not
+    after it; the same five branches run as in two waves, in fewer calls."""
+    from fireflan.models.fake import BatchReplayModel
+
+    model = BatchReplayModel([
+        "Thought: a\nAction: finish[Velmora]", "Thought: b\nAction: finish[Ostrand]",
+        "Thought: c\nAction: search[Aldo Brenik]",                                   # step 1: 0, 1, 2
+        "Thought: c\nAction: finish[Velmora]", "Thought: d\nAction: finish[Velmora]",
+        "Thought: e\nAction: finish[Ostrand]"])                                      # step 2: 2, 3, 4
+    traj = run_method("branches", model, Wiki(PAGES), EX, k=5, score=score)
+    assert model.batches == [3, 3] and traj.extra["sampled"] == 5
+    assert traj.extra["votes"] == {"velmora": 3, "ostrand": 2} and traj.answer == "Velmora"
+    assert [r["seed"] for r in model.requests] == [0, 1, 2, 2, 3, 4]
+    # one answer so far and two branches running: a majority is still possible, so nothing more starts
+    model = BatchReplayModel([
+        "Thought: a\nAction: finish[Velmora]", "Thought: b\nAction: search[Aldo Brenik]",
+        "Thought: c\nAction: search[Velmora]",
+        "Thought: b\nAction: finish[Velmora]", "Thought: c\nAction: finish[Velmora]"])
+    traj = run_method("branches", model, Wiki(PAGES), EX, k=5, score=score)
+    assert model.batches == [3, 2] and traj.extra["sampled"] == 3 and traj.answer == "Velmora"

@@ -126,27 +126,43 @@ def _certain(trajs: list[Trajectory], k: int) -> bool:
 def _branches_together(model, tool, example, k, config, seed, score, early_stop, kwargs):
     """(finished trajectories in branch order, unfinished ones abandoned by the early stop).
 
-    With early stopping, a first wave of k // 2 + 1 branches runs side by side; if it agrees, a
-    majority is already certain and the rest are never sampled. Otherwise the rest run as a second wave."""
-    first = k // 2 + 1 if early_stop else k
-    done, abandoned = {}, []
-    for wave in (range(first), range(first, k)):
-        if not wave or (early_stop and _certain(list(done.values()), k)):
-            break
-        abandoned += _wave(model, tool, example, wave, config, seed, score, kwargs, done,
-                           lambda: early_stop and _certain(list(done.values()), k))
+    With early stopping, k // 2 + 1 branches start side by side; if they agree, a majority is already
+    certain and the rest are never sampled. The rest start the moment the finished and running ones
+    can no longer make a majority (two answers differ, say), beside those still running, rather than
+    after them: the same branches run as in two waves, in fewer and fuller batched calls."""
+    done = {}
+
+    def certain() -> bool:
+        return early_stop and _certain(list(done.values()), k)
+
+    def hopeless(live: int) -> bool:  # no answer can reach a majority with the branches now running
+        counts = Counter(normalize_answer(t.answer) for t in done.values() if t.answer is not None)
+        return max(counts.values(), default=0) + live <= k // 2
+
+    abandoned = _wave(model, tool, example, range(k), config, seed, score, kwargs, done, certain,
+                      width=k // 2 + 1 if early_stop else k, more=hopeless)
     return [done[i] for i in sorted(done)], abandoned
 
 
-def _wave(model, tool, example, branches, config, seed, score, kwargs, done: dict, certain) -> list[Trajectory]:
+def _wave(model, tool, example, branches, config, seed, score, kwargs, done: dict, certain, width: int | None = None,
+          more=lambda live: False) -> list[Trajectory]:
     """Step `branches` side by side (one batched model call per step, the tool's state swapped per
-    branch) into `done`, until they finish or `certain()`; returns those abandoned unfinished."""
-    loops = {i: episode(tool, example, method="react", config=config, seed=seed + i, score=score,
-                        model_name=getattr(model, "name", "?"), **kwargs) for i in branches}
-    requests, states = {}, {}
-    for i, loop in loops.items():
-        requests[i] = next(loop)
+    branch) into `done`, until they finish or `certain()`; returns those abandoned unfinished. The first
+    `width` (None: all) start at once; the others start when `more(live)` says the `live` running ones are
+    not enough, up to `width` running."""
+    pending = list(branches)
+    width = width or len(pending)
+    loops, requests, states = {}, {}, {}
+
+    def start(i):
+        loops[i] = episode(tool, example, method="react", config=config, seed=seed + i, score=score,
+                           model_name=getattr(model, "name", "?"), **kwargs)
+        requests[i] = next(loops[i])
         states[i] = tool.state()
+
+    starting, pending = pending[:width], pending[width:]
+    for i in starting:
+        start(i)
     while requests and not certain():
         ids = list(requests)
         outs = model.generate_batch([(requests[i].messages, requests[i].temperature, requests[i].seed) for i in ids],
@@ -159,6 +175,10 @@ def _wave(model, tool, example, branches, config, seed, score, kwargs, done: dic
             except StopIteration as finished:
                 done[i] = finished.value
                 del requests[i]
+        if pending and not certain() and more(len(requests)):
+            starting, pending = pending[:width - len(requests)], pending[width - len(requests):]
+            for i in starting:
+                start(i)
     for loop in loops.values():
         loop.close()
     return [requests[i].traj for i in sorted(requests)]
