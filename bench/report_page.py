@@ -3,7 +3,7 @@
     .venv/bin/python bench/report_page.py
 
 Two synthetic evaluations (tests/test_report.py's `synthetic_runs`: one repeats its search, one finds the
-answer) of 300 and of 3,000 questions, written side by side in one run: seconds, the index the page
+answer) of 1,000 and of 10,000 questions, written side by side in one run: seconds, the index the page
 loads at once (data.js) per question, the steps files against the trajectories they come from. A
 person opens the page after every run, so writing it should take seconds, and grow linearly. The last
 line is one JSON object.
@@ -37,7 +37,7 @@ def measure(n: int, root: Path) -> dict:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        small, large = measure(300, Path(tmp)), measure(3000, Path(tmp))
+        small, large = measure(1000, Path(tmp)), measure(10000, Path(tmp))
     for row in (small, large):
         print(f"{row['questions']:>5} questions x 2 runs: {row['seconds']:.2f} s, data.js "
               f"{row['data_bytes_per_question']} B/question, steps files {row['steps_over_trajectories']:.2f} of "
