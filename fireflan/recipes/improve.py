@@ -65,7 +65,7 @@ def main(r: ImproveRecipe) -> dict:
     improved = stage(run, Path(options.out).name, options, improve)  # 3. the rounds
     control = control_step(r, run, options) if r.control else None  # 4. the same steps, the teacher's data only
     noisy = robustness_step(r, run, improved) if r.noise else {}  # 5. noise robustness, start vs last round
-    return report_step(r, out, run, full, weak, improved, control, noisy)  # 6. table, plot, page
+    return report_step(r, run, full, weak, improved, control, noisy)  # 6. table, plot, page
 
 
 def improve_options(r: ImproveRecipe, run: Path) -> ImproveConfig:
@@ -108,9 +108,10 @@ def robustness_step(r: ImproveRecipe, run: Path, improved: dict) -> dict:
             for name, tag, model in (("start", "finetuned", start), ("last round", "improved", improved["gguf"]))}
 
 
-def report_step(r: ImproveRecipe, out: Path, run: Path, full: dict, weak: dict | None, improved: dict,
+def report_step(r: ImproveRecipe, run: Path, full: dict, weak: dict | None, improved: dict,
                 control: dict | None, noisy: dict) -> dict:
-    """The table of rounds (and the control), printed; the page OUT/html-improve with the rounds as runs."""
+    """The table of rounds (and the control), printed; the page RUN/html-improve[-METHOD] with the rounds as runs
+    (RUN: OUT, or the weak teacher's folder in it: one run's report never replaces another's)."""
     rows = improved["rounds"]
     runs = {("start" if x["round"] == 0 else f"round {x['round']}"): x for x in rows}
     if control is not None:
@@ -121,7 +122,8 @@ def report_step(r: ImproveRecipe, out: Path, run: Path, full: dict, weak: dict |
                               ("kept", "successful rollouts kept"), ("corpus_records", "corpus records"),
                               ("completion_tokens", "rollout tokens generated"),
                               ("minutes_total", "minutes")])
-    written = report_pages(out, "improve", improved["eval_folders"] + ([str(run / "eval-control")] if control else []))
+    name = "improve" if r.method == "rft" else f"improve-{r.method}"  # as the stage's folder is named
+    written = report_pages(run, name, improved["eval_folders"] + ([str(run / "eval-control")] if control else []))
     who = f"a weak teacher ({r.teacher_success:g} of questions solved)" if weak else "the full teacher"
     print(f"\nself-improvement: {r.rounds} rounds of {r.round_questions} training questions x {r.k} rollouts, "
           f"{r.round_steps} steps each; {r.eval_questions} test questions; the start model taught by {who}\n")
