@@ -63,8 +63,10 @@ class TeachConfig:
                                     "models make (a shortened table name, a header with underscores, a missing "
                                     "value) and it recovers from the error; the mistake is never trained on")
     success_share: float = opt(1.0, "scripted teacher: the share of questions it answers right; on the others it "
-                                    "answers from the first page it reads, wrong, as a weak teacher fails some "
-                                    "(a seeded coin per question)")
+                                    "answers from the first page it reads, wrong, as a weak teacher fails some")
+    failures: str = opt("hardest", "scripted teacher below --success-share 1: which questions it fails: hardest "
+                                   "(by level, then kind: bridge over comparison over single-hop, as a real teacher "
+                                   "fails hard questions more) | random (a seeded coin per question)")
 
     def method_list(self) -> list[str]:
         methods = [m.strip() for m in self.methods.split(",") if m.strip()]
@@ -150,7 +152,7 @@ def make_teacher(config: TeachConfig, examples, method: str):
                                      for s in sub_examples(ex))]
         return ScriptedExpert(examples, method="react" if method == "decompose" else method, seed=config.seed,
                               lookup_share=config.lookup_share, mistake_share=config.mistake_share,
-                              success_share=config.success_share)
+                              success_share=config.success_share, failures=config.failures)
     if config.teacher == "openai":
         return OpenAIModel(config.model, base_url=config.base_url, max_usd=config.max_usd, prices=config.prices)
     raise ValueError(f"--teacher must be scripted or openai, got {config.teacher!r}")

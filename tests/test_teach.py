@@ -12,6 +12,8 @@ from helpers import ROOT
 from helpers.fake_openai import FakeServer, reply
 
 from fireflan import teach as teach_module
+from fireflan.models.scripted import difficulty
+from fireflan.tasks import open_task
 from fireflan.tasks.base import Example
 from fireflan.teach import TeachConfig, ambiguous_plans, done_keys, eligible, plan, teach
 
@@ -259,15 +261,28 @@ def test_the_scripted_teacher_on_the_hubs_train_split(small_world, tmp_path, mon
 
 
 def test_a_weak_teacher_fails_its_share_of_questions(small_world, tmp_path):
+    """By default the hardest questions (a real teacher fails hard ones more); with failures=random, a coin."""
     weak = teach(TeachConfig(out=str(tmp_path / "weak"), data=str(small_world), split="train", methods="react",
                              success_share=0.5))
-    rate = weak["methods"]["react"]["success_rate"]
-    assert 0.38 <= rate <= 0.62, rate  # 200 questions, a coin of 0.5 each
     records = _records(tmp_path / "weak" / "trajectories.jsonl")
+    assert abs(weak["success"] - len(records) / 2) <= 1  # the share, exactly
     failed = [r for r in records if not r["success"]]
     assert all(r["answer"] is not None and r["answer"] != r["gold"] for r in failed)  # a wrong answer, said
+    examples = {ex.id: ex for ex in open_task("world", str(small_world), "train")[1]}
+    hardness = {ok: [difficulty(examples[r["id"]]) for r in records if r["success"] == ok] for ok in (True, False)}
+    assert min(hardness[False]) >= max(hardness[True])  # none it solved is harder than one it failed
+    assert {examples[r["id"]].type for r in failed} == {"bridge"}  # the world's hardest kind, most of its questions
+    coin = teach(TeachConfig(out=str(tmp_path / "coin"), data=str(small_world), split="train", methods="react",
+                             success_share=0.5, failures="random"))
+    rate = coin["methods"]["react"]["success_rate"]
+    assert 0.38 <= rate <= 0.62, rate  # 200 questions, a coin of 0.5 each
+    kinds = {examples[r["id"]].type for r in _records(tmp_path / "coin" / "trajectories.jsonl") if not r["success"]}
+    assert len(kinds) > 1  # the coin fails questions of every kind
     again = teach(TeachConfig(out=str(tmp_path / "again"), data=str(small_world), split="train", methods="react",
-                              success_share=0.5))
-    assert again["success"] == weak["success"]  # the same questions fail for the same seed
+                              success_share=0.5, failures="random"))
+    assert again["success"] == coin["success"]  # the same questions fail for the same seed
+    with pytest.raises(ValueError, match="failures must be one of hardest, random"):
+        teach(TeachConfig(out=str(tmp_path / "bad2"), data=str(small_world), split="train", success_share=0.5,
+                          failures="easiest"))
     with pytest.raises(ValueError, match="within 0..1"):
         teach(TeachConfig(out=str(tmp_path / "bad"), data=str(small_world), split="train", success_share=1.5))

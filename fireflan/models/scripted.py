@@ -291,6 +291,27 @@ def notool_reasoning(question: str, answer: str) -> str:
     return f"The question itself gives what I need: {answer}."
 
 
+FAILURES = ("hardest", "random")
+_LEVELS = {"easy": 0, "medium": 1, "hard": 2}
+_KINDS = {"notool": 0, "single": 1, "comparison": 2, "bridge": 3}  # bridge questions need a hop found first
+
+
+def difficulty(example) -> tuple[int, int]:
+    """How hard a question is for a teacher: its level, then its kind (an unknown one counts as medium)."""
+    return _LEVELS.get(example.level, 1), _KINDS.get(example.type, 2)
+
+
+def _coin(seed: int, example) -> float:
+    return random.Random(f"{seed}-{example.id}-fails").random()
+
+
+def failing(examples, success_share: float, seed: int = 0) -> set[str]:
+    """The ids of the hardest `1 - success_share` of `examples` (ties broken by a seeded coin): the questions
+    a weak teacher gets wrong, as a real one fails the hard questions more than the easy ones."""
+    ranked = sorted(examples, key=lambda ex: (difficulty(ex), _coin(seed, ex)), reverse=True)
+    return {ex.id for ex in ranked[:round(len(ranked) * (1 - success_share))]}
+
+
 class ScriptedExpert:
     """The offline teacher. `examples`: the questions it may be asked (matched by text).
 
@@ -299,12 +320,16 @@ class ScriptedExpert:
     """
 
     def __init__(self, examples, method: str = "react", seed: int = 0, lookup_share: float = 0.3,
-                 mistake_share: float = 0.0, success_share: float = 1.0, name: str = "scripted-expert"):
+                 mistake_share: float = 0.0, success_share: float = 1.0, failures: str = "hardest",
+                 name: str = "scripted-expert"):
         if not 0 <= success_share <= 1:
             raise ValueError(f"the scripted expert's success share must be within 0..1, got {success_share}")
+        if failures not in FAILURES:
+            raise ValueError(f"the scripted expert's failures must be one of {', '.join(FAILURES)}, got {failures!r}")
         self.by_question = {ex.question.strip(): ex for ex in examples}
         self.method, self.seed, self.lookup_share, self.name = method, seed, lookup_share, name
         self.mistake_share, self.success_share = mistake_share, success_share
+        self.failing = failing(examples, success_share, seed) if failures == "hardest" and success_share < 1 else None
         self.usage, self.last_usage = Usage(), Usage()
 
     # -- the Model interface
@@ -458,9 +483,11 @@ class ScriptedExpert:
         return self._say(pending, f"finish[{answer}]")
 
     def fails(self, example) -> bool:
-        """Whether this question is one the teacher gets wrong (`success_share`: a seeded coin per question)."""
-        coin = random.Random(f"{self.seed}-{example.id}-fails").random()
-        return self.success_share < 1 and coin >= self.success_share
+        """Whether this question is one the teacher gets wrong: among the hardest `1 - success_share` of its
+        questions (`failures="hardest"`), or by a seeded coin per question (`"random"`)."""
+        if self.failing is not None:
+            return example.id in self.failing
+        return self.success_share < 1 and _coin(self.seed, example) >= self.success_share
 
     @staticmethod
     def wrong_answer(example, title: str | None) -> str:

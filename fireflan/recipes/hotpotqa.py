@@ -53,6 +53,8 @@ class HotpotQARecipe:
     max_usd: float | None = opt(None, "the teacher's spend cap in USD")
     teacher_success: float = opt(1.0, "scripted teacher: the share of questions it solves (0.5: a weak teacher, as a "
                                       "real one fails some; the rest it answers wrong, and they are not trained on)")
+    teacher_failures: str = opt("hardest", "which questions a weak teacher fails: hardest (by level, then kind) | "
+                                           "random (a seeded coin per question)")
     fireact: str | None = opt(None, "FireAct's published trajectories (gpt_format_*.jsonl), added to the corpus "
                                     "beside the teacher's (their path: the kit does not ship them)")
     mix: str = opt("", "corpus shares by task, e.g. world=0.7,hotpotqa=0.3 (FireAct's are hotpotqa); empty: all "
@@ -121,7 +123,7 @@ def teach_step(r: HotpotQARecipe, out: Path, data: Data) -> dict:
         out=str(out / "teach"), task=r.task, data=data.train, split=data.train_split, limit=r.train_questions,
         teacher=r.teacher, model=r.teacher_model, base_url=r.teacher_url, max_usd=r.max_usd,
         methods="react,decompose" if re.search(r"planner|subquestion", r.roles) else "react", seed=r.seed,
-        success_share=r.teacher_success), teach)
+        success_share=r.teacher_success, failures=r.teacher_failures), teach)
     print(f"   {taught['success']} of {taught['trajectories']} trajectories succeeded")
     return taught
 
