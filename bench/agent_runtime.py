@@ -11,7 +11,8 @@ Measured side by side in one run, on the same questions:
 3. multi-branch k = 5 vs one trajectory, wall time: ratio, target <= 3 (branches share their prompt
    and every token they have in common, and stop once a majority is certain; fireflan.models.batch),
    run twice: the sampling tree's live nodes decoded one per llama_decode call, and all in one call (the
-   same branches); where the time goes (prompt evaluation against generated nodes, second waves);
+   same branches); where the time goes (prompt evaluation against generated nodes, how often the rest of
+   the k branches had to start because the first k // 2 + 1 could not make a majority);
 4. per-step branching (2 candidates a step, the model as judge where they differ) vs the greedy
    episodes of 1: ratio, target <= 1.6.
 The last line is one JSON object.
@@ -113,9 +114,9 @@ def main():
     decoder.together = calibrated
     k_s, voted = runs[calibrated]["seconds"], runs[calibrated]["voted"]
     sampled = sum(t.extra["sampled"] for t in voted) / len(voted)
-    second_wave = sum(t.extra["sampled"] > a.k // 2 + 1 for t in voted)
+    rest = sum(t.extra["sampled"] > a.k // 2 + 1 for t in voted)
     print(f"one trajectory {one_s:.1f} s, {a.k} branches {k_s:.1f} s ({sampled:.1f} finished per question; "
-          f"a second wave in {second_wave} of {len(voted)}); nodes one per call {runs[False]['seconds']:.1f} s, "
+          f"the rest started in {rest} of {len(voted)}); nodes one per call {runs[False]['seconds']:.1f} s, "
           f"all in one call {runs[True]['seconds']:.1f} s (this machine: {'together' if calibrated else 'apart'})",
           flush=True)
     for together, run in runs.items():
@@ -136,7 +137,7 @@ def main():
         "branches_ratio": round(k_s / one_s, 2), "k": a.k, "one_trajectory_s": round(one_s, 1),
         "branches_s": round(k_s, 1), "branches_nodes_apart_s": round(runs[False]["seconds"], 1),
         "branches_nodes_together_s": round(runs[True]["seconds"], 1), "decodes_together": calibrated,
-        "branches_second_waves": second_wave, "branches_decoder": {str(k): v["stats"] for k, v in runs.items()},
+        "branches_rest_started": rest, "branches_decoder": {str(k): v["stats"] for k, v in runs.items()},
         "branches_finished_per_question": round(sampled, 2),
         "branch_agreement": round(sum(t.extra["agreement"] for t in voted) / len(voted), 3),
         "step_branches_ratio": round(step_s / reuse_s, 2), "step_branches_s": round(step_s, 1),
