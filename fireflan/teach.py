@@ -25,7 +25,7 @@ from fireflan.agent.prompts import few_shot_prefix
 from fireflan.io import append_jsonl, iter_jsonl, resumable_records, write_json
 from fireflan.models import BudgetExceeded, Usage
 from fireflan.models.openai_compat import OpenAIModel
-from fireflan.models.scripted import ScriptedExpert
+from fireflan.models.scripted import ScriptedExpert, failing
 from fireflan.options import guard_run, one_run_per_folder, opt
 from fireflan.tasks import bind, open_task
 from fireflan.tasks.base import Example
@@ -147,12 +147,14 @@ def done_keys(path: Path) -> set[tuple[str, str, int]]:
 
 def make_teacher(config: TeachConfig, examples, method: str):
     if config.teacher == "scripted":
+        hardest = config.failures == "hardest" and config.success_share < 1  # of the questions asked, not their parts
+        wrong = failing(examples, config.success_share, config.seed) if hardest else None
         if method == "decompose":  # a ReAct expert that also knows every sub-question
             examples = [*examples, *(s for ex in examples if eligible("decompose", ex, "scripted")
                                      for s in sub_examples(ex))]
         return ScriptedExpert(examples, method="react" if method == "decompose" else method, seed=config.seed,
                               lookup_share=config.lookup_share, mistake_share=config.mistake_share,
-                              success_share=config.success_share, failures=config.failures)
+                              success_share=config.success_share, failing=wrong)
     if config.teacher == "openai":
         return OpenAIModel(config.model, base_url=config.base_url, max_usd=config.max_usd, prices=config.prices)
     raise ValueError(f"--teacher must be scripted or openai, got {config.teacher!r}")
@@ -163,6 +165,8 @@ def teach(config: TeachConfig) -> dict:
     """Run the plan, appending each trajectory as it ends; returns (and writes) the summary."""
     from tqdm import tqdm
 
+    if config.failures not in ("hardest", "random"):
+        raise ValueError(f"--failures must be hardest or random, got {config.failures!r}")
     out = Path(config.out)
     guard_run(out, config, may_change=("limit", "methods", "shares", "seed", "max_usd", "prices", "out"))
     task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus)

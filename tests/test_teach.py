@@ -281,8 +281,9 @@ def test_a_weak_teacher_fails_its_share_of_questions(small_world, tmp_path):
     again = teach(TeachConfig(out=str(tmp_path / "again"), data=str(small_world), split="train", methods="react",
                               success_share=0.5, failures="random"))
     assert again["success"] == coin["success"]  # the same questions fail for the same seed
-    with pytest.raises(ValueError, match="failures must be one of hardest, random"):
+    with pytest.raises(ValueError, match="--failures must be hardest or random"):
         teach(TeachConfig(out=str(tmp_path / "bad2"), data=str(small_world), split="train", success_share=0.5,
                           failures="easiest"))
+    assert not (tmp_path / "bad2").exists()
     with pytest.raises(ValueError, match="within 0..1"):
         teach(TeachConfig(out=str(tmp_path / "bad"), data=str(small_world), split="train", success_share=1.5))

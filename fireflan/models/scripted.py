@@ -291,7 +291,6 @@ def notool_reasoning(question: str, answer: str) -> str:
     return f"The question itself gives what I need: {answer}."
 
 
-FAILURES = ("hardest", "random")
 _LEVELS = {"easy": 0, "medium": 1, "hard": 2}
 _KINDS = {"notool": 0, "single": 1, "comparison": 2, "bridge": 3}  # bridge questions need a hop found first
 
@@ -320,16 +319,14 @@ class ScriptedExpert:
     """
 
     def __init__(self, examples, method: str = "react", seed: int = 0, lookup_share: float = 0.3,
-                 mistake_share: float = 0.0, success_share: float = 1.0, failures: str = "hardest",
+                 mistake_share: float = 0.0, success_share: float = 1.0, failing: set[str] | None = None,
                  name: str = "scripted-expert"):
         if not 0 <= success_share <= 1:
             raise ValueError(f"the scripted expert's success share must be within 0..1, got {success_share}")
-        if failures not in FAILURES:
-            raise ValueError(f"the scripted expert's failures must be one of {', '.join(FAILURES)}, got {failures!r}")
         self.by_question = {ex.question.strip(): ex for ex in examples}
         self.method, self.seed, self.lookup_share, self.name = method, seed, lookup_share, name
         self.mistake_share, self.success_share = mistake_share, success_share
-        self.failing = failing(examples, success_share, seed) if failures == "hardest" and success_share < 1 else None
+        self.failing = failing  # the ids of the questions it gets wrong (`failing()`); None: a coin per question
         self.usage, self.last_usage = Usage(), Usage()
 
     # -- the Model interface
@@ -483,8 +480,8 @@ class ScriptedExpert:
         return self._say(pending, f"finish[{answer}]")
 
     def fails(self, example) -> bool:
-        """Whether this question is one the teacher gets wrong: among the hardest `1 - success_share` of its
-        questions (`failures="hardest"`), or by a seeded coin per question (`"random"`)."""
+        """Whether this question is one the teacher gets wrong: one of `failing`, else by a seeded coin per
+        question (1 - `success_share` of them)."""
         if self.failing is not None:
             return example.id in self.failing
         return self.success_share < 1 and _coin(self.seed, example) >= self.success_share
