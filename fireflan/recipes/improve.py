@@ -137,8 +137,12 @@ def report_step(r: ImproveRecipe, run: Path, full: dict, weak: dict | None, impr
         strong = full["runs"]["fine-tuned"]["em"]
         gap = strong - start
         result["gap_recovered"] = round((last - start) / gap, 3) if gap > 0 else None
-        print(f"the full teacher's model: EM {strong:.3f}; of the gap {100 * gap:.1f} points the rounds recovered "
-              f"{100 * (last - start):.1f}" + (f" ({result['gap_recovered']:.0%})" if gap > 0 else ""))
+        if gap > 0:
+            print(f"the full teacher's model: EM {strong:.3f}; of the gap {100 * gap:.1f} points the rounds recovered "
+                  f"{100 * (last - start):.1f} ({result['gap_recovered']:.0%})")
+        else:
+            print(f"the full teacher's model: EM {strong:.3f}, no better than the weak teacher's ({start:.3f}): there "
+                  f"is no gap to recover (try --teacher-failures hardest, or a lower --teacher-success)")
     if noisy:
         result["noise"] = {k: v["em"] for k, v in noisy.items()}
         print(f"with tool noise p={r.noise:g}: start EM {noisy['start']['em']:.3f}, last round "
