@@ -240,4 +240,6 @@ def test_the_improve_recipe_adds_rounds_to_the_main_run_and_a_weak_teachers(reci
     assert summary["success"] < summary["trajectories"]
     assert weak["rounds"][1]["gained_over_teacher"] >= 1  # questions the weak teacher failed, solved by the model
     assert "gap_recovered" in weak and not (folder / "eval-prompted").exists()
+    trained = json.loads((folder / "model" / "train.json").read_text())
+    assert trained["config"]["max_steps"] == round(options.max_steps * 0.5)  # the same passes over half the data
     assert Path(weak["page"]).is_relative_to(folder) and "eval-control" in (out / "improve.md").read_text()  # own pages

@@ -47,6 +47,10 @@ class ImproveRecipe(hotpotqa.HotpotQARecipe):
     teacher_share: float = opt(1.0, "share of the teacher's successful trajectories in each round's corpus")
     round_steps: int = opt(80, "training steps per round, from the previous round's adapter")
     round_lr: float | None = opt(None, "peak learning rate of each round (None: the main recipe's --lr)")
+    weak_steps: int | None = opt(None, "training steps of the weak teacher's model (None: the main recipe's "
+                                       "--max-steps x --teacher-success, the same passes over its smaller corpus as "
+                                       "make all's model makes over the whole: at equal steps the smaller corpus is "
+                                       "seen more often, and its model was measured better than the full one)")
     control: bool = opt(True, "also train the start model the same steps on the teacher's corpus alone (what more "
                               "steps buy without the model's own successes)")
     noise: float = opt(0.5, "tool noise of the robustness check of the last round against the start (0: none)")
@@ -58,7 +62,8 @@ def main(r: ImproveRecipe) -> dict:
     run = out
     if r.teacher_success < 1:                                     # 2. a weak teacher's run, to be improved
         run = out / f"weak-teacher-{r.teacher_success:g}"
-        weak = hotpotqa.main(replace(r, out=str(run), prompted="none", real_data=None))
+        steps = r.weak_steps or max(1, round(r.max_steps * r.teacher_success))
+        weak = hotpotqa.main(replace(r, out=str(run), prompted="none", real_data=None, max_steps=steps))
     else:
         weak = None
     options = improve_options(r, run)
