@@ -134,13 +134,13 @@ def typed(cls, values: dict, where: str = "") -> dict:
     return {k: _typed(k, kinds[k], v, where) if k in kinds else v for k, v in values.items()}
 
 
-def guard_run(folder, config, may_change: tuple[str, ...] = ()) -> None:
-    """Write FOLDER/config.json, or, when a run is already there, refuse to mix a different one into it.
+def guard_run(folder, config, may_change: tuple[str, ...] = (), name: str = "config.json") -> None:
+    """Write FOLDER/NAME, or, when a run is already there, refuse to mix a different one into it.
 
     A resumed stage appends to the files in its folder; records made with other settings (another
     model, method, seed, ...) would be mixed in silently. Fields in `may_change` (e.g. a limit) may differ.
     """
-    path = Path(folder) / "config.json"
+    path = Path(folder) / name
     now = asdict(config)
     if path.exists():
         before = json.loads(path.read_text())

@@ -463,3 +463,8 @@ def test_training_starts_from_an_earlier_adapter(tiny, corpus, tmp_path):
         train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(tmp_path / "e"), max_steps=1, threads=1,
                           init_adapter=str(tmp_path)))
     assert fresh["steps"] == again["steps"] == 3
+    with pytest.raises(ValueError, match=r"holds a run with other settings \(lr: 0.003 -> 0.001\)"):
+        train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(tmp_path / "a"), max_steps=4, lr=1e-3, threads=1))
+    same = train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(tmp_path / "a"), max_steps=3, lr=3e-3,
+                             threads=2))  # the same run (threads may differ): resumed from its last checkpoint
+    assert same["steps"] == 3 and same["resumed_from"]

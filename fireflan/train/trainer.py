@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fireflan.agent.toolcalls import ACTION_FORMATS
 from fireflan.io import DataError, write_json
-from fireflan.options import one_run_per_folder, opt
+from fireflan.options import guard_run, one_run_per_folder, opt
 from fireflan.report.plots import loss_plot
 from fireflan.train import plan
 from fireflan.train.bases import CHAT_TEMPLATE, END, resolve_base
@@ -318,7 +318,9 @@ def train(config: TrainConfig) -> dict:
         raise ValueError(f"--action-format must be one of {', '.join(ACTION_FORMATS)}, got {config.action_format!r}")
     started = time.time()
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    # a resumed run continues from the folder's checkpoints: they must be of this run (more steps may be asked)
+    guard_run(out, config, may_change=("max_steps", "epochs", "save_steps", "threads", "backend", "out", "plan",
+                                       "memory_gb", "gradient_checkpointing"), name="train-config.json")
     torch.set_num_threads(config.threads or os.cpu_count() or 1)
     unsloth_installed = installed("unsloth")
     backend = choose_backend(config.backend, cuda_available(), unsloth_installed)
