@@ -156,7 +156,7 @@ class FolderInUse(ValueError):
     """Another process is running a stage in this folder."""
 
 
-_held: dict[Path, list] = {}  # the folders this process has claimed: [the open lock file, how many claims]
+_held: set[Path] = set()  # the folders this process has claimed
 LOCK = ".fireflan.lock"
 
 
@@ -171,20 +171,16 @@ def claimed(folder):
     empty is removed again: a run refused for a bad option leaves nothing behind.
     """
     folder = Path(folder).resolve()
-    if folder in _held:
-        _held[folder][1] += 1
-        try:
-            yield folder
-        finally:
-            _held[folder][1] -= 1
+    if folder in _held:  # an outer block of this process holds it
+        yield folder
         return
     created = not folder.exists()
     handle = _lock(folder)
-    _held[folder] = [handle, 1]
+    _held.add(folder)
     try:
         yield folder
     finally:
-        del _held[folder]
+        _held.discard(folder)
         if created and [p.name for p in folder.iterdir()] == [LOCK]:
             (folder / LOCK).unlink()
             folder.rmdir()
