@@ -160,11 +160,12 @@ def rollouts(model, task, tool, examples, path: Path, *, k: int, temperature: fl
     from tqdm import tqdm
 
     have: dict[str, set[int]] = {}
+    wanted = {ex.id for ex in examples}
+    right = 0  # successes among these questions' rollouts, the resumed ones included
     for rec in resumable_records(path):
         have.setdefault(rec["id"], set()).add(rec["seed"])
-    wanted = {ex.id for ex in examples}
+        right += bool(rec.get("success")) and rec["id"] in wanted
     bar = tqdm(examples, desc=f"round {round_} rollouts", unit="q")
-    right = 0
     for ex in bar:
         missing = [i for i in range(k) if seed + i not in have.get(ex.id, set())]
         if missing:

@@ -468,3 +468,7 @@ def test_training_starts_from_an_earlier_adapter(tiny, corpus, tmp_path):
     same = train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(tmp_path / "a"), max_steps=3, lr=3e-3,
                              threads=2))  # the same run (threads may differ): resumed from its last checkpoint
     assert same["steps"] == 3 and same["resumed_from"]
+    more = train(TrainConfig(corpus=str(corpus), base=str(tiny), out=str(tmp_path / "a"), max_steps=5, lr=3e-3,
+                             threads=1))  # a finished run asked for more steps trains on from its last checkpoint
+    assert more["steps"] == 5 and more["resumed_from"].endswith("checkpoint-3")
+    assert len((tmp_path / "a" / "loss.csv").read_text().splitlines()) == 1 + 5  # each step logged once

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -360,7 +361,7 @@ def train(config: TrainConfig) -> dict:
         start_from_adapter(trainer.model, config)
     state = json.loads((Path(resume) / "trainer_state.json").read_text()) if resume else {}
     trim_log(out / "loss.csv", state.get("global_step", 0))
-    if state and state["global_step"] >= state["max_steps"]:  # killed after its last step, before it saved
+    if state and state["global_step"] >= planned_steps(trainer, args):  # killed after its last step, before it saved
         steps, train_loss, train_seconds = state["global_step"], _mean_loss(out / "loss.csv"), 0.0
         load_weights(trainer.model, Path(resume), config.lora)  # (the Trainer would take further steps)
     else:
@@ -386,6 +387,15 @@ def train(config: TrainConfig) -> dict:
     }
     write_json(out / "train.json", summary)
     return summary
+
+
+def planned_steps(trainer, args) -> int:
+    """The optimizer steps this run asks for: --max-steps, or the epochs' worth of batches (as the
+    Trainer counts them). A checkpoint at or past it is finished; a run asked for more trains on."""
+    if args.max_steps > 0:
+        return args.max_steps
+    batches = len(trainer.get_train_dataloader())
+    return math.ceil(args.num_train_epochs * max(math.ceil(batches / args.gradient_accumulation_steps), 1))
 
 
 def last_checkpoint(folder: Path) -> str | None:
