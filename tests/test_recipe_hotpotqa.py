@@ -243,3 +243,11 @@ def test_the_improve_recipe_adds_rounds_to_the_main_run_and_a_weak_teachers(reci
     trained = json.loads((folder / "model" / "train.json").read_text())
     assert trained["config"]["max_steps"] == round(options.max_steps * 0.5)  # the same passes over half the data
     assert Path(weak["page"]).is_relative_to(folder) and "eval-control" in (out / "improve.md").read_text()  # own pages
+
+    more = improve.main(improve.ImproveRecipe(**{**small, "rounds": 2, "noise": 0}))  # a second round on the run
+    assert [r["round"] for r in more["rounds"]] == [0, 1, 2]
+    kept = ("em", "rollouts", "successes", "kept", "train_steps")
+    assert {k: more["rounds"][1][k] for k in kept} == {k: rounds[1][k] for k in kept}  # round 1 not redone
+    second = json.loads((out / "control-2" / "train.json").read_text())  # the control's second link, as round 2
+    assert second["config"]["init_adapter"] == str(out / "control" / "adapter") and second["steps"] == 2
+    assert more["control"]["train_steps"] == 4 and more["control"]["eval_folder"] == str(out / "eval-control-2")

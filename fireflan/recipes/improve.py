@@ -12,8 +12,8 @@
 3. `fireflan improve`: rounds of rollouts on the training questions (test questions never sampled),
    the successes kept and added to the teacher's corpus, training from the previous adapter, export,
    and EM on the same test questions as make all (OUT[/weak-teacher-P]/improve/round-N);
-4. the control: the same steps of training from the same adapter on the teacher's corpus alone, so
-   that what the model's own successes bought is told apart from what more steps bought;
+4. the control: the rounds' training (round by round, each from the one before) on the teacher's
+   corpus alone, so that what the model's own successes bought is told apart from what more steps bought;
 5. noise robustness (p = 0.5) of the last round against the start model;
 6. the table (a row per round: EM, questions gained, tokens, minutes), EM by round (OUT/.../rounds.png),
    the rounds as runs on the page OUT/html-improve.
@@ -87,20 +87,25 @@ def improve_options(r: ImproveRecipe, run: Path) -> ImproveConfig:
 
 
 def control_step(r: ImproveRecipe, run: Path, options: ImproveConfig) -> dict:
-    """The start model trained `round_steps` x `rounds` more steps on the teacher's corpus alone (RUN/control),
-    exported and evaluated on the same questions."""
-    base = start_train_config(Path(options.start))
-    folder = run / "control"
-    trained = stage(run, "control-train", replace(
-        base, corpus=str(run / "corpus"), out=str(folder), max_steps=r.round_steps * r.rounds,
-        init_adapter=str(Path(options.start) / "adapter"), lr=r.round_lr or base.lr, seed=r.seed + 1, save_steps=10,
-        threads=r.threads), train)
-    stage(run, "control-export", ExportConfig(model=str(folder), quant=r.quant), export)
-    metrics = stage(run, "eval-control", EvalConfig(
-        model=str(folder / "gguf" / f"model-{r.quant}.gguf"), out=str(run / "eval-control"), task=options.task,
-        data=options.eval_data or options.data, split=options.eval_split, limit=r.eval_questions,
-        max_steps=r.agent_steps, max_tokens=r.agent_tokens, seed=r.seed), evaluate)
-    return {**metrics, "train_steps": trained["steps"]}
+    """The rounds' training without the model's own successes: the start model trained `round_steps` on the
+    teacher's corpus alone, then again from that adapter, once per round (each with a fresh schedule, as
+    the rounds are); each exported and evaluated on the same questions. RUN/control for the first,
+    RUN/control-2, ... for the next; returns the last one's metrics."""
+    adapter = Path(options.start) / "adapter"
+    for c in range(1, r.rounds + 1):
+        tag = "control" if c == 1 else f"control-{c}"
+        folder = run / tag
+        base = start_train_config(Path(options.start))
+        stage(run, f"{tag}-train", replace(
+            base, corpus=str(run / "corpus"), out=str(folder), max_steps=r.round_steps, init_adapter=str(adapter),
+            lr=r.round_lr or base.lr, seed=r.seed + c, save_steps=10, threads=r.threads), train)
+        stage(run, f"{tag}-export", ExportConfig(model=str(folder), quant=r.quant), export)
+        metrics = stage(run, f"eval-{tag}", EvalConfig(
+            model=str(folder / "gguf" / f"model-{r.quant}.gguf"), out=str(run / f"eval-{tag}"), task=options.task,
+            data=options.eval_data or options.data, split=options.eval_split, limit=r.eval_questions,
+            max_steps=r.agent_steps, max_tokens=r.agent_tokens, seed=r.seed), evaluate)
+        adapter = folder / "adapter"
+    return {**metrics, "train_steps": r.round_steps * r.rounds, "eval_folder": str(run / f"eval-{tag}")}
 
 
 def robustness_step(r: ImproveRecipe, run: Path, improved: dict) -> dict:
@@ -128,7 +133,7 @@ def report_step(r: ImproveRecipe, run: Path, full: dict, weak: dict | None, impr
                               ("completion_tokens", "rollout tokens generated"),
                               ("minutes_total", "minutes")])
     name = "improve" if r.method == "rft" else f"improve-{r.method}"  # as the stage's folder is named
-    written = report_pages(run, name, improved["eval_folders"] + ([str(run / "eval-control")] if control else []))
+    written = report_pages(run, name, improved["eval_folders"] + ([control["eval_folder"]] if control else []))
     who = f"a weak teacher ({r.teacher_success:g} of questions solved)" if weak else "the full teacher"
     print(f"\nself-improvement: {r.rounds} rounds of {r.round_questions} training questions x {r.k} rollouts, "
           f"{r.round_steps} steps each; {r.eval_questions} test questions; the start model taught by {who}\n")
