@@ -144,6 +144,9 @@ def test_a_folder_in_use_by_another_run_is_refused_and_freed_when_its_holder_die
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert f"{out.resolve()} is in use by process {holder.pid}" in proc.stderr
         assert [p.name for p in out.iterdir()] == [".fireflan.lock"]  # the refused run wrote nothing
+        recipe = subprocess.run([sys.executable, "-m", "fireflan.recipes.hotpotqa", "--out", str(out)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)  # a recipe on that run folder too
+        assert recipe.returncode == 2 and f"{out.resolve()} is in use by process {holder.pid}" in recipe.stderr
     finally:
         holder.kill()
         holder.wait()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fireflan.evaluate import OUTCOMES
 from fireflan.io import DataError, write_json
-from fireflan.options import as_text_lists, check_flags, typed, with_signature
+from fireflan.options import as_text_lists, check_flags, claimed, typed, with_signature
 from fireflan.report import ReportConfig, report
 from fireflan.report.table import by_measure, text
 
@@ -137,7 +137,9 @@ def recipe_command(cls, main, summary: str):
     `--config FILE`; flags given win over the file, the file over the defaults."""
 
     def cmd(config: str | None = None, **flags):
-        return main(read_options(cls, config, **flags))
+        options = read_options(cls, config, **flags)
+        with claimed(options.out):  # its stage markers and report files are this run's alone while it runs
+            return main(options)
 
     return with_signature(cmd, cls, summary, extra=(("config", None, "a TOML file of these options (flags win "
                                                                      "over it)"),))
