@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -312,15 +311,12 @@ def test_the_page_in_a_real_browser(run, browser, tmp_path):
 
 def test_thousands_of_questions_in_the_browser(browser, tmp_path):
     index = write_html(synthetic_runs(tmp_path, 3000), tmp_path / "html", plots=False)
-    started = time.perf_counter()
     tab = browser.open(f"{index.as_uri()}#view=questions")
-    loaded = time.perf_counter() - started
     assert tab.js("document.getElementById('count').textContent") == "3000 of 3000 questions"
     assert tab.js("document.querySelectorAll('.row').length") < 80  # only the rows in sight are drawn
-    change_ms = tab.js("const s = document.getElementById('filter-outcome'); s.value = 'both-right'; "
-                       "const t0 = performance.now(); s.dispatchEvent(new Event('change')); performance.now() - t0")
+    tab.js("const s = document.getElementById('filter-outcome'); s.value = 'both-right'; "
+           "s.dispatchEvent(new Event('change'))")  # how fast: bench/report_page.py
     assert tab.js("document.getElementById('count').textContent") == "750 of 3000 questions"
-    filter_ms = tab.js("FIREFLAN_PAGE.filterMs")  # of that, the loop over the questions
     tab.js("const t = document.getElementById('filter-text'); t.value = 'person 2999'; "
            "t.dispatchEvent(new Event('input'))")
     tab.wait("document.getElementById('count').textContent === '0 of 3000 questions'")
@@ -329,6 +325,3 @@ def test_thousands_of_questions_in_the_browser(browser, tmp_path):
     tab.wait("document.getElementById('detail').dataset.shown === 'q-02999'")  # the last steps file, loaded now
     assert tab.js("document.querySelectorAll('#detail .step:not(.empty)').length") == 5 + 3
     tab.screenshot(tmp_path, "5-large-page.png")
-    print(f"\n3000 questions: page open in {loaded:.2f} s; a filter applied and the list redrawn in {change_ms:.1f} ms "
-          f"({filter_ms:.2f} ms of it the loop over the questions)")
-    assert change_ms < 500
