@@ -1,7 +1,6 @@
 import json
 import subprocess
 import sys
-import time
 
 from helpers import HOTPOT_SAMPLE, ROOT, run_cli, shared
 
@@ -12,9 +11,7 @@ def test_help_is_fast_and_imports_no_heavy_library():
             "heavy = [m for m in ('torch', 'transformers', 'trl', 'datasets', 'bm25s', 'llama_cpp')\n"
             "         if m in sys.modules]\n"
             "print('HEAVY', heavy, time.time() - t)")
-    started = time.time()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert time.time() - started < 5  # generous: the point is no multi-second torch import
     line = next(x for x in proc.stdout.splitlines() if x.startswith("HEAVY"))
     assert line.startswith("HEAVY []"), line
     shown = proc.stdout + proc.stderr  # fire writes help to stderr when not on a terminal
