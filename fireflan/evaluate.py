@@ -226,13 +226,16 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         prefix = [{"role": "system", "content": system_tools(config.task)}]
 
     path = out / "trajectories.jsonl"
-    done = {rec["id"] for rec in resumable_records(path)}  # a torn last line is cut off
+    wanted = {ex.id for ex in examples}  # a folder may hold more (a larger --limit before): report these
+    earlier = [rec for rec in resumable_records(path) if rec["id"] in wanted]  # a torn last line is cut off
+    done = {rec["id"] for rec in earlier}
     todo = [ex for ex in examples if ex.id not in done]
     agent = AgentConfig(max_steps=config.max_steps, max_tokens=config.max_tokens, temperature=config.temperature)
     started = time.time()
-    bar = tqdm(todo, desc=f"evaluate {config.method}", unit="q")
-    right = 0
-    for i, ex in enumerate(bar, start=1):
+    # a resumed run's bar counts the questions done before, and its EM is over all of them
+    bar = tqdm(todo, desc=f"evaluate {config.method}", unit="q", initial=len(done), total=len(examples))
+    right = sum(bool(rec.get("success")) for rec in earlier)
+    for i, ex in enumerate(bar, start=len(done) + 1):
         env, score = bind(task, tool, ex)  # a DB task: the question's own database, scored on its table
         traj = run_method(config.method, model, env, ex, prefix=prefix, config=agent, seed=config.seed,
                           k=config.k, backtracks=config.backtracks, branch_temperature=config.branch_temperature,
@@ -244,7 +247,6 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         right += traj.success
         bar.set_postfix(em=f"{right / i:.2f}", refresh=False)
     bar.close()
-    wanted = {ex.id for ex in examples}  # a folder may hold more (a larger --limit before): report these
     records = [rec for _, rec in iter_jsonl(path) if rec["id"] in wanted]
     metrics = {**summarize(records), "model": getattr(model, "name", config.model), "method": config.method,
                "task": config.task, "split": config.split, "noise": config.noise, "few_shot": fewshot,
