@@ -91,11 +91,10 @@ def control_step(r: ImproveRecipe, run: Path, options: ImproveConfig) -> dict:
     teacher's corpus alone, then again from that adapter, once per round (each with a fresh schedule, as
     the rounds are); each exported and evaluated on the same questions. RUN/control for the first,
     RUN/control-2, ... for the next; returns the last one's metrics."""
-    adapter = Path(options.start) / "adapter"
+    adapter, base = Path(options.start) / "adapter", start_train_config(Path(options.start))
     for c in range(1, r.rounds + 1):
         tag = "control" if c == 1 else f"control-{c}"
         folder = run / tag
-        base = start_train_config(Path(options.start))
         stage(run, f"{tag}-train", replace(
             base, corpus=str(run / "corpus"), out=str(folder), max_steps=r.round_steps, init_adapter=str(adapter),
             lr=r.round_lr or base.lr, seed=r.seed + c, save_steps=10, threads=r.threads), train)
