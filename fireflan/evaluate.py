@@ -26,7 +26,7 @@ from fireflan.corpus.format import system_tools
 from fireflan.io import append_jsonl, iter_jsonl, resumable_records, write_json
 from fireflan.models import load_model
 from fireflan.options import guard_run, one_run_per_folder, opt
-from fireflan.tasks import OBSERVATIONS, bind, open_task
+from fireflan.tasks import CONTEXTS, OBSERVATIONS, bind, open_task
 from fireflan.tasks.scoring import normalize_answer
 from fireflan.tools import NoisyTool
 
@@ -39,14 +39,17 @@ class EvalConfig:
                      "a GGUF file, 'embedded' (the base Gemma, few-shot), or a model id served at --base-url")
     out: str = opt("runs/eval", "folder for trajectories.jsonl and metrics.json")
     task: str = opt("world", "world | hotpotqa | bamboogle | strategyqa | mmlu | dbbench")
-    data: str | None = opt(None, "a world or dbworld folder, or a task's file (None: the default world or DB "
-                                 "tasks)")
+    data: str | None = opt(None, "a world or dbworld folder, or a task's file, or several HotpotQA files joined by "
+                                 "commas (None: the default world or DB tasks)")
     split: str = opt("test", "the split to evaluate")
     limit: int | None = opt(None, "the first N questions")
     corpus: str | None = opt(None, "the tool's corpus, when the questions carry no paragraphs")
     observations: str = opt("pages", "pages | snippets: search returns the whole paragraph (HotpotQA's distractor "
                                      "setting), or a search engine's snippet of it, the lead sentence and the one "
                                      "matching the query best (what FireAct's trajectories saw)")
+    context: str = opt("question", "questions that bring their paragraphs (HotpotQA): question (each searches its "
+                                   "own ten, HotpotQA's distractor setting) | pool (one wiki of the paragraphs of "
+                                   "every question of --data: the gold pages among thousands)")
     method: str = opt("react", "react | cot | reflexion | branches | decompose | backtrack")
     k: int = opt(5, "branches: trajectories sampled and voted")
     branch_temperature: float = opt(0.7, "branches: sampling temperature")
@@ -202,6 +205,8 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {config.method!r}")
     if config.observations not in OBSERVATIONS:
         raise ValueError(f"--observations must be one of {', '.join(OBSERVATIONS)}, got {config.observations!r}")
+    if config.context not in CONTEXTS:
+        raise ValueError(f"--context must be one of {', '.join(CONTEXTS)}, got {config.context!r}")
     if config.prompt not in ("auto", "none", "fewshot", "system"):
         raise ValueError(f"--prompt must be auto, none, fewshot or system, got {config.prompt!r}")
     if config.task == "dbbench" and (config.noise or config.constrain):
@@ -211,7 +216,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     thresholds = Thresholds.read(config.judge_calibration) if config.judge_calibration else Thresholds()
     guard_run(out, config, may_change=("limit", "threads", "probes", "out"))
     task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus,
-                                     config.observations)
+                                     config.observations, config.context)
     if config.noise:
         tool = NoisyTool(tool, config.noise, seed=config.seed)
     if model is None:

@@ -30,7 +30,6 @@ from fireflan.options import guard_run, one_run_per_folder, opt
 from fireflan.tasks import bind, open_task
 from fireflan.tasks.base import Example
 from fireflan.tasks.scoring import normalize_answer
-from fireflan.tools.wiki import Wiki
 
 METHODS = (*LOOP_METHODS, "decompose")  # decompose: the planner, the sub-episodes and the composer
 
@@ -46,6 +45,8 @@ class TeachConfig:
     split: str = opt("train", "the split to teach on (world: train | dev | test; hotpotqa: hub split names)")
     limit: int | None = opt(None, "the first N questions")
     corpus: str | None = opt(None, "the tool's corpus, when the questions carry no paragraphs")
+    context: str = opt("question", "questions that bring their paragraphs (HotpotQA): question (each searches its "
+                                   "own, the distractor setting) | pool (one wiki of every question's paragraphs)")
     teacher: str = opt("scripted", "scripted | openai")
     model: str = opt("gpt-4o", "the teacher model's id (openai)")
     base_url: str | None = opt(None, "any OpenAI-compatible server (llama.cpp, vLLM, Ollama)")
@@ -57,8 +58,9 @@ class TeachConfig:
     seed: int = opt(0, "the seed of the teacher's sampling and wording; part of each trajectory's key")
     max_steps: int = opt(8, "model calls per episode")
     shots: int = opt(3, "few-shot examples in an LLM teacher's prompt")
-    lookup_share: float = opt(0.3, "scripted teacher: how often a long page is narrowed with lookup[...] (DB "
-                                   "tasks: how often it looks at the first rows before its SQL)")
+    lookup_share: float = opt(0.3, "scripted teacher, DB tasks: how often it looks at the first rows before its SQL "
+                                   "(on the wiki it looks a word up only where a search did not show the sentence "
+                                   "it needs, as with snippets)")
     mistake_share: float = opt(0.0, "scripted teacher, DB tasks: how often its first SQL has a mistake small "
                                     "models make (a shortened table name, a header with underscores, a missing "
                                     "value) and it recovers from the error; the mistake is never trained on")
@@ -145,7 +147,8 @@ def done_keys(path: Path) -> set[tuple[str, str, int]]:
     return {(rec["id"], rec["method"], rec["seed"]) for rec in resumable_records(path)}
 
 
-def make_teacher(config: TeachConfig, examples, method: str):
+def make_teacher(config: TeachConfig, examples, method: str, tool=None):
+    """The teacher of `method`: the scripted expert (trying its searches on `tool`) or an OpenAI-compatible model."""
     if config.teacher == "scripted":
         hardest = config.failures == "hardest" and config.success_share < 1  # of the questions asked, not their parts
         wrong = failing(examples, config.success_share, config.seed) if hardest else None
@@ -154,7 +157,7 @@ def make_teacher(config: TeachConfig, examples, method: str):
                                      for s in sub_examples(ex))]
         return ScriptedExpert(examples, method="react" if method == "decompose" else method, seed=config.seed,
                               lookup_share=config.lookup_share, mistake_share=config.mistake_share,
-                              success_share=config.success_share, failing=wrong)
+                              success_share=config.success_share, failing=wrong, tool=tool)
     if config.teacher == "openai":
         return OpenAIModel(config.model, base_url=config.base_url, max_usd=config.max_usd, prices=config.prices)
     raise ValueError(f"--teacher must be scripted or openai, got {config.teacher!r}")
@@ -169,11 +172,15 @@ def teach(config: TeachConfig) -> dict:
         raise ValueError(f"--failures must be hardest or random, got {config.failures!r}")
     out = Path(config.out)
     guard_run(out, config, may_change=("limit", "methods", "shares", "seed", "max_usd", "prices", "out"))
-    task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus)
-    unreachable = 0
+    task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus,
+                                     context=config.context)
+    unreachable = underivable = 0
     if config.teacher == "scripted" and config.task != "dbbench":  # it can only say what the pages show
-        reachable = [ex for ex in examples if gold_walk(ex, tool) is None]
+        reachable = [ex for ex in examples if gold_walk(ex) is None]
         unreachable, examples = len(examples) - len(reachable), reachable
+        expert = make_teacher(config, examples, "react", tool)  # only walks a student could make are taught
+        walkable = [ex for ex in examples if unwalkable(ex, expert) is None]
+        underivable, examples = len(examples) - len(walkable), walkable
     methods = config.method_list()
     todo = plan(examples, methods, config.share_map(), config.teacher, config.seed)
     if config.teacher == "scripted" and "decompose" in methods:
@@ -183,7 +190,7 @@ def teach(config: TeachConfig) -> dict:
     done = done_keys(path)
     remaining = [(ex, m) for ex, m in todo if (ex.id, m, config.seed) not in done]
 
-    teachers = {m: make_teacher(config, examples, m) for m in methods}
+    teachers = {m: make_teacher(config, examples, m, tool) for m in methods}
     prefixes = {m: ([] if config.teacher == "scripted" else
                     few_shot_prefix("react" if m == "decompose" else m, config.shots, config.task)) for m in methods}
     agent = AgentConfig(max_steps=config.max_steps)
@@ -215,7 +222,7 @@ def teach(config: TeachConfig) -> dict:
 
     summary = summarize(path)
     summary.update({"planned": len(todo), "skipped_done": len(todo) - len(remaining), "ran": kept,
-                    "skipped_unreachable": unreachable,
+                    "skipped_unreachable": unreachable, "skipped_underivable": underivable,
                     "usd_this_run": round(spent.usd, 4), "calls_this_run": spent.calls,
                     "stopped": stopped})
     write_json(out / "summary.json", summary)
@@ -239,26 +246,33 @@ def summarize(path: Path) -> dict:
             "file": str(path)}
 
 
-def gold_walk(example, wiki: Wiki) -> str | None:
-    """Walk an example's supporting facts through the tool, as an expert would; None when the
-    gold answer is reachable, else why not. A "notool" question has no facts and needs no tool.
+def unwalkable(example, expert) -> str | None:
+    """Why the scripted expert cannot answer `example` by a walk a student could make (None: it can): its
+    answer is not in the supporting facts (`gold_walk`), or no search written from the screen reaches every
+    gold page (`ScriptedExpert.route`)."""
+    why = gold_walk(example)
+    if why is None and example.supporting_facts and expert.route(example) is None:
+        why = "no search written from the question and the pages read reaches every gold page"
+    return why
 
-    Reachable: search[title] returns a page holding each supporting sentence, and a span answer
-    (not yes/no) is written in those sentences, in the question, or is one of the titles.
+
+def gold_walk(example) -> str | None:
+    """None when the scripted expert can say an example's gold answer from its supporting facts, else why not.
+    A "notool" question has no facts and needs no tool.
+
+    Sayable: each supporting fact is a sentence of its page in the context, and a span answer (not yes/no) is
+    written in those sentences, in the question, or is one of the titles. Whether a student could reach the
+    pages is the expert's walk (`ScriptedExpert.route`).
     """
     if not example.supporting_facts:
         return None if example.type == "notool" else "no supporting facts"
     context = {title: sentences for title, sentences in example.context}
     found = []
     for title, index in example.supporting_facts:
-        observation = wiki.search(title)
         sentences = context.get(title)
         if sentences is None or not 0 <= index < len(sentences):
             return f"supporting fact [{title!r}, {index}] is not in the context"
-        sentence = sentences[index].strip()
-        if sentence not in observation:
-            return f"search[{title}] does not return sentence {index}: {sentence!r}"
-        found += [title, sentence]
+        found += [title, sentences[index].strip()]
     answer = normalize_answer(example.answer)
     if answer in ("yes", "no"):
         return None

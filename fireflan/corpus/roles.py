@@ -30,7 +30,7 @@ from dataclasses import replace
 from fireflan.agent import roles
 from fireflan.agent.loop import Trajectory
 from fireflan.corpus.format import apply_mask, record
-from fireflan.models.scripted import surface
+from fireflan.models.walk import surface
 
 ROLES = ("planner", "subquestion", "judge", "backtrack")
 

@@ -29,79 +29,22 @@ import random
 import re
 
 from fireflan.agent import roles
+from fireflan.models import walk
 from fireflan.models.base import Usage
+from fireflan.models.reading import comparison, content_words, name_spans
+from fireflan.models.walk import Hop, phrase_in, surface
 from fireflan.tasks.scoring import normalize_answer
 from fireflan.tools.actions import parse_action
 from fireflan.tools.sql import STATEMENT_TYPES, answers_from_rows
+from fireflan.tools.wiki import Page, Wiki
 
-_FIRST = [
-    "I need to find out about {t} first.",
-    "To answer this, I should look up {t}.",
-    "The question is about {t}, so let me search for it.",
-    "First I need the page on {t}.",
-    "Let me start by searching {t}.",
-]
-_BRIDGE_FIRST = [  # a plan: the first page only leads to the page that answers
-    "This takes two searches: {t} first, then the page it leads to.",
-    "Two steps: the page on {t} names what I need, and that page has the answer. First, {t}.",
-    "{t} is only the first hop; its page will point to the page with the answer. Let me search {t}.",
-]
-_SINGLE_FIRST = [  # one page answers
-    "The page on {t} should say it directly. Let me search {t}.",
-    "One search should do: {t}.",
-    "The answer should be on the page about {t}.",
-]
-_COMPARE_FIRST = [
-    "I need to compare {t} and {u}. I will search {t} first.",
-    "To compare them I need both pages. First, {t}.",
-    "Let me look up {t}, then {u}.",
-]
-_READ = [
-    'The page on {t} says: "{s}"',
-    'From the {t} article: "{s}"',
-    '{t}: "{s}"',
-    'According to its page, "{s}"',
-]
-_NEXT = [
-    "Next I need to search {n}.",
-    "Now I should look up {n}.",
-    "So I need the page on {n} next.",
-    "Let me search {n} now.",
-]
-_ANSWER = ["So the answer is {a}.", "That means the answer is {a}.", "Therefore, the answer is {a}.",
-           "So it is {a}."]
-_LOOKUP = [
-    'The page is long; let me look up "{k}" in it.',
-    'I will look for "{k}" on this page.',
-    'Let me find the sentence that mentions "{k}".',
-]
-_RETRY = [
-    "The result does not say what I need about {t}. I will search {t} again.",
-    "That observation is not the {t} page I expected. Let me search {t} once more.",
-]
 _VAGUE_FAILED = [
     'Reflection: searching "{q}" brought up {got}, which is not the page I need. A vague query finds the '
-    "wrong page; I should search the exact name {t} instead.",
-    'Reflection: my search "{q}" was too vague and returned {got}. Next time I should search the entity '
-    "named in the question. Let me search {t}.",
+    "wrong page; I should search {t} instead.",
+    'Reflection: my search "{q}" was too vague and returned {got}. I should search what the question names: '
+    "{t}.",
 ]
 _VAGUE_LUCKY = ['Searching "{q}" already found the page I need.']
-_FOLLOWED = [  # a search that found no exact title, but its best match was the page
-    'There is no page titled "{q}", but the best match, {t}, is the one I need.',
-    'No page has the exact title "{q}"; the best match, {t}, is the right page.',
-]
-_NOT_THE_MATCH_LISTED = [  # {s}: the first words of the page it found
-    'The best match, {m}, says "{s}": not the page I need, but the similar titles include {t}. Let me search {t}.',
-    'That brought {m} ("{s}"), which is something else. {t} is in the list of similar titles, so let me search it.',
-]
-_NOT_THE_MATCH = [
-    'The best match, {m}, says "{s}": not the page I need. Let me search the full title, {t}.',
-    'That brought {m} ("{s}"), which is something else. Let me try the fuller name {t}.',
-]
-_OTHER_PAGE = [  # the plain title is another page of the same name
-    'This page on {q} says "{s}": it is about something else; I need the {w}. Let me search {t}.',
-    'That is a different {q} ("{s}"), not the {w}. Let me search {t}.',
-]
 _VAGUE_FIRST = [
     "Let me try a quick search with the key words of the question.",
     "Maybe a search for the main words of the question will find it.",
@@ -144,54 +87,6 @@ _SQL_FIX = {  # after a mistake's error: what the error says, and the corrected 
               "{good}.",
               "It failed ({e}). {bad} holds an apostrophe; SQL writes it doubled, {good}."],
 }
-
-
-def surface(title: str) -> str:
-    """A page title as running text names it, without Wikipedia's disambiguation in brackets.
-    'Kiss and Tell (1945 film)' -> 'Kiss and Tell'; 'Bath, Maine' -> 'Bath, Maine'"""
-    return re.sub(r"\s*\([^()]*\)$", "", title).strip() or title
-
-
-def best_match(observation: str) -> str | None:
-    """The title a search fell back to when no page had the exact title, else None.
-    'No page is titled "X". Best match, X (film): ...' -> 'X (film)'"""
-    m = re.match(r'No page is titled ".*?"\. Best match, (.+?): ', observation, re.DOTALL)
-    return m.group(1) if m else None
-
-
-def similar_titles(observation: str) -> list[str]:
-    """The titles of the 'Similar: [a, b]' line of a search result ([] when there is none). Titles
-    holding ', ' are split, so only titles without a comma can be matched against it."""
-    m = re.search(r"\nSimilar: \[(.*)\]\s*$", observation)
-    return [t.strip() for t in m.group(1).split(", ")] if m else []
-
-
-def clip(sentence: str, key: str, words: int = 22) -> str:
-    """A long sentence cut to the clause that holds `key` (or to its first words), so a quote stays short.
-
-    ('Jaclyn Stapp is a beauty queen, philanthropist and fashion model with pageant roots in Florida and New York,
-    and she is married to Scott Stapp, former frontman of the band Creed.', 'Scott Stapp')
-    -> 'philanthropist and fashion model with pageant roots in Florida and New York, and she is married to Scott Stapp'
-    """
-    if len(sentence.split()) <= words:
-        return sentence
-    clauses = re.split(r"(?<=[,;])\s+(?=\w)", sentence)
-    norm_key = normalize_answer(key)
-    for k, clause in enumerate(clauses):
-        if norm_key and norm_key in normalize_answer(clause):
-            start = k
-            while start > 0 and len(" ".join(clauses[start - 1:k + 1]).split()) <= words:
-                start -= 1
-            text = " ".join(clauses[start:k + 1]).rstrip(",;")
-            return " ".join(text.split()[:words * 2])
-    return " ".join(sentence.split()[:words]).rstrip(",;") + " ..."
-
-
-def _followed(title: str, found, rng) -> list[str]:
-    """What the expert says when the page was found as a search's best match rather than by its title."""
-    if found is None or best_match(found[1]) != title:
-        return []
-    return [rng.choice(_FOLLOWED).format(q=found[0], t=title)]
 
 
 def unquoted(sql: str) -> str:
@@ -320,11 +215,14 @@ class ScriptedExpert:
 
     def __init__(self, examples, method: str = "react", seed: int = 0, lookup_share: float = 0.3,
                  mistake_share: float = 0.0, success_share: float = 1.0, failing: set[str] | None = None,
-                 name: str = "scripted-expert"):
+                 name: str = "scripted-expert", tool=None, reverse_share: float = 0.3):
         if not 0 <= success_share <= 1:
             raise ValueError(f"the scripted expert's success share must be within 0..1, got {success_share}")
         self.by_question = {ex.question.strip(): ex for ex in examples}
         self.method, self.seed, self.lookup_share, self.name = method, seed, lookup_share, name
+        # the wiki its searches are tried on before it commits (None: one over the questions' paragraphs)
+        self.tool, self._own_wiki, self._walks = tool, None, {}
+        self.reverse_share = reverse_share  # comparisons read the side named second first
         self.mistake_share, self.success_share = mistake_share, success_share
         self.failing = failing  # the ids of the questions it gets wrong (`failing()`); None: a coin per question
         self.usage, self.last_usage = Usage(), Usage()
@@ -356,7 +254,7 @@ class ScriptedExpert:
                 thought = example.reasoning
             else:
                 q, a = composing[1][-1] if composing[1] else (example.question, example.answer)
-                thought = f"The last fact found: {q} -> {a}. {rng.choice(_ANSWER).format(a=example.answer)}"
+                thought = f"The last fact found: {q} -> {a}. {rng.choice(walk.ANSWER).format(a=example.answer)}"
             return self._say([thought], f"finish[{example.answer}]")
         return None
 
@@ -373,33 +271,39 @@ class ScriptedExpert:
             history.append((parsed.action, parsed.argument, obs))
         return example, history
 
-    # -- planning
-    @staticmethod
-    def hops(example) -> list[tuple[str, list[str]]]:
-        """[(title, [supporting sentences]), ...] in the order an expert reads them: pages named in
-        the question first (the bridge's start, both sides of a comparison)."""
-        context = {t: s for t, s in example.context}
-        titles = list(dict.fromkeys(t for t, _ in example.supporting_facts))
-        facts = {t: [context[t][i].strip() for tt, i in example.supporting_facts if tt == t] for t in titles}
-        q = normalize_answer(example.question)
-        titles.sort(key=lambda t: normalize_answer(surface(t)) not in q)  # stable: mentioned ones first
-        return [(t, facts[t]) for t in titles]
-
+    # -- the walk
     def _rng(self, example, step: int) -> random.Random:
         return random.Random(f"{self.seed}-{example.id}-{self.method}-{step}")
 
-    def _lookup_keyword(self, example, title: str, sentence: str, rng) -> str | None:
-        """A keyword whose first match on the page is `sentence`, if the page is long enough to need it."""
-        sentences = next((s for t, s in example.context if t == title), [])
-        if len(sentences) < 4 or rng.random() >= self.lookup_share:
-            return None
-        words = [w.strip(".,;:\"'()") for w in sentence.split()]
-        candidates = [w for w in words if len(w) > 4 and w[0].isupper() or w.isdigit() and len(w) == 4]
-        for word in candidates:
-            first = next((s.strip() for s in sentences if word.lower() in s.lower()), None)
-            if first == sentence:
-                return word
-        return None
+    def route(self, example) -> list[Hop] | None:
+        """The walk through the wiki this expert takes for `example` (planned once), or None when no walk a
+        student could make reaches every gold page (`fireflan.models.walk`)."""
+        if example.id not in self._walks:
+            reverse = self._rng(example, 4000).random() < self.reverse_share
+            self._walks[example.id] = walk.plan_walk(example, lambda q: self._probe(example, q), reverse=reverse)
+        return self._walks[example.id]
+
+    def _probe(self, example, query: str) -> str:
+        """What a search for `query` returns, without moving the episode's tool (its state is put back)."""
+        tool = self._tool_for(example)
+        saved = tool.state()
+        try:
+            return tool.search(query)
+        finally:
+            tool.restore(saved)
+
+    def _tool_for(self, example):
+        """The wiki the question is asked with: the one given (one per question where it says so), else
+        one over the paragraphs of every question this expert was given."""
+        if self.tool is not None:
+            return self.tool.for_example(example) if hasattr(self.tool, "for_example") else self.tool
+        if self._own_wiki is None:
+            pages = {}
+            for ex in self.by_question.values():
+                for title, sentences in ex.context:
+                    pages.setdefault(title, Page(title, tuple(s.strip() for s in sentences if s.strip())))
+            self._own_wiki = Wiki(list(pages.values()))
+        return self._own_wiki
 
     # -- one step
     def _next(self, example, history) -> str:
@@ -412,72 +316,156 @@ class ScriptedExpert:
             answer = self.wrong_answer(example, None) if fails else answer
             reasoning = notool_reasoning(example.question, answer)
             lead = "" if self.method == "cot" else "This needs no search. "
-            return f"Thought: {lead}{reasoning} {rng.choice(_ANSWER).format(a=answer)}\nAction: finish[{answer}]"
-        hops = self.hops(example)
+            return f"Thought: {lead}{reasoning} {rng.choice(walk.ANSWER).format(a=answer)}\nAction: finish[{answer}]"
+        hops = self.route(example)
+        if hops is None:
+            return self._say(["I cannot find a way to the pages this question needs."], "finish[unknown]")
 
         pending, i = [], 0  # thoughts to say before the next action; position in the history
         if self.method == "reflexion":
             vague = self._vague_query(example)
             if not history:
-                return f"Thought: {rng.choice(_VAGUE_FIRST)}\nAction: search[{vague}]"
+                return self._say([rng.choice(_VAGUE_FIRST)], f"search[{vague}]")
             obs = history[0][2]
-            lucky = all(s in obs for s in hops[0][1])
+            lucky = hops[0].target is not None and walk.shows(example, hops[0].target, obs)
             i = 0 if lucky else 1
-            if len(history) == 1:  # the reflection comes right after the failed search, once
-                got = best_match(obs) or "nothing useful"
+            if len(history) == 1:  # the reflection comes right after the vague search, once
+                got = walk.best_match(obs) or "nothing useful"
                 thought = _VAGUE_LUCKY if lucky else _VAGUE_FAILED
-                pending.append(rng.choice(thought).format(q=vague, got=got, t=surface(hops[0][0])))
+                pending.append(rng.choice(thought).format(q=vague, got=got, t=hops[0].query))
 
-        read = []  # (title, its sentences, the key to quote them by, how it was found) of each hop read
-        for n, (title, sentences) in enumerate(hops):
-            key = hops[n + 1][0] if n + 1 < len(hops) and example.type != "comparison" else answer
-            attempts, found = [], None
-            while i < len(history) and found is None:
+        read = []  # (hop, observation) of each hop done, and lookups' results after it
+        for k, hop in enumerate(hops):
+            after = hops[k + 1] if k + 1 < len(hops) else None
+            attempts, done = [], None
+            while i < len(history) and done is None:
                 action, argument, obs = history[i]
                 i += 1
-                if action == "search" and all(s in obs for s in sentences):
-                    found = (argument, obs)
+                if action == "lookup" and read:
+                    read[-1][2].append(obs)
+                elif self._reached(example, hop, after, action, argument, obs):
+                    done = obs
                 else:
                     attempts.append((action, argument, obs))
-            if found is None:
-                if len(attempts) >= 3:
-                    pending.append(f"The tool keeps failing to return {surface(title)}, so I cannot find the answer.")
-                    return self._say(pending, "finish[unknown]")
-                query, why = self._retry(title, attempts[-1], rng) if attempts else (surface(title), None)
-                if why:
-                    pending.append(why)
-                elif read:
-                    pending.append(self._quote(read[-1], rng))
-                    pending.append(rng.choice(_NEXT).format(n=query))
-                elif not pending and n == 0 and example.type == "comparison" and len(hops) > 1:
-                    pending.append(rng.choice(_COMPARE_FIRST).format(t=query, u=surface(hops[1][0])))
-                elif not pending:  # (a pending reflection already says what to search)
-                    first = _BRIDGE_FIRST if example.type == "bridge" and len(hops) > 1 else \
-                        _SINGLE_FIRST if len(hops) == 1 and example.type in ("single", "") else _FIRST
-                    pending.append(rng.choice(first).format(t=query))
-                return self._say(pending, f"search[{query}]")
-            # found by the search at history[i-1]: a long page may be narrowed down with lookup
-            keyword = self._lookup_keyword(example, title, sentences[0], self._rng(example, 1000 + n))
-            if keyword and len(sentences) == 1:
-                if i == len(history):
-                    return self._say([*_followed(title, found, rng), rng.choice(_LOOKUP).format(k=keyword)],
-                                     f"lookup[{keyword}]")
-                if history[i][0] == "lookup":
-                    i += 1
-                    found = None  # the lookup has been said; the match needs no word more
-            read.append((title, sentences, key, found))
-            if fails:  # a weak teacher's mistake: it answers from the first page it reads
-                wrong = self.wrong_answer(example, title)
-                return self._say([self._quote(read[-1], rng), rng.choice(_ANSWER).format(a=wrong)], f"finish[{wrong}]")
+            if done is None:
+                return self._towards(example, hops, k, read, attempts, pending, rng)
+            read.append((hop, done, []))
+            if hop.target is not None and i == len(history) and (keyword := self._lookup(example, read)):
+                return self._say([rng.choice(walk.LOOKUP).format(k=keyword)], f"lookup[{keyword}]")
+            if fails and hop.target is not None:  # a weak teacher's mistake: it answers from the first page it reads
+                wrong = self.wrong_answer(example, hop.target)
+                return self._say([self._quote(example, hop, done, wrong, rng), rng.choice(walk.ANSWER).format(a=wrong)],
+                                 f"finish[{wrong}]")
+        return self._conclude(example, read, pending, rng)
 
-        # every hop read: conclude, citing what the pages said
-        if example.type == "comparison" and example.reasoning:
-            pending += [*_followed(read[-1][0], read[-1][3], rng), example.reasoning]
-        else:
-            cited = [self._quote(r, rng) for r in read[-2:]]
-            pending += cited if example.type == "comparison" else cited[-1:]
-            pending.append(rng.choice(_ANSWER).format(a=answer))
-        return self._say(pending, f"finish[{answer}]")
+    @staticmethod
+    def _reached(example, hop: Hop, after: Hop | None, action, argument, obs) -> bool:
+        """Whether a step did what `hop` was for: brought its page, or (a detour) listed the next page's title."""
+        if action != "search":
+            return False
+        if hop.target is not None:
+            return walk.shows(example, hop.target, obs)
+        return normalize_answer(argument or "") == normalize_answer(hop.query) and (
+            obs == hop.observation or after is not None and after.target in walk.similar_titles(obs))
+
+    def _towards(self, example, hops, k: int, read, attempts, pending, rng) -> str:
+        """The next search of hop `k`, after `attempts` that did not bring its page, and what to say before it."""
+        hop = hops[k]
+        target = hop.target or hops[k + 1].target
+        if len(attempts) >= 3:
+            return self._say([*pending, rng.choice(walk.GIVE_UP).format(t=surface(target))], "finish[unknown]")
+        if attempts:  # the tool did not return what the walk expected (noise, or another wiki): recover
+            _, argument, obs = attempts[-1]
+            if target in walk.similar_titles(obs) and normalize_answer(argument or "") != normalize_answer(target):
+                said = walk.first_words(walk.page_text(obs))
+                return self._say([*pending, rng.choice(walk.DETOUR).format(m=walk.best_match(obs) or argument, s=said,
+                                                                      t=target)], f"search[{target}]")
+            return self._say([*pending, rng.choice(walk.RETRY).format(t=hop.query)], f"search[{hop.query}]")
+        if pending:  # a reflection already says what to search
+            return self._say(pending, f"search[{hop.query}]")
+        if not read:
+            return self._say([self._opening(example, hops, rng)], f"search[{hop.query}]")
+        before, obs, _ = read[-1]
+        if before.target is None:  # a detour whose result lists this page's title
+            said = walk.first_words(walk.page_text(obs))
+            other = (walk.DETOUR if walk.best_match(obs) else walk.OTHER_PAGE)
+            return self._say([rng.choice(other).format(m=walk.best_match(obs) or before.query, s=said, t=hop.query)],
+                             f"search[{hop.query}]")
+        thoughts = [*self._followed(before, rng), self._quote(example, before, obs, hop.query, rng)]
+        thoughts.append(rng.choice(walk.NEXT_FROM_PAGE if hop.source == "page" else walk.NEXT_FROM_QUESTION).format(
+            n=hop.query))
+        return self._say(thoughts, f"search[{hop.query}]")
+
+    def _opening(self, example, hops: list[Hop], rng) -> str:
+        """The first thought: what the question gives to start from, and the plan when it is plain."""
+        first = hops[0]
+        targets = [h for h in hops if h.target is not None]
+        named = any(normalize_answer(first.query) == normalize_answer(s) for s in name_spans(example.question)) \
+            or phrase_in(surface(first.target or ""), example.question)
+        if example.type == "comparison" and len(targets) == 2:
+            other = targets[1].query if targets[1].source == "question" else surface(targets[1].target)
+            return rng.choice(walk.OPEN_COMPARE).format(q=first.query, u=other)
+        if not named:
+            return rng.choice(walk.OPEN_DESCRIBED).format(q=first.query)
+        if len(targets) == 1:
+            return rng.choice(walk.OPEN_SINGLE).format(q=first.query)
+        if targets[1].source == "question":
+            other = targets[1].query
+            return rng.choice(walk.OPEN_COMPARE[:2] + walk.OPEN_COMPARE[3:]).format(q=first.query, u=other)
+        choices = walk.OPEN_BRIDGE if len(hops) == len(targets) else [t for t in walk.OPEN_BRIDGE if "{n}" not in t]
+        return rng.choice(choices).format(q=first.query, n=["one", "two", "three", "four"][len(targets) - 1])
+
+    @staticmethod
+    def _followed(hop: Hop, rng) -> list[str]:
+        """What the expert says of a page that came as a search's best match rather than by its title."""
+        return [rng.choice(walk.FOLLOWED).format(q=hop.query, t=hop.target)] if hop.best else []
+
+    def _quote(self, example, hop: Hop, obs: str, key: str, rng, shown: list[str] = ()) -> str:
+        """A short quote of the page `hop` read: the sentence that holds `key` (the next search, the answer),
+        else its first supporting sentence; only what the observations showed."""
+        visible = [s for s in walk.sentences_of(example, hop.target) if s in obs or any(s in o for o in shown)]
+        facts = [s for s in walk.facts_of(example, hop.target) if s in visible]
+        sentence = walk.sentence_with(facts, key) or walk.sentence_with(visible, key) or (facts or visible or [""])[0]
+        return rng.choice(walk.READ).format(t=hop.name, s=walk.clip(sentence, key))
+
+    def _lookup(self, example, read) -> str | None:
+        """A word of the screen to look up on the page just found, when its search did not show a supporting
+        sentence (a search engine's snippet), and the lookup would find that sentence first; else None."""
+        hop, obs, after = read[-1]
+        missing = [s for s in walk.facts_of(example, hop.target) if s not in obs and not any(s in o for o in after)]
+        if not missing or len(after) >= len(walk.facts_of(example, hop.target)):
+            return None
+        screen = " ".join([example.question, *(o for _, o, _ in read[:-1])])
+        sentences = walk.sentences_of(example, hop.target)
+        for word in content_words(screen):
+            first = next((s for s in sentences if word.lower() in s.lower()), None)
+            if first == missing[0] and len(word) > 3:
+                return word
+        return None
+
+    def _conclude(self, example, read, pending, rng) -> str:
+        """The final thought: the sentence that holds the answer quoted, or the comparison stated with both
+        values, then finish with the gold answer."""
+        answer = example.answer
+        pages = [(hop, obs, after) for hop, obs, after in read if hop.target is not None]
+        last = pages[-1][0]
+        if example.type == "comparison" and len(pages) == 2:
+            sides = [(h.name, " ".join(walk.facts_of(example, h.target))) for h, _, _ in pages]
+            stated = example.reasoning or comparison(example.question, sides, answer)
+            if stated:
+                end = [] if phrase_in(answer, stated.split(",")[-1]) else [rng.choice(walk.ANSWER).format(a=answer)]
+                return self._say([*pending, *self._followed(last, rng), stated, *end], f"finish[{answer}]")
+            key = answer if normalize_answer(answer) not in ("yes", "no") else ""
+            quotes = [self._quote(example, h, o, key, rng, a) for h, o, a in pages]
+            return self._say([*pending, *self._followed(last, rng), *quotes, rng.choice(walk.ANSWER).format(a=answer)],
+                             f"finish[{answer}]")
+        holding = [(h, o, a) for h, o, a in pages
+                   if any(phrase_in(answer, s) for s in walk.sentences_of(example, h.target) if s in o or
+                          any(s in x for x in a))]
+        h, o, a = (holding or pages)[-1]
+        quote = self._quote(example, h, o, answer, rng, a)
+        return self._say([*pending, *self._followed(last, rng), quote, rng.choice(walk.ANSWER).format(a=answer)],
+                         f"finish[{answer}]")
 
     def fails(self, example) -> bool:
         """Whether this question is one the teacher gets wrong: one of `failing`, else by a seeded coin per
@@ -498,33 +486,6 @@ class ScriptedExpert:
             if guess and normalize_answer(guess) != gold and normalize_answer(guess) not in ("who", "what", "which"):
                 return guess
         return "unknown"
-
-    @staticmethod
-    def _retry(title: str, attempt: tuple, rng) -> tuple[str, str]:
-        """(the next search, the thought that says why) after a search that did not bring `title`'s page."""
-        action, argument, obs = attempt
-        match = best_match(obs)
-        wanted = surface(title)
-        if match is not None and match != title:
-            page = obs.split(": ", 1)[1].split("\nSimilar:")[0]
-            said = " ".join(page.split()[:8]).rstrip(".,;")
-            if title in similar_titles(obs):
-                return title, rng.choice(_NOT_THE_MATCH_LISTED).format(m=match, t=title, s=said)
-            return title, rng.choice(_NOT_THE_MATCH).format(m=match, t=title, s=said)
-        if action == "search" and argument == wanted != title and match is None and not obs.startswith("Could not"):
-            what = title[len(wanted):].strip(" ()")
-            said = " ".join(obs.split()[:8]).rstrip(".,;")
-            return title, rng.choice(_OTHER_PAGE).format(q=wanted, w=what, t=title, s=said)
-        return title, rng.choice(_RETRY).format(t=title)
-
-    @staticmethod
-    def _quote(read: tuple, rng) -> str:
-        """What a page said, quoted short: the clause of its sentences that holds `key` (the next page's
-        name or the answer), after a word on how the page was found when it was a best match."""
-        title, sentences, key, found = read
-        said = [s for s in sentences if normalize_answer(surface(key)) in normalize_answer(s)] or sentences[:1]
-        quote = " ... ".join(clip(s, surface(key)) for s in said[:2])
-        return " ".join([*_followed(title, found, rng), rng.choice(_READ).format(t=surface(title), s=quote)])
 
     def _next_sql(self, example, history) -> str:
         """One step of a DB task: [look at a few rows], run the reference SQL, answer from its result.

@@ -44,7 +44,12 @@ class HotpotQARecipe:
     out: str = opt("runs/hotpotqa", "the run folder (one sub-folder per stage)")
     task: str = opt("world", "world (the embedded world, generated) | hotpotqa (real HotpotQA)")
     train_data: str | None = opt(None, "hotpotqa: an official JSON file to teach on (None: the hub's train split)")
-    eval_data: str | None = opt(None, "hotpotqa: an official JSON file to evaluate on (None: the hub's validation)")
+    eval_data: str | None = opt(None, "hotpotqa: official JSON files to evaluate on, joined by commas (None: the hub's "
+                                      "validation split)")
+    context: str = opt("question", "hotpotqa: which paragraphs a question searches: question (its own ten, the "
+                                   "distractor setting) | pool (every paragraph of the file at once)")
+    pool_eval: bool = opt(False, "hotpotqa: also evaluate the fine-tuned model with every paragraph of --eval-data "
+                                 "in one wiki (OUT/eval-pool), the harder setting beside the distractor one")
     seed: int = opt(0, "seed of the world, the teacher, training and evaluation")
     train_questions: int = opt(1000, "training questions the teacher solves")
     teacher: str = opt("scripted", "scripted (offline; walks the supporting facts) | openai (any compatible server)")
@@ -123,7 +128,7 @@ def teach_step(r: HotpotQARecipe, out: Path, data: Data) -> dict:
         out=str(out / "teach"), task=r.task, data=data.train, split=data.train_split, limit=r.train_questions,
         teacher=r.teacher, model=r.teacher_model, base_url=r.teacher_url, max_usd=r.max_usd,
         methods="react,decompose" if re.search(r"planner|subquestion", r.roles) else "react", seed=r.seed,
-        success_share=r.teacher_success, failures=r.teacher_failures), teach)
+        success_share=r.teacher_success, failures=r.teacher_failures, context=r.context), teach)
     print(f"   {taught['success']} of {taught['trajectories']} trajectories succeeded")
     return taught
 
@@ -164,6 +169,8 @@ def evaluate_steps(r: HotpotQARecipe, out: Path, data: Data, gguf: Path) -> tupl
     if prompted_model(r) != "none":
         runs["prompted"] = evaluate_stage(r, out, "prompted", prompted_model(r), data.eval, data.eval_split)
     runs["fine-tuned"] = evaluate_stage(r, out, "finetuned", str(gguf), data.eval, data.eval_split)
+    if r.pool_eval and r.task != "world":  # the same questions, their gold pages among every paragraph of the files
+        runs["pool"] = evaluate_stage(r, out, "pool", str(gguf), data.eval, data.eval_split, context="pool", probes=0)
     real = None
     if r.real_data:  # the same model on real questions no one here wrote, with evaluate's defaults
         real = stage(out, "eval-real", EvalConfig(model=str(gguf), out=str(out / "eval-real"), task="hotpotqa",
@@ -181,6 +188,8 @@ def report_step(r: HotpotQARecipe, out: Path, data: Data, runs: dict, real: dict
     print(f"\n{r.task}: {r.eval_questions} {data.eval_split} questions; prompted = {prompted_model(r)} with {r.shots} "
           f"examples, fine-tuned = {r.base} + LoRA, {trained['steps']} steps\n")
     print(table)
+    if "pool" in runs:
+        print("(pool: the fine-tuned model again, every paragraph of the files in one wiki)")
     why = outcome_table(runs)
     if why:
         print(f"\nwhy the episodes ended as they did (questions):\n{why}")
@@ -214,7 +223,7 @@ def evaluate_stage(r: HotpotQARecipe, out: Path, name: str, model: str, data, sp
 
     config = EvalConfig(model=model, out=str(out / f"eval-{name}"), task=r.task, data=data, split=split,
                         limit=r.eval_questions, shots=r.shots, max_steps=r.agent_steps, max_tokens=r.agent_tokens,
-                        seed=r.seed, probes=r.probes)
+                        seed=r.seed, probes=r.probes, context=r.context)
     return stage(out, f"eval-{name}", replace(config, **changes), evaluate)
 
 

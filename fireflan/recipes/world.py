@@ -24,10 +24,11 @@ from pathlib import Path
 
 from fireflan.corpus.build import CorpusConfig, build_corpus
 from fireflan.io import read_records, write_json, write_jsonl
+from fireflan.models.scripted import ScriptedExpert
 from fireflan.recipes.common import load_config
 from fireflan.tasks import get_task
 from fireflan.tasks.score import score_files
-from fireflan.teach import TeachConfig, gold_walk, teach
+from fireflan.teach import TeachConfig, teach, unwalkable
 from fireflan.tools.wiki import Wiki
 from fireflan.worlds.wiki import WorldConfig, write_world
 
@@ -56,8 +57,9 @@ def main(out: str = "runs/world", seed: int = 0):
 
     # 3. + 4. reachability and retrieval
     unreachable, similar_hits, tool_questions = [], 0, 0
+    expert = ScriptedExpert(test, tool=wiki)
     for ex in tqdm(test, desc="walk + search", unit="q"):
-        why = gold_walk(ex, wiki)
+        why = unwalkable(ex, expert)
         if why:
             unreachable.append({"_id": ex.id, "why": why})
         if ex.supporting_facts:

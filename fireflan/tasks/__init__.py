@@ -7,6 +7,7 @@
 """
 
 from fireflan.tasks.base import Example
-from fireflan.tasks.registry import OBSERVATIONS, TASKS, bind, get_task, load_examples, make_tool, open_task
+from fireflan.tasks.registry import CONTEXTS, OBSERVATIONS, TASKS, bind, get_task, load_examples, make_tool, open_task
 
-__all__ = ["OBSERVATIONS", "TASKS", "Example", "bind", "get_task", "load_examples", "make_tool", "open_task"]
+__all__ = ["CONTEXTS", "OBSERVATIONS", "TASKS", "Example", "bind", "get_task", "load_examples", "make_tool",
+           "open_task"]

@@ -35,11 +35,14 @@ def from_hub_record(rec: dict) -> dict:
 
 def load(source=None, split: str = "validation", n: int | None = None,
          setting: str = "distractor") -> list[Example]:
-    """Questions from a local file (`source`) or, with no source, from the hub."""
+    """Questions from local files (`source`: a path, or several joined by commas, read in turn) or, with no
+    source, from the hub."""
     if source is not None:
-        path = Path(source)
-        return limit([example_from_hotpot(r, NAME, path, i, f"{path.stem}-{i}")
-                      for i, r in read_records(path)], n)
+        examples = []
+        for part in str(source).split(","):
+            path = Path(part.strip())
+            examples += [example_from_hotpot(r, NAME, path, i, f"{path.stem}-{i}") for i, r in read_records(path)]
+        return limit(examples, n)
     rows = load_hub(HUB, setting, split)
     rows = rows.select(range(min(n, len(rows)))) if n is not None else rows
     return [example_from_hotpot(from_hub_record(r), NAME, HUB, i, str(i)) for i, r in enumerate(rows, 1)]

@@ -11,12 +11,13 @@ from __future__ import annotations
 from fireflan.tasks import bamboogle, dbbench, hotpotqa, mmlu, strategyqa, world
 from fireflan.tasks.base import Example
 from fireflan.tools.sql import SqlTool
-from fireflan.tools.wiki import Page, Wiki, load_corpus
+from fireflan.tools.wiki import Page, QuestionWikis, Wiki, load_corpus
 from fireflan.worlds.wiki import WorldConfig, generate_world
 
 _MODULES = {m.NAME: m for m in (world, hotpotqa, bamboogle, strategyqa, mmlu, dbbench)}
 TASKS = tuple(_MODULES)
 OBSERVATIONS = ("pages", "snippets")  # what the wiki's search returns (see tools.wiki)
+CONTEXTS = ("question", "pool")  # which paragraphs a question's wiki holds, when they come with the questions
 
 
 def get_task(name: str):
@@ -38,32 +39,40 @@ def load_examples(task: str, data=None, split: str | None = None, n: int | None 
 
 
 def open_task(task: str, data=None, split: str | None = None, limit: int | None = None, corpus=None,
-              observations: str = "pages"):
+              observations: str = "pages", context: str = "question"):
     """(task module, questions, tool) for a stage's data options. A split applies to the world, the DB
-    tasks, HotpotQA and the hub; a local file of another task is read whole."""
+    tasks, HotpotQA and the hub; a local file of another task is read whole. `context`: see `make_tool`
+    (a pool holds the paragraphs of every question of the data, not only the first `limit`)."""
     split = split if task in ("world", "hotpotqa", "dbbench") or data is None else None
     examples = load_examples(task, data, split, limit)
-    return get_task(task), examples, make_tool(task, examples, data, corpus, observations)
+    everything = load_examples(task, data, split, None) if context == "pool" and limit is not None else examples
+    return get_task(task), examples, make_tool(task, everything, data, corpus, observations, context)
 
 
-def make_tool(task: str, examples: list[Example], data=None, corpus=None, observations: str = "pages"):
+def make_tool(task: str, examples: list[Example], data=None, corpus=None, observations: str = "pages",
+              context: str = "question"):
     """The tool for a task's questions: SQL databases for dbbench (one per question, see `bind`), else the wiki.
 
     `corpus` (a corpus file or world folder) wins; a world folder given as `data` brings its own
-    corpus.jsonl; with no data the default world's articles are used; otherwise the union of the
-    questions' `context` paragraphs (HotpotQA's distractor setting). `observations`: "pages" (the
-    wiki's search returns a whole paragraph) or "snippets" (a search engine's two sentences).
+    corpus.jsonl; with no data the default world's articles are used; otherwise the questions' own
+    `context` paragraphs: with `context="question"` each question searches its own (HotpotQA's
+    distractor setting: two gold pages among ten), with `"pool"` one wiki holds the paragraphs of all of
+    `examples` (the gold pages among thousands, as a user's own search would have them).
+    `observations`: "pages" (the wiki's search returns a whole paragraph) or "snippets" (a search
+    engine's two sentences).
     """
     if observations not in OBSERVATIONS:
         raise ValueError(f"unknown observations {observations!r}; choose one of {', '.join(OBSERVATIONS)}")
-    wiki = _wiki(task, examples, data, corpus)
+    if context not in CONTEXTS:
+        raise ValueError(f"unknown context {context!r}; choose one of {', '.join(CONTEXTS)}")
+    wiki = _wiki(task, examples, data, corpus, context)
     if wiki is not None:
         wiki.snippets = observations == "snippets"
         return wiki
     return SqlTool()
 
 
-def _wiki(task: str, examples: list[Example], data, corpus):
+def _wiki(task: str, examples: list[Example], data, corpus, context: str):
     """make_tool's wiki (None for the DB tasks)."""
     from pathlib import Path
 
@@ -76,6 +85,8 @@ def _wiki(task: str, examples: list[Example], data, corpus):
     if task == "world" and data is None:
         _, pages = generate_world(WorldConfig())
         return Wiki([Page(p["title"], tuple(p["sentences"])) for p in pages])
+    if context == "question" and any(ex.context for ex in examples):
+        return QuestionWikis()
     pages = {}
     for ex in examples:
         for title, sentences in ex.context:

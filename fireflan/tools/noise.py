@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 
 from fireflan.tools.base import Observation
@@ -25,7 +26,19 @@ class NoisyTool:
             raise ValueError(f"noise kinds must be among {NOISE_KINDS}, got {kinds}")
         self.tool, self.p, self.kinds = tool, p, tuple(kinds)
         self.rng = random.Random(seed)
-        self.replaced = 0  # how many observations were noise
+        self._count = [0]  # how many observations were noise (shared with the tools of `for_example`)
+
+    @property
+    def replaced(self) -> int:
+        return self._count[0]
+
+    def for_example(self, example):
+        """The noisy tool of one question, when the wrapped tool gives each question its own (the same coin)."""
+        if not hasattr(self.tool, "for_example"):
+            return self
+        bound = copy.copy(self)
+        bound.tool = self.tool.for_example(example)
+        return bound
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -38,7 +51,7 @@ class NoisyTool:
         obs = self.tool.step(action, argument)
         if action not in ("search", "lookup") or self.rng.random() >= self.p:
             return obs
-        self.replaced += 1
+        self._count[0] += 1
         if self.rng.choice(self.kinds) == "none":
             return Observation("None")
         page = self.tool.pages[self.rng.randrange(len(self.tool.pages))]

@@ -176,6 +176,36 @@ class Wiki:
         return Observation(f"Unknown action '{action}'. Valid actions: search[...], lookup[...], finish[...].")
 
 
+class QuestionWikis:
+    """HotpotQA's distractor setting: each question searches only its own paragraphs (its gold pages among
+    the distractors it was given). `for_example(example)` is that question's `Wiki` (what `tasks.bind`
+    hands an episode); the last few are kept, so an episode and the expert's trial searches share one.
+
+        tool = QuestionWikis()
+        wiki = tool.for_example(example)   # a Wiki over example.context
+    """
+
+    actions = ACTION_NAMES
+
+    def __init__(self, snippets: bool = False, keep: int = 32):
+        self.snippets, self.keep = snippets, keep
+        self._wikis: dict[str, Wiki] = {}
+
+    def for_example(self, example) -> Wiki:
+        wiki = self._wikis.pop(example.id, None)
+        if wiki is None:
+            pages = {}
+            for title, sentences in example.context:
+                pages.setdefault(normalize_title(title), Page(title, tuple(s.strip() for s in sentences if s.strip())))
+            if not pages:
+                raise ValueError(f"question {example.id} carries no paragraphs to search: pass a corpus (--corpus)")
+            wiki = Wiki(list(pages.values()), snippets=self.snippets)
+        self._wikis[example.id] = wiki  # the most recent last
+        while len(self._wikis) > self.keep:
+            del self._wikis[next(iter(self._wikis))]
+        return wiki
+
+
 def snippet(page: Page, query: str) -> str:
     """A search engine's answer from one page: its lead sentence and, after it, the sentence that shares
     the most words with the query (the second sentence when none shares one).

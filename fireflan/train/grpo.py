@@ -415,7 +415,7 @@ def grpo_args(options: GRPOOptions, out: Path, backend: str, **overrides):
 def prepare_prompts(options: GRPOOptions):
     """(rows, wiki): the dataset's rows (`prompt_rows`, in hermes form for multi-turn) and the task's tool."""
     _, examples, wiki = open_task(options.task, options.data, options.split, corpus=options.corpus,
-                                  observations=options.observations)
+                                  observations=options.observations, context="pool")  # one wiki the rewards replay
     methods = tuple(m.strip() for m in options.methods.split(","))
     rows, missing = prompt_rows(read_trajectories(options.trajectories), examples, methods)
     if missing:

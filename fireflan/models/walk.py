@@ -1,0 +1,337 @@
+"""The scripted expert's walk through the wiki: which gold pages it reads in which order, each search written
+from what is on the screen, and what it says at each step.
+
+A student sees the question and the observations, nothing else. So the expert plans a walk that a student
+could make: the first search names what the question names (or, when the question only describes it, the
+words it describes it with); the next one takes the bridge name as the page just read writes it; a title's
+disambiguation is typed only after the screen showed it (a best match, a list of similar titles). It tries
+candidate searches on the tool before it commits (`plan_walk`), so the walk it shows is one that works,
+and records whose gold pages no such walk reaches are skipped and counted by `teach`.
+
+    plan = plan_walk(example, probe)   # [Hop(query, target, source, observation), ...] or None
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+
+from fireflan.models.reading import content_words, name_spans
+from fireflan.tasks.scoring import normalize_answer
+
+
+def surface(title: str) -> str:
+    """A page title as running text names it, without Wikipedia's disambiguation in brackets.
+    'Kiss and Tell (1945 film)' -> 'Kiss and Tell'; 'Bath, Maine' -> 'Bath, Maine'"""
+    return re.sub(r"\s*\([^()]*\)$", "", title).strip() or title
+
+
+def best_match(observation: str) -> str | None:
+    """The title a search fell back to when no page had the exact title, else None.
+    'No page is titled "X". Best match, X (film): ...' -> 'X (film)'"""
+    m = re.match(r'No page is titled ".*?"\. Best match, (.+?): ', observation, re.DOTALL)
+    return m.group(1) if m else None
+
+
+def similar_titles(observation: str) -> list[str]:
+    """The titles of the 'Similar: [a, b]' line of a search result ([] when there is none). Titles
+    holding ', ' are split, so only titles without a comma can be matched against it."""
+    m = re.search(r"\nSimilar: \[(.*)\]\s*$", observation)
+    return [t.strip() for t in m.group(1).split(", ")] if m else []
+
+
+def page_text(observation: str) -> str:
+    """What a search result says of its page, without the best-match preamble and the similar titles."""
+    text = observation.split("\nSimilar: [")[0]
+    m = re.match(r'No page is titled ".*?"\. Best match, .+?: ', text, re.DOTALL)
+    return text[m.end():] if m else text
+
+
+def phrase_in(needle: str, haystack: str) -> bool:
+    """('Scott Stapp', 'married to Scott Stapp, a singer') -> True; ('no', 'known') -> False"""
+    needle = normalize_answer(needle)
+    return bool(needle) and f" {needle} " in f" {normalize_answer(haystack)} "
+
+
+def sentences_of(example, title: str) -> list[str]:
+    """The sentences of a page of the question's context."""
+    for t, sentences in example.context:
+        if t == title:
+            return [s.strip() for s in sentences if s.strip()]
+    return []
+
+
+def facts_of(example, title: str) -> list[str]:
+    """The supporting sentences of one gold page (the sentence indices past the end of the page dropped)."""
+    sentences = next((s for t, s in example.context if t == title), [])
+    return [sentences[i].strip() for t, i in example.supporting_facts if t == title and 0 <= i < len(sentences)]
+
+
+def shows(example, title: str, observation: str) -> bool:
+    """Whether an observation is the page `title`: its lead sentence is in it (and, when the lead is too short to
+    tell pages apart, its supporting sentences too). Later sentences do not tell: 'It received mixed reviews.'
+    may be on many pages."""
+    sentences = sentences_of(example, title)
+    if not sentences or sentences[0] not in observation:
+        return False
+    return len(sentences[0]) >= 20 or all(f in observation for f in facts_of(example, title))
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One planned search: `query` as the screen shows it; the gold page it brings (None: a detour whose
+    result lists the next page's title among similar ones); where the query came from (question: the
+    question's names or words; page: the page read before; similar: the titles a result listed); and what the
+    tool returned for it when the walk was planned."""
+
+    query: str
+    target: str | None
+    source: str
+    observation: str
+
+    @property
+    def best(self) -> bool:
+        """Found as a search's best match, not by its title."""
+        return best_match(self.observation) == self.target
+
+    @property
+    def name(self) -> str:
+        """The page as the screen names it: the title searched, or (a best match) its title without brackets."""
+        return surface(self.target) if self.best or self.target is None else self.query
+
+
+def _related(span: str, title: str) -> bool:
+    words = set(normalize_answer(surface(title)).split())
+    return bool(set(normalize_answer(span).split()) & words)
+
+
+def candidate_queries(title: str, texts: list[tuple[str, str]]) -> list[tuple[str, str, bool]]:
+    """(query, source, related) a reader could type to reach `title`, from `texts` [(source, text on the
+    screen)] in the order they are preferred: the title or its surface name where the screen writes it and
+    names on the screen that share a word with it (related), then names with the words the question says
+    around them and the question's own words (a search for what it describes), then other names.
+
+    ('Ariel (Disney)', [('page', 'She originated the role of Ariel in "The Little Mermaid"')])
+    -> [('Ariel', 'page', True), ('The Little Mermaid', 'page', False), ...]
+    """
+    out = []
+    screen = " ".join(text for _, text in texts)
+    said = [w for w in title[len(surface(title)):].strip(" ()").split() if phrase_in(w, screen)]
+    for source, text in texts:
+        if phrase_in(title, text):
+            out.append((title, source, True))
+        if phrase_in(surface(title), text):
+            out.append((surface(title), source, True))
+            if said:  # the name and what the screen says of it: 'Heavy film' for 'Heavy (film)'
+                out.append((f"{surface(title)} {' '.join(said)}", source, True))
+        out += [(s, source, True) for s in name_spans(page_text(text)) if _related(s, title)]
+    for source, text in texts:
+        if source != "question":
+            continue
+        words = content_words(text)
+        for span in name_spans(text):  # a name and what the question says about it
+            if span in text:
+                before = content_words(text[:text.index(span)])[-3:]
+                after = content_words(text[text.index(span) + len(span):])[:3]
+                if after:
+                    out.append((f"{span} {' '.join(after)}", source, False))
+                if before:
+                    out.append((f"{' '.join(before)} {span}", source, False))
+        if len(words) >= 2:
+            out.append((" ".join(words[:8]), source, False))
+    for source, text in texts:
+        out += [(s, source, False) for s in name_spans(page_text(text)) if not _related(s, title)]
+    seen, unique = set(), []
+    for query, source, related in out:
+        key = normalize_answer(query)
+        if key and key not in seen:
+            seen.add(key)
+            unique.append((query, source, related))
+    return unique
+
+
+def _reach(example, title: str, texts, probe, tried: set[str]) -> list[Hop] | None:
+    """The hops that bring `title` from what `texts` show: a search for a name related to it that finds it
+    (by title or as the best match); else such a search whose result lists it among similar titles, then its
+    title; else a search for what the question describes, or another name, that finds it."""
+    candidates = [c for c in candidate_queries(title, texts) if normalize_answer(c[0]) not in tried][:24]
+    results = {}
+    for related in (True, False):
+        for query, source, rel in candidates:
+            if rel != related:
+                continue
+            results[query] = obs = probe(query)
+            if shows(example, title, obs):
+                return [Hop(query, title, source, obs)]
+        for query, source, rel in candidates:
+            if rel == related and title in similar_titles(results[query]):
+                return [Hop(query, None, source, results[query]), Hop(title, title, "similar", probe(title))]
+    return None
+
+
+def plan_walk(example, probe, reverse: bool = False) -> list[Hop] | None:
+    """The walk an expert makes through the wiki to read every gold page of `example`, each search derived
+    from the screen, or None when there is none. `probe(query) -> observation` runs a search without
+    changing the episode's tool.
+
+    Orders of the gold pages are tried as a reader would: for a bridge, the page that holds the answer last;
+    for a comparison, the two sides in the question's order (`reverse`: the other first). Among the walks
+    that reach every page, the one with the fewest detours, then the most names taken from the pages read,
+    is kept."""
+    titles = list(dict.fromkeys(t for t, _ in example.supporting_facts))
+    if not titles or len(titles) > 4:
+        return None
+    holds = {t: any(phrase_in(example.answer, s) for s in facts_of(example, t)) for t in titles}
+    named = {t: phrase_in(surface(t), example.question) for t in titles}
+    orders = list(itertools.permutations(titles)) if len(titles) <= 3 else [tuple(titles)]
+    if example.type == "comparison":
+        position = {t: normalize_answer(example.question).find(normalize_answer(surface(t))) for t in titles}
+        orders.sort(key=lambda o: [position[t] if position[t] >= 0 else 999 for t in o], reverse=reverse)
+    else:
+        orders.sort(key=lambda o: (not holds[o[-1]], not named[o[0]]))
+    best, best_key = None, None
+    for order in orders:
+        walk = _walk(example, order, probe)
+        if walk is None:
+            continue
+        detours = sum(h.target is None for h in walk)
+        key = (detours, -sum(h.source == "page" for h in walk))
+        if best_key is None or key < best_key:
+            best, best_key = walk, key
+        if detours == 0 and example.type == "comparison":
+            break
+    return best
+
+
+def _walk(example, order, probe) -> list[Hop] | None:
+    hops, read = [], []  # read: each observation so far (a page, its similar titles), the last first
+    tried: set[str] = set()
+    for title in order:
+        texts = [("page", t) for t in read] + [("question", example.question)]
+        found = _reach(example, title, texts, probe, tried)
+        if found is None:
+            return None
+        hops += found
+        tried |= {normalize_answer(h.query) for h in found}
+        read.insert(0, found[-1].observation)
+    return hops
+
+
+# ---------------------------------------------------------------------------------------------- what it says
+
+OPEN_BRIDGE = [  # {q}: the first search; {n}: the pages to read
+    "The question names {q}, and the page on {q} should lead me to the answer. Let me search {q}.",
+    "I will start from what the question gives me: {q}.",
+    "First I need to know more about {q}; its page should name what the question is after.",
+    "{q} is the starting point here. Its page should point me to the next thing to look up.",
+    "This takes {n} pages: first {q}, then whatever its page points to.",
+    "Let me begin with {q}; the answer should be one hop away from its page.",
+    "To answer this I first need {q}'s page.",
+    "The question is built around {q}, so I will search it first.",
+]
+OPEN_DESCRIBED = [  # the question describes the first page without naming it
+    "The question does not name the page I need, so I will search for what it describes: {q}.",
+    "Nothing here gives a title, but the question describes it; let me search {q}.",
+    "I do not know the title yet. A search for the words of the question, {q}, should find the page.",
+    "The page is described rather than named. Let me try {q}.",
+]
+OPEN_SINGLE = [
+    "The page on {q} should say it directly. Let me search {q}.",
+    "One search should do: {q}.",
+    "The answer should be on the page about {q}.",
+    "Let me look {q} up; its page should answer this.",
+]
+OPEN_COMPARE = [  # {q}: the first side, {u}: the other
+    "I need to compare {q} and {u}, so I need both pages. First, {q}.",
+    "To compare them I need what each page says. Let me start with {q}.",
+    "Let me look up {q}, then {u}.",
+    "This compares {q} with {u}. I will read {q}'s page first.",
+    "Two pages to read: {q} and {u}. Starting with {q}.",
+    "I should check {q} and {u} one at a time, beginning with {q}.",
+]
+READ = [  # {t}: the page read, {s}: a quote from it
+    'The page on {t} says: "{s}"',
+    'From the {t} article: "{s}"',
+    '{t}: "{s}"',
+    'According to its page, "{s}"',
+    'The {t} page says "{s}"',
+    'I read: "{s}"',
+    'Here it says "{s}"',
+]
+NEXT_FROM_PAGE = [  # {n}: the name the page gives
+    "So next I need the page on {n}.",
+    "The page names {n}, so that is my next search.",
+    "Now I should look up {n}.",
+    "That points to {n}. Let me search it.",
+    "{n} is the next step.",
+    "Let me follow that to {n}.",
+]
+NEXT_FROM_QUESTION = [  # {n}: another name the question gives
+    "Now the other one the question names: {n}.",
+    "Next, {n}.",
+    "I still need {n}'s page.",
+    "Now let me read about {n}.",
+    "That is one side. The other is {n}.",
+]
+ANSWER = ["So the answer is {a}.", "That means the answer is {a}.", "Therefore, the answer is {a}.",
+          "So it is {a}.", "The answer is {a}.", "That gives the answer: {a}.", "So, {a}."]
+FOLLOWED = [  # a search that found no exact title, but its best match was the page
+    'There is no page titled "{q}", but the best match, {t}, is the one I need.',
+    'No page has the exact title "{q}"; the best match, {t}, is the right page.',
+    'The search for "{q}" led to {t}, which is the page I wanted.',
+    "{t} came up as the best match for {q}, and it is the right one.",
+]
+DETOUR = [  # {m}: the page a search brought, {s}: its first words, {t}: the title listed among similar ones
+    'That brought {m} ("{s}"), which is not what I need, but the similar titles include {t}. Let me search {t}.',
+    'The best match, {m}, says "{s}": not the page I need. {t} is in the list of similar titles, so let me try it.',
+    'This is {m} ("{s}"), something else. Among the similar titles is {t}; that should be it.',
+]
+OTHER_PAGE = [  # an exact title that is another page of the name: {s} its first words
+    'This {m} page ("{s}") is about something else. The similar titles include {t}, so let me search that.',
+]
+RETRY = [
+    "The result does not say what I need about {t}. I will search {t} again.",
+    "That observation is not the {t} page I expected. Let me search {t} once more.",
+    "That did not give me {t}'s page. Let me try the search again.",
+]
+LOOKUP = [
+    'The page does not show everything; let me look up "{k}" in it.',
+    'I will look for "{k}" on this page.',
+    'Let me find the sentence that mentions "{k}".',
+]
+GIVE_UP = ["The tool keeps failing to return {t}, so I cannot find the answer.",
+           "I could not get the page on {t} after several tries, so I cannot answer."]
+
+
+def clip(sentence: str, key: str, words: int = 22) -> str:
+    """A long sentence cut to the clause that holds `key` (or to its first words), so a quote stays short. The
+    key is matched as whole words ('no' is not in 'known').
+
+    ('Jaclyn Stapp is a beauty queen, philanthropist and fashion model with pageant roots in Florida and New York,
+    and she is married to Scott Stapp, former frontman of the band Creed.', 'Scott Stapp')
+    -> 'philanthropist and fashion model with pageant roots in Florida and New York, and she is married to Scott Stapp'
+    """
+    if len(sentence.split()) <= words:
+        return sentence
+    clauses = re.split(r"(?<=[,;])\s+(?=\w)", sentence)
+    for k, clause in enumerate(clauses):
+        if key and phrase_in(key, clause):
+            start, end = k, k + 1
+            while start > 0 and len(" ".join(clauses[start - 1:end]).split()) <= words:
+                start -= 1
+            while end < len(clauses) and len(" ".join(clauses[start:end]).split()) < 8:  # a clause of a name alone
+                end += 1
+            text = " ".join(clauses[start:end]).rstrip(",;")
+            return " ".join(text.split()[:words * 2])
+    return " ".join(sentence.split()[:words]).rstrip(",;") + " ..."
+
+
+def first_words(text: str, n: int = 8) -> str:
+    """'Creed is an American rock band formed in 1994 in Tallahassee.' -> 'Creed is an American rock band formed in'"""
+    return " ".join(text.split()[:n]).rstrip(".,;:")
+
+
+def sentence_with(text_sentences: list[str], key: str) -> str | None:
+    """The first sentence that holds `key` as whole words."""
+    return next((s for s in text_sentences if phrase_in(key, s)), None)
