@@ -1,6 +1,8 @@
 # fireflan — the whole set-up is in these targets; a fresh machine needs only `make all` or `make test`.
 #   make all    the main job on the embedded default, end to end (writes runs/)
 #   make lab    the same recipe sized for a class (~10 minutes on 2 cores; runs/lab)
+#   make real   the free FireAct on real HotpotQA: REAL_TRAIN / REAL_EVAL name official distractor files (empty:
+#               the hub's splits, which need a network); runs/real
 #   make test   the default test tier (pytest -m "not slow")
 #   make test-slow  the slower tier CI runs too; make test-lab  notebooks 2 and 3 at the lab's sizes (~25 min)
 #   make lint   ruff
@@ -13,7 +15,10 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 RUNS   ?= runs
 
-.PHONY: all lab test test-slow test-lab lint bench clean
+REAL_TRAIN ?=
+REAL_EVAL  ?=
+
+.PHONY: all lab real test test-slow test-lab lint bench clean
 
 # One stamp per set of extras: re-installs when pyproject.toml or the constraints change.
 # torch goes in first, from the CPU wheel pinned in constraints.txt, so that no later package
@@ -29,6 +34,10 @@ all: $(VENV)/.ready-train,infer,dev
 
 lab: $(VENV)/.ready-train,infer,dev
 	$(PY) -m fireflan.recipes.hotpotqa --config recipes/lab.toml --out $(RUNS)/lab
+
+real: $(VENV)/.ready-train,infer,dev
+	$(PY) -m fireflan.recipes.hotpotqa --config recipes/hotpotqa-real.toml --out $(RUNS)/real \
+		$(if $(REAL_TRAIN),--train-data $(REAL_TRAIN)) $(if $(REAL_EVAL),--eval-data $(REAL_EVAL))
 
 test: $(VENV)/.ready-train,infer,dev
 	$(PY) -m pytest -m "not slow" -q

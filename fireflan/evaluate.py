@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fireflan.agent.judge import Thresholds
 from fireflan.agent.loop import AgentConfig, Trajectory
-from fireflan.agent.methods import METHODS, run_method
+from fireflan.agent.methods import METHODS, run_method, run_side_by_side
 from fireflan.agent.probes import run_probes
 from fireflan.agent.prompts import few_shot_prefix
 from fireflan.corpus.format import system_tools
@@ -75,6 +75,8 @@ class EvalConfig:
     threads: int | None = opt(None, "llama.cpp threads (None: the default for this machine)")
     base_url: str | None = opt(None, "an OpenAI-compatible server for --model")
     constrain: bool = opt(False, "GGUF models: after 'Action:' only an action name may be generated")
+    batch: int = opt(1, "react with a GGUF: questions decoded side by side in one llama.cpp batch (1: one at a "
+                        "time); greedy answers are the same, the wall time shorter")
     probes: int = opt(0, "hallucination probes: N questions with no tools offered, N that need none (0: off)")
 
 
@@ -209,12 +211,14 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         raise ValueError(f"--context must be one of {', '.join(CONTEXTS)}, got {config.context!r}")
     if config.prompt not in ("auto", "none", "fewshot", "system"):
         raise ValueError(f"--prompt must be auto, none, fewshot or system, got {config.prompt!r}")
+    if config.batch < 1:
+        raise ValueError(f"--batch must be 1 or more, got {config.batch}")
     if config.task == "dbbench" and (config.noise or config.constrain):
         raise ValueError("--noise and --constrain know the wiki's actions only; the DB tasks run execute[...] "
                          "(use --noise 0 and no --constrain)")
     out = Path(config.out)
     thresholds = Thresholds.read(config.judge_calibration) if config.judge_calibration else Thresholds()
-    guard_run(out, config, may_change=("limit", "threads", "probes", "out"))
+    guard_run(out, config, may_change=("limit", "threads", "probes", "out", "batch"))
     task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus,
                                      config.observations, config.context)
     if config.noise:
@@ -238,18 +242,25 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     agent = AgentConfig(max_steps=config.max_steps, max_tokens=config.max_tokens, temperature=config.temperature)
     started = time.time()
     # a resumed run's bar counts the questions done before, and its EM is over all of them
-    bar = tqdm(todo, desc=f"evaluate {config.method}", unit="q", initial=len(done), total=len(examples))
+    bar = tqdm(desc=f"evaluate {config.method}", unit="q", initial=len(done), total=len(examples))
     right = sum(bool(rec.get("success")) for rec in earlier)
-    for i, ex in enumerate(bar, start=len(done) + 1):
-        env, score = bind(task, tool, ex)  # a DB task: the question's own database, scored on its table
-        traj = run_method(config.method, model, env, ex, prefix=prefix, config=agent, seed=config.seed,
-                          k=config.k, backtracks=config.backtracks, branch_temperature=config.branch_temperature,
-                          branch_by=config.branch_by, candidates=config.candidates, restarts=config.restarts,
-                          thresholds=thresholds, judged=config.judged, score=score,
-                          prompt_name=f"few-shot-{shots_for}-{config.shots}" if fewshot else
-                          ("system-tools" if config.prompt == "system" else ""))
+    prompt_name = f"few-shot-{shots_for}-{config.shots}" if fewshot else ("system-tools" if config.prompt == "system"
+                                                                           else "")
+    if config.batch > 1 and config.method == "react" and hasattr(model, "generate_batch"):
+        bound = ((ex, *bind(task, tool, ex)) for ex in todo)
+        trajectories = run_side_by_side(model, bound, width=config.batch, config=agent, prefix=prefix,
+                                        seed=config.seed, prompt_name=prompt_name)
+    else:  # one at a time; bind: a DB task's question gets its own database, scored on its table
+        trajectories = (run_method(config.method, model, env, ex, prefix=prefix, config=agent, seed=config.seed,
+                                   k=config.k, backtracks=config.backtracks,
+                                   branch_temperature=config.branch_temperature, branch_by=config.branch_by,
+                                   candidates=config.candidates, restarts=config.restarts, thresholds=thresholds,
+                                   judged=config.judged, score=score, prompt_name=prompt_name)
+                        for ex in todo for env, score in [bind(task, tool, ex)])
+    for i, traj in enumerate(trajectories, start=len(done) + 1):
         append_jsonl(path, traj.to_record())
         right += traj.success
+        bar.update()
         bar.set_postfix(em=f"{right / i:.2f}", refresh=False)
     bar.close()
     records = [rec for _, rec in iter_jsonl(path) if rec["id"] in wanted]

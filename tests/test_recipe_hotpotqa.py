@@ -254,3 +254,47 @@ def test_the_improve_recipe_adds_rounds_to_the_main_run_and_a_weak_teachers(reci
     second = json.loads((out / "control-2" / "train.json").read_text())  # the control's second link, as round 2
     assert second["config"]["init_adapter"] == str(out / "control" / "adapter") and second["steps"] == 2
     assert more["control"]["train_steps"] == 4 and more["control"]["eval_folder"] == str(out / "eval-control-2")
+
+
+def test_the_real_recipe_teaches_on_official_files_and_measures_both_settings(tmp_path):
+    """recipes/hotpotqa-real.toml at a tiny scale: the expert walks an official-schema train file, the tiny model
+    is trained and exported, then answers two dev files at once, side by side, each question in its own
+    paragraphs and again with every paragraph pooled; the prompted baseline on the first few only."""
+    for module in ("torch", "transformers", "peft", "gguf", "llama_cpp"):
+        pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[train,infer]')")
+    from helpers import ROOT
+
+    from fireflan.export.convert import ConverterUnavailable, converter_dir
+    from fireflan.recipes.common import read_options
+    from fireflan.recipes.hotpotqa import HotpotQARecipe, main
+    from fireflan.worlds.wiki import WorldConfig, write_world
+
+    try:
+        converter_dir()
+    except ConverterUnavailable as e:
+        pytest.skip(f"llama.cpp's converter could not be fetched (no package index?): {str(e).splitlines()[0]}")
+    world = tmp_path / "world"
+    write_world(WorldConfig(train=40, dev=0, test=12), world)
+    keep = ("_id", "question", "answer", "type", "level", "supporting_facts", "context")
+    rows = {s: [{k: r[k] for k in keep} for r in map(json.loads, (world / f"{s}.jsonl").read_text().splitlines())
+                if r["supporting_facts"]] for s in ("train", "test")}
+    train, first, second = tmp_path / "train.json", tmp_path / "dev-a.json", tmp_path / "dev-b.json"
+    train.write_text(json.dumps(rows["train"]))
+    first.write_text(json.dumps(rows["test"][:3]))
+    second.write_text(json.dumps(rows["test"][3:6]))
+    options = read_options(HotpotQARecipe, str(ROOT / "recipes" / "hotpotqa-real.toml"), out=str(tmp_path / "run"),
+                           base="tiny", train_data=str(train), eval_data=f"{first},{second}", max_steps=3,
+                           prompted="embedded", prompted_questions=2, shots=1, agent_steps=2, agent_tokens=24,
+                           pool_eval=True, eval_batch=2)
+    assert (ROOT / "recipes" / "hotpotqa-real.toml").read_text().startswith(
+        "# python -m fireflan.recipes.hotpotqa --config recipes/hotpotqa-real.toml")
+    result = main(options)
+    assert set(result["runs"]) == {"prompted", "fine-tuned", "pool"}
+    assert result["runs"]["prompted"]["questions"] == 2
+    assert result["runs"]["fine-tuned"]["questions"] == result["runs"]["pool"]["questions"] == 6  # both files
+    run = tmp_path / "run"
+    settings = {name: json.loads((run / name / "config.json").read_text()) for name in ("eval-finetuned", "eval-pool")}
+    assert settings["eval-finetuned"]["context"] == "question" and settings["eval-pool"]["context"] == "pool"
+    assert settings["eval-finetuned"]["batch"] == 2
+    summary = json.loads((run / "teach" / "summary.json").read_text())
+    assert summary["success"] == summary["trajectories"] > 20 and "skipped_underivable" in summary

@@ -196,13 +196,13 @@ def episode(tool, example, *, method: str = "react", prefix: list[dict] | None =
     for _ in range(max_steps):
         started = time.perf_counter()
         while True:
-            saved = _save(tool)
+            saved = tool_state(tool)
             temperature = config.temperature if attempt == 0 else max(config.temperature, config.backtrack_temperature)
             text, usage = yield Request(messages, temperature, seed + attempt, traj)
             step, obs = _step(text, usage, tool)
             if backtracks_left == 0 or not failed_step(step, traj.steps):
                 break
-            _restore(tool, saved)  # back to the state before the failed step, and sample another
+            restore_tool(tool, saved)  # back to the state before the failed step, and sample another
             step.seconds = round(time.perf_counter() - started, 4)
             traj.discarded.append(step)
             backtracks_left -= 1
@@ -256,10 +256,11 @@ def failed_step(step: Step, previous: list[Step]) -> bool:
     return step.action == "search" and step.observation.startswith("Could not find")
 
 
-def _save(tool):
+def tool_state(tool):
+    """What an action can change in a tool (None for one without state), to put it back with `restore_tool`."""
     return tool.state() if hasattr(tool, "state") else None
 
 
-def _restore(tool, saved) -> None:
+def restore_tool(tool, saved) -> None:
     if saved is not None:
         tool.restore(saved)

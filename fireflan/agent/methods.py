@@ -42,7 +42,7 @@ from dataclasses import replace
 from fireflan.agent import roles
 from fireflan.agent.judge import Thresholds, yes_probabilities
 from fireflan.agent.loop import METHODS as LOOP_METHODS
-from fireflan.agent.loop import AgentConfig, Step, Trajectory, episode, make_step, run_episode
+from fireflan.agent.loop import AgentConfig, Step, Trajectory, episode, make_step, restore_tool, run_episode, tool_state
 from fireflan.models.base import Usage
 from fireflan.tasks.base import Example
 from fireflan.tasks.scoring import normalize_answer
@@ -182,6 +182,47 @@ def _wave(model, tool, example, branches, config, seed, score, kwargs, done: dic
     for loop in loops.values():
         loop.close()
     return [requests[i].traj for i in sorted(requests)]
+
+
+def run_side_by_side(model, questions, *, width: int, config: AgentConfig | None = None, prefix=None, seed: int = 0,
+                     prompt_name: str = ""):
+    """ReAct episodes of different questions stepped side by side: each step of every running episode is one
+    batched model call (`model.generate_batch`), so a CPU decodes `width` questions for little more than the
+    price of one. `questions` yields (example, tool, score); yields each `Trajectory` as it ends (not in the
+    order asked), its budget's seconds the wall time it ran. Greedy decoding gives each episode the text it
+    gets alone (llama.cpp's batch, `fireflan.models.batch`)."""
+    config = config or AgentConfig()
+    questions, live = iter(questions), {}  # id -> [episode loop, its request, its tool, the tool's state, start]
+
+    def start() -> bool:
+        try:
+            example, tool, score = next(questions)
+        except StopIteration:
+            return False
+        loop = episode(tool, example, method="react", prefix=prefix, config=config, seed=seed, score=score,
+                       prompt_name=prompt_name, model_name=getattr(model, "name", "?"))
+        live[example.id] = [loop, next(loop), tool, tool_state(tool), time.perf_counter()]
+        return True
+
+    while len(live) < width and start():
+        pass
+    while live:
+        ids = list(live)
+        outs = model.generate_batch([(live[i][1].messages, live[i][1].temperature, live[i][1].seed) for i in ids],
+                                    stop=config.stop, max_tokens=config.max_tokens)
+        for i, out in zip(ids, outs, strict=True):
+            entry = live[i]
+            restore_tool(entry[2], entry[3])  # the tool as this episode left it (a shared wiki's open page)
+            try:
+                entry[1] = entry[0].send(out)
+                entry[3] = tool_state(entry[2])
+            except StopIteration as finished:
+                traj = finished.value
+                traj.extra = {**traj.extra, "budget": {**traj.budget(),
+                                                       "seconds": round(time.perf_counter() - entry[4], 4)}}
+                del live[i]
+                start()
+                yield traj
 
 
 def _generate_all(model, requests: list[tuple], config: AgentConfig) -> list[tuple[str, Usage]]:

@@ -190,7 +190,9 @@ class LlamaModel:
         if self._batch is None or self._batch.n_seq < n:
             if self._batch is not None:
                 self._batch.close()
-            self._batch = BatchDecoder(self.llm, n_seq=max(n, 2), n_ctx=2 * self.n_ctx, threads=self.threads)
+            # one memory for all sequences (their shared prefix held once): room for several whole episodes
+            self._batch = BatchDecoder(self.llm, n_seq=max(n, 2), n_ctx=max(2, (n + 1) // 2) * self.n_ctx,
+                                       threads=self.threads)
         return self._batch
 
     def _tokens(self, messages: list[dict]) -> list[int]:

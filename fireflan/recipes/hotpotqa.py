@@ -80,6 +80,9 @@ class HotpotQARecipe:
     prompted: str = opt("auto", "the prompted baseline: auto (the embedded Gemma when base=embedded, else none) | "
                                 "a GGUF file | none")
     eval_questions: int = opt(60, "test questions, the same for both models")
+    prompted_questions: int | None = opt(None, "the prompted baseline on the first N of them only (None: all; it reads "
+                                               "a long few-shot prompt and loops to the step limit, so it is slow)")
+    eval_batch: int = opt(1, "questions the fine-tuned GGUF decodes side by side (evaluate --batch)")
     shots: int = opt(2, "few-shot examples in the prompted baseline's prompt")
     agent_steps: int = opt(6, "model calls per question at evaluation")
     agent_tokens: int = opt(96, "tokens per model call at evaluation")
@@ -167,10 +170,13 @@ def evaluate_steps(r: HotpotQARecipe, out: Path, data: Data, gguf: Path) -> tupl
     fine-tuned model on the same test questions (OUT/eval-prompted, OUT/eval-finetuned)."""
     runs = {}
     if prompted_model(r) != "none":
-        runs["prompted"] = evaluate_stage(r, out, "prompted", prompted_model(r), data.eval, data.eval_split)
-    runs["fine-tuned"] = evaluate_stage(r, out, "finetuned", str(gguf), data.eval, data.eval_split)
+        runs["prompted"] = evaluate_stage(r, out, "prompted", prompted_model(r), data.eval, data.eval_split,
+                                          limit=r.prompted_questions or r.eval_questions)
+    runs["fine-tuned"] = evaluate_stage(r, out, "finetuned", str(gguf), data.eval, data.eval_split,
+                                        batch=r.eval_batch)
     if r.pool_eval and r.task != "world":  # the same questions, their gold pages among every paragraph of the files
-        runs["pool"] = evaluate_stage(r, out, "pool", str(gguf), data.eval, data.eval_split, context="pool", probes=0)
+        runs["pool"] = evaluate_stage(r, out, "pool", str(gguf), data.eval, data.eval_split, context="pool", probes=0,
+                                      batch=r.eval_batch)
     real = None
     if r.real_data:  # the same model on real questions no one here wrote, with evaluate's defaults
         real = stage(out, "eval-real", EvalConfig(model=str(gguf), out=str(out / "eval-real"), task="hotpotqa",
@@ -185,8 +191,12 @@ def report_step(r: HotpotQARecipe, out: Path, data: Data, runs: dict, real: dict
                                out=str(out / "report.md"), html=str(out / "html")))
     table = comparison(runs)
     gain = runs["fine-tuned"]["em"] - runs["prompted"]["em"] if "prompted" in runs else None
-    print(f"\n{r.task}: {r.eval_questions} {data.eval_split} questions; prompted = {prompted_model(r)} with {r.shots} "
-          f"examples, fine-tuned = {r.base} + LoRA, {trained['steps']} steps\n")
+    n = runs["fine-tuned"]["questions"]
+    fewer = runs["prompted"]["questions"] if "prompted" in runs and runs["prompted"]["questions"] != n else None
+    fewer = f" (the prompted baseline on the first {fewer})" if fewer else ""
+    print(f"\n{r.task}: {n} {data.eval_split} questions{fewer};"
+          f" prompted = {prompted_model(r)} with {r.shots} examples, fine-tuned = {r.base} + LoRA, "
+          f"{trained['steps']} steps\n")
     print(table)
     if "pool" in runs:
         print("(pool: the fine-tuned model again, every paragraph of the files in one wiki)")
