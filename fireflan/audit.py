@@ -4,7 +4,7 @@ A student sees only the question and the observations. A teacher that searches a
 nowhere, concludes from a page it does not quote, or looks up a sentence the search already showed
 teaches habits that fail on real questions. `audit(records, examples)` counts them:
 
-    python -m fireflan audit runs/real/teach/trajectories.jsonl --task hotpotqa --data train.json
+    python -m fireflan audit runs/real/teach/trajectories.jsonl --task hotpotqa --data hotpot_train_v1.1.json
 
 - searches not derivable from the screen (the question and the observations before them), and the
   episodes that have one; bridges that open on a page the question does not name, or on the answer's page;

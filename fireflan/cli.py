@@ -50,6 +50,24 @@ class CLI:
         if lookup is not None:
             print(wiki.lookup(str(lookup)))
 
+    def audit(self, trajectories, task: str = "hotpotqa", data: str | None = None, split: str | None = None):
+        """How imitable a teacher's trajectories are (fireflan.audit): searches a student could not write from
+        the screen, comparisons stated, lookups that repeat what was shown, final thoughts that quote the
+        answer, the variety of the wording. Prints JSON.
+
+        Args:
+            trajectories: a teach folder's trajectories.jsonl.
+            task: the task of its questions.
+            data: the questions' file or folder (their types and gold pages).
+            split: the split, where the data has several.
+        """
+        from fireflan.audit import audit
+        from fireflan.io import iter_jsonl
+        from fireflan.tasks import load_examples
+
+        examples = load_examples(task, data, split)
+        print(json.dumps(audit([rec for _, rec in iter_jsonl(trajectories)], examples), indent=1))
+
     def score(self, pred, gold, task: str = "hotpotqa"):
         """Score answers; prints {"em": ..., "f1": ...} as JSON.
 

@@ -22,6 +22,7 @@ from fireflan.agent.loop import METHODS as LOOP_METHODS
 from fireflan.agent.loop import AgentConfig, Trajectory, run_episode
 from fireflan.agent.methods import run_decompose
 from fireflan.agent.prompts import few_shot_prefix
+from fireflan.audit import audit
 from fireflan.io import append_jsonl, iter_jsonl, resumable_records, write_json
 from fireflan.models import BudgetExceeded, Usage
 from fireflan.models.openai_compat import OpenAIModel
@@ -221,6 +222,8 @@ def teach(config: TeachConfig) -> dict:
         spent.add(t.usage)
 
     summary = summarize(path)
+    if any(ex.supporting_facts for ex in examples):  # what a student would learn from them (fireflan.audit)
+        summary["audit"] = audit([rec for _, rec in iter_jsonl(path)], examples)
     summary.update({"planned": len(todo), "skipped_done": len(todo) - len(remaining), "ran": kept,
                     "skipped_unreachable": unreachable, "skipped_underivable": underivable,
                     "usd_this_run": round(spent.usd, 4), "calls_this_run": spent.calls,

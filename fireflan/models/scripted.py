@@ -1,11 +1,14 @@
 """The scripted expert: an offline teacher that answers as an expert would, through the real tool.
 
-Given questions with supporting facts (the embedded world, or HotpotQA records), it searches the
-right titles, looks a keyword up where a page is long, and finishes with the gold answer. It is a
-`Model` like any other: each call reads the conversation so far and writes the next
-"Thought: ...\\nAction: ...", so the loop executes every action against the tool, and each thought
-quotes what the tool actually returned. If an observation lacks what was expected (noise, a bad
-page) it searches again, and gives up honestly after two tries.
+Given questions with supporting facts (the embedded world, or HotpotQA records), it reads every gold page
+by a walk a student could make (`fireflan.models.walk`): each search written from what is on the screen
+(the question's names or words, a name as the page just read writes it, a title a result listed), tried on
+the tool before it commits; it quotes the sentence that leads on, states a comparison with both values
+(`fireflan.models.reading`), and finishes with the gold answer. It is a `Model` like any other: each call
+reads the conversation so far and writes the next "Thought: ...\\nAction: ...", so the loop executes every
+action against the tool and each thought quotes what the tool actually returned. If an observation lacks
+what was expected (noise, another wiki) it recovers from what the screen shows, and gives up honestly after
+three tries. A question no such walk answers is left to `teach`, which skips and counts it.
 
 Methods: `react`; `cot` (one thought, then finish: for questions that need no tool); `reflexion`
 (a vague first search that brings the wrong page, then a reflection and the corrected attempt).

@@ -60,6 +60,10 @@ class HotpotQARecipe:
                                       "real one fails some; the rest it answers wrong, and they are not trained on)")
     teacher_failures: str = opt("hardest", "which questions a weak teacher fails: hardest (by level, then kind) | "
                                            "random (a seeded coin per question)")
+    world_questions: int = opt(0, "hotpotqa: also teach this many questions of the embedded world (OUT/world, "
+                                  "OUT/teach-world) and train on both (0: the real questions alone)")
+    init_adapter: str | None = opt(None, "train from this LoRA adapter instead of fresh weights, e.g. make all's "
+                                         "runs/hotpotqa/model/adapter (the world first, then these questions)")
     fireact: str | None = opt(None, "FireAct's published trajectories (gpt_format_*.jsonl), added to the corpus "
                                     "beside the teacher's (their path: the kit does not ship them)")
     mix: str = opt("", "corpus shares by task, e.g. world=0.7,hotpotqa=0.3 (FireAct's are hotpotqa); empty: all "
@@ -121,6 +125,8 @@ def prepare_data(r: HotpotQARecipe, out: Path) -> Data:
         stage(out, "world", WorldConfig(seed=r.seed), lambda c: write_world(c, out / "world"))
         return Data(str(out / "world"), str(out / "world"), "train", "test")
     if r.task == "hotpotqa":
+        if r.world_questions:  # the embedded world beside the real questions
+            stage(out, "world", WorldConfig(seed=r.seed), lambda c: write_world(c, out / "world"))
         return Data(r.train_data, r.eval_data, "train", "validation")
     raise ValueError(f"--task must be world or hotpotqa, got {r.task!r}")
 
@@ -133,12 +139,19 @@ def teach_step(r: HotpotQARecipe, out: Path, data: Data) -> dict:
         methods="react,decompose" if re.search(r"planner|subquestion", r.roles) else "react", seed=r.seed,
         success_share=r.teacher_success, failures=r.teacher_failures, context=r.context), teach)
     print(f"   {taught['success']} of {taught['trajectories']} trajectories succeeded")
+    if r.task == "hotpotqa" and r.world_questions:
+        world = stage(out, "teach-world", TeachConfig(
+            out=str(out / "teach-world"), task="world", data=str(out / "world"), split="train",
+            limit=r.world_questions, methods="react", seed=r.seed), teach)
+        print(f"   and {world['success']} trajectories on the embedded world")
     return taught
 
 
 def corpus_step(r: HotpotQARecipe, out: Path) -> dict:
     """The successful ReAct trajectories as chat records in FireAct's format (and FireAct's own, if given)."""
     inputs = [str(out / "teach" / "trajectories.jsonl")] + ([r.fireact] if r.fireact else [])
+    if r.task == "hotpotqa" and r.world_questions:
+        inputs.append(str(out / "teach-world" / "trajectories.jsonl"))
     corpus = stage(out, "corpus", CorpusConfig(inputs=",".join(inputs), out=str(out / "corpus"), tasks=r.mix,
                                                negatives="", roles=r.roles, seed=r.seed), build_corpus)
     print(f"   {corpus['train']} training records, mean {corpus['tokens']['mean']:.0f} tokens (estimated)")
@@ -224,7 +237,8 @@ def train_options(r: HotpotQARecipe, corpus: Path, model: Path):
     return TrainConfig(corpus=str(corpus), base=r.base, out=str(model), backend=r.backend, rank=r.rank,
                        alpha=2 * r.rank, lr=r.lr, max_steps=r.max_steps, batch_size=r.batch_size,
                        grad_accum=r.grad_accum, save_steps=10, gradient_checkpointing=r.gradient_checkpointing,
-                       seed=r.seed, threads=r.threads)
+                       seed=r.seed, threads=r.threads,
+                       init_adapter=getattr(r, "init_adapter", None))  # (the fireact and dbbench recipes have none)
 
 
 def evaluate_stage(r: HotpotQARecipe, out: Path, name: str, model: str, data, split: str, **changes) -> dict:
