@@ -148,7 +148,7 @@ def done_keys(path: Path) -> set[tuple[str, str, int]]:
     return {(rec["id"], rec["method"], rec["seed"]) for rec in resumable_records(path)}
 
 
-def make_teacher(config: TeachConfig, examples, method: str, tool=None):
+def make_teacher(config: TeachConfig, examples, method: str, tool=None, walks: dict | None = None):
     """The teacher of `method`: the scripted expert (trying its searches on `tool`) or an OpenAI-compatible model."""
     if config.teacher == "scripted":
         hardest = config.failures == "hardest" and config.success_share < 1  # of the questions asked, not their parts
@@ -158,7 +158,7 @@ def make_teacher(config: TeachConfig, examples, method: str, tool=None):
                                      for s in sub_examples(ex))]
         return ScriptedExpert(examples, method="react" if method == "decompose" else method, seed=config.seed,
                               lookup_share=config.lookup_share, mistake_share=config.mistake_share,
-                              success_share=config.success_share, failing=wrong, tool=tool)
+                              success_share=config.success_share, failing=wrong, tool=tool, walks=walks)
     if config.teacher == "openai":
         return OpenAIModel(config.model, base_url=config.base_url, max_usd=config.max_usd, prices=config.prices)
     raise ValueError(f"--teacher must be scripted or openai, got {config.teacher!r}")
@@ -182,6 +182,7 @@ def teach(config: TeachConfig) -> dict:
         expert = make_teacher(config, examples, "react", tool)  # only walks a student could make are taught
         walkable = [ex for ex in examples if unwalkable(ex, expert) is None]
         underivable, examples = len(examples) - len(walkable), walkable
+
     methods = config.method_list()
     todo = plan(examples, methods, config.share_map(), config.teacher, config.seed)
     if config.teacher == "scripted" and "decompose" in methods:
@@ -191,7 +192,8 @@ def teach(config: TeachConfig) -> dict:
     done = done_keys(path)
     remaining = [(ex, m) for ex, m in todo if (ex.id, m, config.seed) not in done]
 
-    teachers = {m: make_teacher(config, examples, m, tool) for m in methods}
+    walks = expert.walks if config.teacher == "scripted" and config.task != "dbbench" else None
+    teachers = {m: make_teacher(config, examples, m, tool, walks) for m in methods}  # the walks planned once
     prefixes = {m: ([] if config.teacher == "scripted" else
                     few_shot_prefix("react" if m == "decompose" else m, config.shots, config.task)) for m in methods}
     agent = AgentConfig(max_steps=config.max_steps)

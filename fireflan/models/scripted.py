@@ -218,14 +218,17 @@ class ScriptedExpert:
 
     def __init__(self, examples, method: str = "react", seed: int = 0, lookup_share: float = 0.3,
                  mistake_share: float = 0.0, success_share: float = 1.0, failing: set[str] | None = None,
-                 name: str = "scripted-expert", tool=None, reverse_share: float = 0.3):
+                 name: str = "scripted-expert", tool=None, reverse_share: float = 0.3, detour_share: float = 0.2,
+                 walks: dict | None = None):
         if not 0 <= success_share <= 1:
             raise ValueError(f"the scripted expert's success share must be within 0..1, got {success_share}")
         self.by_question = {ex.question.strip(): ex for ex in examples}
         self.method, self.seed, self.lookup_share, self.name = method, seed, lookup_share, name
         # the wiki its searches are tried on before it commits (None: one over the questions' paragraphs)
-        self.tool, self._own_wiki, self._walks = tool, None, {}
+        # walks: {question id: its planned walk}, shared by experts of one seed over one tool (planned once)
+        self.tool, self._own_wiki, self.walks = tool, None, {} if walks is None else walks
         self.reverse_share = reverse_share  # comparisons read the side named second first
+        self.detour_share = detour_share  # walks that search a name bringing a wrong page first, and recover
         self.mistake_share, self.success_share = mistake_share, success_share
         self.failing = failing  # the ids of the questions it gets wrong (`failing()`); None: a coin per question
         self.usage, self.last_usage = Usage(), Usage()
@@ -281,10 +284,12 @@ class ScriptedExpert:
     def route(self, example) -> list[Hop] | None:
         """The walk through the wiki this expert takes for `example` (planned once), or None when no walk a
         student could make reaches every gold page (`fireflan.models.walk`)."""
-        if example.id not in self._walks:
+        if example.id not in self.walks:
             reverse = self._rng(example, 4000).random() < self.reverse_share
-            self._walks[example.id] = walk.plan_walk(example, lambda q: self._probe(example, q), reverse=reverse)
-        return self._walks[example.id]
+            detour = self._rng(example, 4001).random() < self.detour_share
+            self.walks[example.id] = walk.plan_walk(example, lambda q: self._probe(example, q), reverse=reverse,
+                                                     detour=detour)
+        return self.walks[example.id]
 
     def _probe(self, example, query: str) -> str:
         """What a search for `query` returns, without moving the episode's tool (its state is put back)."""
@@ -389,10 +394,13 @@ class ScriptedExpert:
         if not read:
             return self._say([self._opening(example, hops, rng)], f"search[{hop.query}]")
         before, obs, _ = read[-1]
-        if before.target is None:  # a detour whose result lists this page's title
+        if before.target is None:  # a detour: a page that is not the one needed
             said = walk.first_words(walk.page_text(obs))
-            other = (walk.DETOUR if walk.best_match(obs) else walk.OTHER_PAGE)
-            return self._say([rng.choice(other).format(m=walk.best_match(obs) or before.query, s=said, t=hop.query)],
+            seen = walk.best_match(obs) or before.query
+            if hop.source == "similar":  # its result listed this page's title
+                other = walk.DETOUR if walk.best_match(obs) else walk.OTHER_PAGE
+                return self._say([rng.choice(other).format(m=seen, s=said, t=hop.query)], f"search[{hop.query}]")
+            return self._say([rng.choice(walk.WRONG_PAGE).format(m=walk.surface(seen), q=hop.query)],
                              f"search[{hop.query}]")
         thoughts = [*self._followed(before, rng), self._quote(example, before, obs, hop.query, rng)]
         thoughts.append(rng.choice(walk.NEXT_FROM_PAGE if hop.source == "page" else walk.NEXT_FROM_QUESTION).format(
@@ -405,15 +413,15 @@ class ScriptedExpert:
         targets = [h for h in hops if h.target is not None]
         named = any(normalize_answer(first.query) == normalize_answer(s) for s in name_spans(example.question)) \
             or phrase_in(surface(first.target or ""), example.question)
+        second = surface(targets[1].target) if len(targets) > 1 else ""
+        other = second if phrase_in(second, example.question) else targets[-1].query  # as the question names it
         if example.type == "comparison" and len(targets) == 2:
-            other = targets[1].query if targets[1].source == "question" else surface(targets[1].target)
             return rng.choice(walk.OPEN_COMPARE).format(q=first.query, u=other)
         if not named:
             return rng.choice(walk.OPEN_DESCRIBED).format(q=first.query)
         if len(targets) == 1:
             return rng.choice(walk.OPEN_SINGLE).format(q=first.query)
         if targets[1].source == "question":
-            other = targets[1].query
             return rng.choice(walk.OPEN_COMPARE[:2] + walk.OPEN_COMPARE[3:]).format(q=first.query, u=other)
         choices = walk.OPEN_BRIDGE if len(hops) == len(targets) else [t for t in walk.OPEN_BRIDGE if "{n}" not in t]
         return rng.choice(choices).format(q=first.query, n=["one", "two", "three", "four"][len(targets) - 1])

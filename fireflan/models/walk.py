@@ -115,6 +115,10 @@ def candidate_queries(title: str, texts: list[tuple[str, str]]) -> list[tuple[st
     ('Ariel (Disney)', [('page', 'She originated the role of Ariel in "The Little Mermaid"')])
     -> [('Ariel', 'page', True), ('The Little Mermaid', 'page', False), ...]
     """
+    return _unique([*_related_queries(title, texts), *_other_queries(title, texts)])
+
+
+def _related_queries(title: str, texts) -> list[tuple[str, str, bool]]:
     out = []
     screen = " ".join(text for _, text in texts)
     said = [w for w in title[len(surface(title)):].strip(" ()").split() if phrase_in(w, screen)]
@@ -126,6 +130,11 @@ def candidate_queries(title: str, texts: list[tuple[str, str]]) -> list[tuple[st
             if said:  # the name and what the screen says of it: 'Heavy film' for 'Heavy (film)'
                 out.append((f"{surface(title)} {' '.join(said)}", source, True))
         out += [(s, source, True) for s in name_spans(page_text(text)) if _related(s, title)]
+    return out
+
+
+def _other_queries(title: str, texts) -> list[tuple[str, str, bool]]:
+    out = []
     for source, text in texts:
         if source != "question":
             continue
@@ -142,8 +151,12 @@ def candidate_queries(title: str, texts: list[tuple[str, str]]) -> list[tuple[st
             out.append((" ".join(words[:8]), source, False))
     for source, text in texts:
         out += [(s, source, False) for s in name_spans(page_text(text)) if not _related(s, title)]
-    seen, unique = set(), []
-    for query, source, related in out:
+    return out
+
+
+def _unique(candidates, tried: set[str] = frozenset()) -> list[tuple[str, str, bool]]:
+    seen, unique = set(tried), []
+    for query, source, related in candidates:
         key = normalize_answer(query)
         if key and key not in seen:
             seen.add(key)
@@ -151,26 +164,34 @@ def candidate_queries(title: str, texts: list[tuple[str, str]]) -> list[tuple[st
     return unique
 
 
-def _reach(example, title: str, texts, probe, tried: set[str]) -> list[Hop] | None:
+def _reach(example, title: str, texts, probe, tried: set[str], detour: bool = False) -> list[Hop] | None:
     """The hops that bring `title` from what `texts` show: a search for a name related to it that finds it
     (by title or as the best match); else such a search whose result lists it among similar titles, then its
-    title; else a search for what the question describes, or another name, that finds it."""
-    candidates = [c for c in candidate_queries(title, texts) if normalize_answer(c[0]) not in tried][:24]
-    results = {}
-    for related in (True, False):
-        for query, source, rel in candidates:
-            if rel != related:
-                continue
+    title; else a search for what the question describes, or another name, that finds it.
+
+    `detour`: when a related name brings another page first (a namesake, a wrong best match), search it
+    first, then the one that works: a walk that shows a wrong page and the way back from it."""
+    results, wrong, candidates = {}, None, []
+    for related in (True, False):  # the names that share a word with it first; the rest only if they fail
+        more = _related_queries(title, texts) if related else _other_queries(title, texts)
+        fresh = _unique(more, tried | {normalize_answer(q) for q, _, _ in candidates})[:24 - len(candidates)]
+        candidates += fresh
+        for query, source, _ in fresh:
             results[query] = obs = probe(query)
             if shows(example, title, obs):
+                if detour and wrong is not None:
+                    return [Hop(wrong[0], None, wrong[1], results[wrong[0]]), Hop(query, title, source, obs)]
                 return [Hop(query, title, source, obs)]
-        for query, source, rel in candidates:
-            if rel == related and title in similar_titles(results[query]):
+            if related and wrong is None and not obs.startswith("Could not find") and not any(
+                    shows(example, t, obs) for t, _ in example.supporting_facts):  # a page that is no gold page
+                wrong = (query, source)
+        for query, source, _ in fresh:
+            if title in similar_titles(results[query]):
                 return [Hop(query, None, source, results[query]), Hop(title, title, "similar", probe(title))]
     return None
 
 
-def plan_walk(example, probe, reverse: bool = False) -> list[Hop] | None:
+def plan_walk(example, probe, reverse: bool = False, detour: bool = False) -> list[Hop] | None:
     """The walk an expert makes through the wiki to read every gold page of `example`, each search derived
     from the screen, or None when there is none. `probe(query) -> observation` runs a search without
     changing the episode's tool.
@@ -178,7 +199,7 @@ def plan_walk(example, probe, reverse: bool = False) -> list[Hop] | None:
     Orders of the gold pages are tried as a reader would: for a bridge, the page that holds the answer last;
     for a comparison, the two sides in the question's order (`reverse`: the other first). Among the walks
     that reach every page, the one with the fewest detours, then the most names taken from the pages read,
-    is kept."""
+    is kept. `detour`: the first page that a related name gets wrong is reached by way of that wrong page."""
     titles = list(dict.fromkeys(t for t, _ in example.supporting_facts))
     if not titles or len(titles) > 4:
         return None
@@ -195,21 +216,22 @@ def plan_walk(example, probe, reverse: bool = False) -> list[Hop] | None:
         walk = _walk(example, order, probe)
         if walk is None:
             continue
-        detours = sum(h.target is None for h in walk)
-        key = (detours, -sum(h.source == "page" for h in walk))
+        key = (sum(h.target is None for h in walk), -sum(h.source == "page" for h in walk))
         if best_key is None or key < best_key:
-            best, best_key = walk, key
-        if detours == 0 and example.type == "comparison":
+            best, best_key = (order, walk), key
+        if key[0] == 0 and example.type == "comparison":
             break
-    return best
+    if best is None:
+        return None
+    return (_walk(example, best[0], probe, detour=True) or best[1]) if detour else best[1]
 
 
-def _walk(example, order, probe) -> list[Hop] | None:
+def _walk(example, order, probe, detour: bool = False) -> list[Hop] | None:
     hops, read = [], []  # read: each observation so far (a page, its similar titles), the last first
     tried: set[str] = set()
     for title in order:
         texts = [("page", t) for t in read] + [("question", example.question)]
-        found = _reach(example, title, texts, probe, tried)
+        found = _reach(example, title, texts, probe, tried, detour and not any(h.target is None for h in hops))
         if found is None:
             return None
         hops += found
@@ -289,6 +311,12 @@ DETOUR = [  # {m}: the page a search brought, {s}: its first words, {t}: the tit
 ]
 OTHER_PAGE = [  # an exact title that is another page of the name: {s} its first words
     'This {m} page ("{s}") is about something else. The similar titles include {t}, so let me search that.',
+]
+WRONG_PAGE = [  # a search that brought a page that does not say it: {m} that page, {q} the next search
+    "That is the page on {m}, and it does not say what I need. Let me search {q} instead.",
+    "{m} is not the page I need here. I will try {q}.",
+    "This page on {m} does not answer it. A better search is {q}.",
+    "Not this one: the {m} page does not help. Let me look up {q}.",
 ]
 RETRY = [
     "The result does not say what I need about {t}. I will search {t} again.",
