@@ -48,7 +48,7 @@ def derivable(query: str, screen: str) -> bool:
         return True
     if "(" in query:
         return False
-    words = set(normalize_answer(screen).split()) | set(normalize_answer(screen.replace("'s ", " ")).split())
+    words = set(normalize_answer(screen).split()) | set(normalize_answer(re.sub(r"['’]s\b", "", screen)).split())
     return bool(normalize_answer(query)) and all(w in words for w in normalize_answer(query).split())
 
 

@@ -267,7 +267,9 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     metrics = {**summarize(records), "model": getattr(model, "name", config.model), "method": config.method,
                "task": config.task, "split": config.split, "noise": config.noise, "few_shot": fewshot,
                "ran_now": len(todo), "resumed": len(examples) - len(todo),
-               "wall_seconds_now": round(time.time() - started, 1)}
+               "wall_seconds_now": round(time.time() - started, 1), "batch": config.batch}
+    if todo:  # what a question cost this run, questions side by side included (their own seconds overlap)
+        metrics["wall_seconds_per_question"] = round(metrics["wall_seconds_now"] / len(todo), 3)
     outcomes = outcome_counts(records, examples)
     if outcomes is not None:
         metrics["outcomes"] = outcomes

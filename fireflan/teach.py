@@ -57,6 +57,9 @@ class TeachConfig:
                                               "with a plan of two or more sub-questions: the world's)")
     shares: str = opt("react=1,cot=1,reflexion=0.3", "the share of eligible questions run with each method")
     seed: int = opt(0, "the seed of the teacher's sampling and wording; part of each trajectory's key")
+    walks: int = opt(1, "scripted teacher: walks per question, each with its own seed (seed, seed+1, ...): its own "
+                        "wording, and where the pages allow another way (the other comparison page first, a wrong "
+                        "page and back)")
     max_steps: int = opt(8, "model calls per episode")
     shots: int = opt(3, "few-shot examples in an LLM teacher's prompt")
     lookup_share: float = opt(0.3, "scripted teacher, DB tasks: how often it looks at the first rows before its SQL "
@@ -148,17 +151,19 @@ def done_keys(path: Path) -> set[tuple[str, str, int]]:
     return {(rec["id"], rec["method"], rec["seed"]) for rec in resumable_records(path)}
 
 
-def make_teacher(config: TeachConfig, examples, method: str, tool=None, walks: dict | None = None):
-    """The teacher of `method`: the scripted expert (trying its searches on `tool`) or an OpenAI-compatible model."""
+def make_teacher(config: TeachConfig, examples, method: str, tool=None, walks: dict | None = None, walk: int = 0):
+    """The teacher of `method`: the scripted expert (trying its searches on `tool`; its `walk`-th way through each
+    question, with seed + walk) or an OpenAI-compatible model."""
     if config.teacher == "scripted":
         hardest = config.failures == "hardest" and config.success_share < 1  # of the questions asked, not their parts
         wrong = failing(examples, config.success_share, config.seed) if hardest else None
         if method == "decompose":  # a ReAct expert that also knows every sub-question
             examples = [*examples, *(s for ex in examples if eligible("decompose", ex, "scripted")
                                      for s in sub_examples(ex))]
-        return ScriptedExpert(examples, method="react" if method == "decompose" else method, seed=config.seed,
+        return ScriptedExpert(examples, method="react" if method == "decompose" else method, seed=config.seed + walk,
                               lookup_share=config.lookup_share, mistake_share=config.mistake_share,
-                              success_share=config.success_share, failing=wrong, tool=tool, walks=walks)
+                              success_share=config.success_share, failing=wrong, tool=tool, walks=walks,
+                              variant=walk)
     if config.teacher == "openai":
         return OpenAIModel(config.model, base_url=config.base_url, max_usd=config.max_usd, prices=config.prices)
     raise ValueError(f"--teacher must be scripted or openai, got {config.teacher!r}")
@@ -171,8 +176,10 @@ def teach(config: TeachConfig) -> dict:
 
     if config.failures not in ("hardest", "random"):
         raise ValueError(f"--failures must be hardest or random, got {config.failures!r}")
+    if config.walks < 1 or config.walks > 1 and config.teacher != "scripted":
+        raise ValueError(f"--walks must be 1 or more (more than 1: the scripted teacher only), got {config.walks}")
     out = Path(config.out)
-    guard_run(out, config, may_change=("limit", "methods", "shares", "seed", "max_usd", "prices", "out"))
+    guard_run(out, config, may_change=("limit", "methods", "shares", "seed", "max_usd", "prices", "out", "walks"))
     task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus,
                                      context=config.context)
     unreachable = underivable = 0
@@ -190,25 +197,27 @@ def teach(config: TeachConfig) -> dict:
         todo = [(ex, m) for ex, m in todo if m != "decompose" or ex.id not in ambiguous]
     path = out / "trajectories.jsonl"
     done = done_keys(path)
-    remaining = [(ex, m) for ex, m in todo if (ex.id, m, config.seed) not in done]
+    todo = [(ex, m, w) for w in range(config.walks) for ex, m in todo]  # each walk: its own seed, seed + w
+    remaining = [(ex, m, w) for ex, m, w in todo if (ex.id, m, config.seed + w) not in done]
 
-    walks = expert.walks if config.teacher == "scripted" and config.task != "dbbench" else None
-    teachers = {m: make_teacher(config, examples, m, tool, walks) for m in methods}  # the walks planned once
+    first = expert.walks if config.teacher == "scripted" and config.task != "dbbench" else None
+    teachers = {(m, w): make_teacher(config, examples, m, tool, first if w == 0 else {}, w)  # walk 0 planned once
+                for m in methods for w in range(config.walks)}
     prefixes = {m: ([] if config.teacher == "scripted" else
                     few_shot_prefix("react" if m == "decompose" else m, config.shots, config.task)) for m in methods}
     agent = AgentConfig(max_steps=config.max_steps)
     spent, kept, ok, stopped = Usage(), 0, 0, None
     bar = tqdm(remaining, desc=f"teach {config.task}", unit="q", initial=0)
-    for ex, method in bar:
-        teacher = teachers[method]
+    for ex, method, w in bar:
+        teacher, seed = teachers[method, w], config.seed + w
         env, score = bind(task, tool, ex)  # a DB task: the question's own database, scored on its table
         try:
             if method == "decompose":  # the teacher plans; its sub-answers are not judged
-                traj = run_decompose(teacher, env, ex, config=agent, seed=config.seed, score=score,
+                traj = run_decompose(teacher, env, ex, config=agent, seed=seed, score=score,
                                      prefix=prefixes[method], judged=False)
             else:
                 traj = run_episode(teacher, env, ex, method=method, prefix=prefixes[method], config=agent,
-                                   seed=config.seed, judge=lambda a, _messages, score=score: score(a)["em"] == 1.0,
+                                   seed=seed, judge=lambda a, _messages, score=score: score(a)["em"] == 1.0,
                                    score=score, prompt_name="" if config.teacher == "scripted"
                                    else f"few-shot-{method}-{config.shots}")
         except BudgetExceeded as e:

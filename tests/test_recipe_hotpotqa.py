@@ -285,7 +285,7 @@ def test_the_real_recipe_teaches_on_official_files_and_measures_both_settings(tm
     options = read_options(HotpotQARecipe, str(ROOT / "recipes" / "hotpotqa-real.toml"), out=str(tmp_path / "run"),
                            base="tiny", train_data=str(train), eval_data=f"{first},{second}", max_steps=3,
                            prompted="embedded", prompted_questions=2, shots=1, agent_steps=2, agent_tokens=24,
-                           pool_eval=True, eval_batch=2)
+                           pool_eval=True, eval_batch=2, world_questions=8)
     assert (ROOT / "recipes" / "hotpotqa-real.toml").read_text().startswith(
         "# python -m fireflan.recipes.hotpotqa --config recipes/hotpotqa-real.toml")
     result = main(options)
@@ -298,3 +298,6 @@ def test_the_real_recipe_teaches_on_official_files_and_measures_both_settings(tm
     assert settings["eval-finetuned"]["batch"] == 2
     summary = json.loads((run / "teach" / "summary.json").read_text())
     assert summary["success"] == summary["trajectories"] > 20 and "skipped_underivable" in summary
+    assert summary["audit"]["searches_underivable"] == 0
+    tasks = {json.loads(x)["meta"]["task"] for x in (run / "corpus" / "train.jsonl").read_text().splitlines()}
+    assert tasks == {"hotpotqa", "world"}  # the embedded world's questions beside the real ones

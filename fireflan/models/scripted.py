@@ -219,7 +219,7 @@ class ScriptedExpert:
     def __init__(self, examples, method: str = "react", seed: int = 0, lookup_share: float = 0.3,
                  mistake_share: float = 0.0, success_share: float = 1.0, failing: set[str] | None = None,
                  name: str = "scripted-expert", tool=None, reverse_share: float = 0.3, detour_share: float = 0.2,
-                 walks: dict | None = None):
+                 walks: dict | None = None, variant: int = 0):
         if not 0 <= success_share <= 1:
             raise ValueError(f"the scripted expert's success share must be within 0..1, got {success_share}")
         self.by_question = {ex.question.strip(): ex for ex in examples}
@@ -229,6 +229,7 @@ class ScriptedExpert:
         self.tool, self._own_wiki, self.walks = tool, None, {} if walks is None else walks
         self.reverse_share = reverse_share  # comparisons read the side named second first
         self.detour_share = detour_share  # walks that search a name bringing a wrong page first, and recover
+        self.variant = variant  # 0: the best walk; 1, 2, ...: another way where the pages allow one (teach --walks)
         self.mistake_share, self.success_share = mistake_share, success_share
         self.failing = failing  # the ids of the questions it gets wrong (`failing()`); None: a coin per question
         self.usage, self.last_usage = Usage(), Usage()
@@ -260,7 +261,7 @@ class ScriptedExpert:
                 thought = example.reasoning
             else:
                 q, a = composing[1][-1] if composing[1] else (example.question, example.answer)
-                thought = f"The last fact found: {q} -> {a}. {rng.choice(walk.ANSWER).format(a=example.answer)}"
+                thought = f"The last fact found: {q} -> {a}. {walk.say_answer(rng, example.answer)}"
             return self._say([thought], f"finish[{example.answer}]")
         return None
 
@@ -285,10 +286,10 @@ class ScriptedExpert:
         """The walk through the wiki this expert takes for `example` (planned once), or None when no walk a
         student could make reaches every gold page (`fireflan.models.walk`)."""
         if example.id not in self.walks:
-            reverse = self._rng(example, 4000).random() < self.reverse_share
-            detour = self._rng(example, 4001).random() < self.detour_share
+            reverse = (self._rng(example, 4000).random() < self.reverse_share) != (self.variant % 2 == 1)
+            detour = self.variant > 0 or self._rng(example, 4001).random() < self.detour_share
             self.walks[example.id] = walk.plan_walk(example, lambda q: self._probe(example, q), reverse=reverse,
-                                                     detour=detour)
+                                                     detour=detour, other=self.variant > 0)
         return self.walks[example.id]
 
     def _probe(self, example, query: str) -> str:
@@ -324,7 +325,7 @@ class ScriptedExpert:
             answer = self.wrong_answer(example, None) if fails else answer
             reasoning = notool_reasoning(example.question, answer)
             lead = "" if self.method == "cot" else "This needs no search. "
-            return f"Thought: {lead}{reasoning} {rng.choice(walk.ANSWER).format(a=answer)}\nAction: finish[{answer}]"
+            return f"Thought: {lead}{reasoning} {walk.say_answer(rng, answer)}\nAction: finish[{answer}]"
         hops = self.route(example)
         if hops is None:
             return self._say(["I cannot find a way to the pages this question needs."], "finish[unknown]")
@@ -362,7 +363,7 @@ class ScriptedExpert:
                 return self._say([rng.choice(walk.LOOKUP).format(k=keyword)], f"lookup[{keyword}]")
             if fails and hop.target is not None:  # a weak teacher's mistake: it answers from the first page it reads
                 wrong = self.wrong_answer(example, hop.target)
-                return self._say([self._quote(example, hop, done, wrong, rng), rng.choice(walk.ANSWER).format(a=wrong)],
+                return self._say([self._quote(example, hop, done, wrong, rng), walk.say_answer(rng, wrong)],
                                  f"finish[{wrong}]")
         return self._conclude(example, read, pending, rng)
 
@@ -464,18 +465,18 @@ class ScriptedExpert:
             sides = [(h.name, " ".join(walk.facts_of(example, h.target))) for h, _, _ in pages]
             stated = example.reasoning or comparison(example.question, sides, answer)
             if stated:
-                end = [] if phrase_in(answer, stated.split(",")[-1]) else [rng.choice(walk.ANSWER).format(a=answer)]
+                end = [] if phrase_in(answer, stated.split(",")[-1]) else [walk.say_answer(rng, answer)]
                 return self._say([*pending, *self._followed(last, rng), stated, *end], f"finish[{answer}]")
             key = answer if normalize_answer(answer) not in ("yes", "no") else ""
             quotes = [self._quote(example, h, o, key, rng, a) for h, o, a in pages]
-            return self._say([*pending, *self._followed(last, rng), *quotes, rng.choice(walk.ANSWER).format(a=answer)],
+            return self._say([*pending, *self._followed(last, rng), *quotes, walk.say_answer(rng, answer)],
                              f"finish[{answer}]")
         holding = [(h, o, a) for h, o, a in pages
                    if any(phrase_in(answer, s) for s in walk.sentences_of(example, h.target) if s in o or
                           any(s in x for x in a))]
         h, o, a = (holding or pages)[-1]
         quote = self._quote(example, h, o, answer, rng, a)
-        return self._say([*pending, *self._followed(last, rng), quote, rng.choice(walk.ANSWER).format(a=answer)],
+        return self._say([*pending, *self._followed(last, rng), quote, walk.say_answer(rng, answer)],
                          f"finish[{answer}]")
 
     def fails(self, example) -> bool:

@@ -129,7 +129,7 @@ def _related_queries(title: str, texts) -> list[tuple[str, str, bool]]:
             out.append((surface(title), source, True))
             if said:  # the name and what the screen says of it: 'Heavy film' for 'Heavy (film)'
                 out.append((f"{surface(title)} {' '.join(said)}", source, True))
-        out += [(s, source, True) for s in name_spans(page_text(text)) if _related(s, title)]
+        out += [(s, source, True) for s in _names(text) if _related(s, title)]
     return out
 
 
@@ -139,7 +139,7 @@ def _other_queries(title: str, texts) -> list[tuple[str, str, bool]]:
         if source != "question":
             continue
         words = content_words(text)
-        for span in name_spans(text):  # a name and what the question says about it
+        for span in _names(text):  # a name and what the question says about it
             if span in text:
                 before = content_words(text[:text.index(span)])[-3:]
                 after = content_words(text[text.index(span) + len(span):])[:3]
@@ -150,8 +150,13 @@ def _other_queries(title: str, texts) -> list[tuple[str, str, bool]]:
         if len(words) >= 2:
             out.append((" ".join(words[:8]), source, False))
     for source, text in texts:
-        out += [(s, source, False) for s in name_spans(page_text(text)) if not _related(s, title)]
+        out += [(s, source, False) for s in _names(text) if not _related(s, title)]
     return out
+
+
+def _names(text: str) -> list[str]:
+    """The names on a page or in a question, two names joined by 'and' searched apart ('Medici', 'Senet')."""
+    return [s for s in name_spans(page_text(text)) if not re.search(r" (?:and|&) ", s)]
 
 
 def _unique(candidates, tried: set[str] = frozenset()) -> list[tuple[str, str, bool]]:
@@ -164,34 +169,40 @@ def _unique(candidates, tried: set[str] = frozenset()) -> list[tuple[str, str, b
     return unique
 
 
-def _reach(example, title: str, texts, probe, tried: set[str], detour: bool = False) -> list[Hop] | None:
+def _reach(example, title: str, texts, probe, tried: set[str], detour: bool = False,
+           other: bool = False) -> list[Hop] | None:
     """The hops that bring `title` from what `texts` show: a search for a name related to it that finds it
     (by title or as the best match); else such a search whose result lists it among similar titles, then its
     title; else a search for what the question describes, or another name, that finds it.
 
     `detour`: when a related name brings another page first (a namesake, a wrong best match), search it
-    first, then the one that works: a walk that shows a wrong page and the way back from it."""
-    results, wrong, candidates = {}, None, []
+    first, then the one that works: a walk that shows a wrong page and the way back from it. `other`: the
+    second search that finds it, where there is one (another way to the same page)."""
+    results, wrong, candidates, passed = {}, None, [], None
     for related in (True, False):  # the names that share a word with it first; the rest only if they fail
         more = _related_queries(title, texts) if related else _other_queries(title, texts)
         fresh = _unique(more, tried | {normalize_answer(q) for q, _, _ in candidates})[:24 - len(candidates)]
         candidates += fresh
         for query, source, _ in fresh:
             results[query] = obs = probe(query)
-            if shows(example, title, obs):
+            if shows(example, title, obs) and other and passed is None:
+                passed = Hop(query, title, source, obs)  # the first way, kept in case there is no second
+            elif shows(example, title, obs):
                 if detour and wrong is not None:
                     return [Hop(wrong[0], None, wrong[1], results[wrong[0]]), Hop(query, title, source, obs)]
                 return [Hop(query, title, source, obs)]
             if related and wrong is None and not obs.startswith("Could not find") and not any(
                     shows(example, t, obs) for t, _ in example.supporting_facts):  # a page that is no gold page
                 wrong = (query, source)
+        if passed is not None:
+            return [passed]
         for query, source, _ in fresh:
             if title in similar_titles(results[query]):
                 return [Hop(query, None, source, results[query]), Hop(title, title, "similar", probe(title))]
     return None
 
 
-def plan_walk(example, probe, reverse: bool = False, detour: bool = False) -> list[Hop] | None:
+def plan_walk(example, probe, reverse: bool = False, detour: bool = False, other: bool = False) -> list[Hop] | None:
     """The walk an expert makes through the wiki to read every gold page of `example`, each search derived
     from the screen, or None when there is none. `probe(query) -> observation` runs a search without
     changing the episode's tool.
@@ -199,7 +210,8 @@ def plan_walk(example, probe, reverse: bool = False, detour: bool = False) -> li
     Orders of the gold pages are tried as a reader would: for a bridge, the page that holds the answer last;
     for a comparison, the two sides in the question's order (`reverse`: the other first). Among the walks
     that reach every page, the one with the fewest detours, then the most names taken from the pages read,
-    is kept. `detour`: the first page that a related name gets wrong is reached by way of that wrong page."""
+    is kept. `detour`: the first page that a related name gets wrong is reached by way of that wrong page;
+    `other`: each page by its second search that finds it, where it has one."""
     titles = list(dict.fromkeys(t for t, _ in example.supporting_facts))
     if not titles or len(titles) > 4:
         return None
@@ -223,15 +235,17 @@ def plan_walk(example, probe, reverse: bool = False, detour: bool = False) -> li
             break
     if best is None:
         return None
-    return (_walk(example, best[0], probe, detour=True) or best[1]) if detour else best[1]
+    if detour or other:
+        return _walk(example, best[0], probe, detour, other) or best[1]
+    return best[1]
 
 
-def _walk(example, order, probe, detour: bool = False) -> list[Hop] | None:
+def _walk(example, order, probe, detour: bool = False, other: bool = False) -> list[Hop] | None:
     hops, read = [], []  # read: each observation so far (a page, its similar titles), the last first
     tried: set[str] = set()
     for title in order:
         texts = [("page", t) for t in read] + [("question", example.question)]
-        found = _reach(example, title, texts, probe, tried, detour and not any(h.target is None for h in hops))
+        found = _reach(example, title, texts, probe, tried, detour and not any(h.target is None for h in hops), other)
         if found is None:
             return None
         hops += found
@@ -330,6 +344,11 @@ LOOKUP = [
 ]
 GIVE_UP = ["The tool keeps failing to return {t}, so I cannot find the answer.",
            "I could not get the page on {t} after several tries, so I cannot answer."]
+
+
+def say_answer(rng, answer: str) -> str:
+    """'So the answer is Waco, Texas.' (one of ANSWER; an answer's own last period not doubled)"""
+    return rng.choice(ANSWER).format(a=answer.rstrip("."))
 
 
 def clip(sentence: str, key: str, words: int = 22) -> str:
