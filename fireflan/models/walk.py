@@ -209,9 +209,10 @@ def plan_walk(example, probe, reverse: bool = False, detour: bool = False, other
 
     Orders of the gold pages are tried as a reader would: for a bridge, the page that holds the answer last;
     for a comparison, the two sides in the question's order (`reverse`: the other first). Among the walks
-    that reach every page, the one with the fewest detours, then the most names taken from the pages read,
-    is kept. `detour`: the first page that a related name gets wrong is reached by way of that wrong page;
-    `other`: each page by its second search that finds it, where it has one."""
+    that reach every page, the one with the fewest detours, then (a bridge) the one that reads the answer's
+    page last, then the one with the most names taken from the pages read, is kept. `detour`: the first page
+    that a related name gets wrong is reached by way of that wrong page; `other`: each page by its second
+    search that finds it, where it has one."""
     titles = list(dict.fromkeys(t for t, _ in example.supporting_facts))
     if not titles or len(titles) > 4:
         return None
@@ -228,7 +229,9 @@ def plan_walk(example, probe, reverse: bool = False, detour: bool = False, other
         walk = _walk(example, order, probe)
         if walk is None:
             continue
-        key = (sum(h.target is None for h in walk), -sum(h.source == "page" for h in walk))
+        # fewest detours; then (a bridge) the answer's page read last; then the most names taken from pages read
+        key = (sum(h.target is None for h in walk), example.type != "comparison" and not holds[order[-1]],
+               -sum(h.source == "page" for h in walk))
         if best_key is None or key < best_key:
             best, best_key = (order, walk), key
         if key[0] == 0 and example.type == "comparison":

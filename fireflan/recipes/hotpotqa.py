@@ -86,7 +86,7 @@ class HotpotQARecipe:
     eval_questions: int = opt(60, "test questions, the same for both models")
     prompted_questions: int | None = opt(None, "the prompted baseline on the first N of them only (None: all; it reads "
                                                "a long few-shot prompt and loops to the step limit, so it is slow)")
-    eval_batch: int = opt(1, "questions the fine-tuned GGUF decodes side by side (evaluate --batch)")
+    eval_batch: int = opt(1, "questions a GGUF decodes side by side at evaluation (evaluate --batch)")
     shots: int = opt(2, "few-shot examples in the prompted baseline's prompt")
     agent_steps: int = opt(6, "model calls per question at evaluation")
     agent_tokens: int = opt(96, "tokens per model call at evaluation")
@@ -184,7 +184,7 @@ def evaluate_steps(r: HotpotQARecipe, out: Path, data: Data, gguf: Path) -> tupl
     runs = {}
     if prompted_model(r) != "none":
         runs["prompted"] = evaluate_stage(r, out, "prompted", prompted_model(r), data.eval, data.eval_split,
-                                          limit=r.prompted_questions or r.eval_questions)
+                                          limit=r.prompted_questions or r.eval_questions, batch=r.eval_batch)
     runs["fine-tuned"] = evaluate_stage(r, out, "finetuned", str(gguf), data.eval, data.eval_split,
                                         batch=r.eval_batch)
     if r.pool_eval and r.task != "world":  # the same questions, their gold pages among every paragraph of the files
