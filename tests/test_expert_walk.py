@@ -204,3 +204,26 @@ def test_questions_decoded_side_by_side_give_the_same_episodes(tmp_path):
     assert steps(tmp_path / "one") == steps(tmp_path / "four")
     with pytest.raises(ValueError, match="--batch must be 1 or more"):
         evaluate(EvalConfig(out=str(tmp_path / "bad"), task="hotpotqa", data=str(data), batch=0))
+
+
+def test_teach_walks_each_question_more_than_one_way(tmp_path):
+    """teach --walks 2: every question twice (seeds 0 and 1), the second walk another way where the pages allow
+    it (the other comparison page first, another search to the same page, a wrong page and back); both right,
+    every search still written from the screen; a re-run does nothing."""
+    from fireflan.teach import TeachConfig, teach
+
+    data = shared(HOTPOT_SAMPLE.name)
+    config = TeachConfig(out=str(tmp_path), task="hotpotqa", data=str(data), split="validation", methods="react",
+                         limit=30, walks=2)
+    summary = teach(config)
+    assert summary["trajectories"] == summary["success"] == 2 * (30 - summary["skipped_underivable"])
+    assert summary["audit"]["searches_underivable"] == 0
+    records = [json.loads(x) for x in (tmp_path / "trajectories.jsonl").read_text().splitlines()]
+    walks = {}
+    for r in records:
+        walks.setdefault(r["id"], {})[r["seed"]] = [(s["action"], s["argument"]) for s in r["steps"]]
+    assert all(set(w) == {0, 1} for w in walks.values())
+    assert sum(w[0] != w[1] for w in walks.values()) >= 8  # another way for many, the same way reworded for the rest
+    assert teach(config)["ran"] == 0
+    with pytest.raises(ValueError, match="--walks must be 1 or more"):
+        teach(TeachConfig(out=str(tmp_path / "bad"), task="hotpotqa", data=str(data), split="validation", walks=0))
