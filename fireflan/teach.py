@@ -57,6 +57,8 @@ class TeachConfig:
                                               "with a plan of two or more sub-questions: the world's)")
     shares: str = opt("react=1,cot=1,reflexion=0.3", "the share of eligible questions run with each method")
     seed: int = opt(0, "the seed of the teacher's sampling and wording; part of each trajectory's key")
+    wording: str = opt("varied", "scripted teacher: varied (each thought's phrasing drawn with the seed) | plain "
+                                 "(always the same phrasing for the same situation)")
     walks: int = opt(1, "scripted teacher: walks per question, each with its own seed (seed, seed+1, ...): its own "
                         "wording, and where the pages allow another way (the other comparison page first, a wrong "
                         "page and back)")
@@ -163,7 +165,7 @@ def make_teacher(config: TeachConfig, examples, method: str, tool=None, walks: d
         return ScriptedExpert(examples, method="react" if method == "decompose" else method, seed=config.seed + walk,
                               lookup_share=config.lookup_share, mistake_share=config.mistake_share,
                               success_share=config.success_share, failing=wrong, tool=tool, walks=walks,
-                              variant=walk)
+                              variant=walk, wording=config.wording)
     if config.teacher == "openai":
         return OpenAIModel(config.model, base_url=config.base_url, max_usd=config.max_usd, prices=config.prices)
     raise ValueError(f"--teacher must be scripted or openai, got {config.teacher!r}")

@@ -189,6 +189,16 @@ def notool_reasoning(question: str, answer: str) -> str:
     return f"The question itself gives what I need: {answer}."
 
 
+WORDINGS = ("varied", "plain")
+
+
+class FirstWording(random.Random):
+    """The wording of a plain expert: every choice of phrasing is the first one (walk.READ[0], ...)."""
+
+    def choice(self, seq):
+        return seq[0]
+
+
 _LEVELS = {"easy": 0, "medium": 1, "hard": 2}
 _KINDS = {"notool": 0, "single": 1, "comparison": 2, "bridge": 3}  # bridge questions need a hop found first
 
@@ -219,9 +229,11 @@ class ScriptedExpert:
     def __init__(self, examples, method: str = "react", seed: int = 0, lookup_share: float = 0.3,
                  mistake_share: float = 0.0, success_share: float = 1.0, failing: set[str] | None = None,
                  name: str = "scripted-expert", tool=None, reverse_share: float = 0.3, detour_share: float = 0.2,
-                 walks: dict | None = None, variant: int = 0):
+                 walks: dict | None = None, variant: int = 0, wording: str = "varied"):
         if not 0 <= success_share <= 1:
             raise ValueError(f"the scripted expert's success share must be within 0..1, got {success_share}")
+        if wording not in WORDINGS:
+            raise ValueError(f"the scripted expert's wording must be one of {', '.join(WORDINGS)}, got {wording!r}")
         self.by_question = {ex.question.strip(): ex for ex in examples}
         self.method, self.seed, self.lookup_share, self.name = method, seed, lookup_share, name
         # the wiki its searches are tried on before it commits (None: one over the questions' paragraphs)
@@ -230,6 +242,7 @@ class ScriptedExpert:
         self.reverse_share = reverse_share  # comparisons read the side named second first
         self.detour_share = detour_share  # walks that search a name bringing a wrong page first, and recover
         self.variant = variant  # 0: the best walk; 1, 2, ...: another way where the pages allow one (teach --walks)
+        self.wording = wording  # varied: each thought's phrasing drawn with the seed; plain: always the first
         self.mistake_share, self.success_share = mistake_share, success_share
         self.failing = failing  # the ids of the questions it gets wrong (`failing()`); None: a coin per question
         self.usage, self.last_usage = Usage(), Usage()
@@ -318,7 +331,7 @@ class ScriptedExpert:
     def _next(self, example, history) -> str:
         if example.table:
             return self._next_sql(example, history)
-        rng = self._rng(example, len(history))
+        rng = self._rng(example, len(history)) if self.wording == "varied" else FirstWording()
         answer = example.answer
         fails = self.fails(example)
         if not example.supporting_facts:  # a question that needs no tool

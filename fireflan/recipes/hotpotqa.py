@@ -60,6 +60,8 @@ class HotpotQARecipe:
                                       "real one fails some; the rest it answers wrong, and they are not trained on)")
     teacher_failures: str = opt("hardest", "which questions a weak teacher fails: hardest (by level, then kind) | "
                                            "random (a seeded coin per question)")
+    wording: str = opt("varied", "scripted teacher: varied | plain (one phrasing for each situation)")
+    walks: int = opt(1, "scripted teacher: walks per training question (teach --walks)")
     world_questions: int = opt(0, "hotpotqa: also teach this many questions of the embedded world (OUT/world, "
                                   "OUT/teach-world) and train on both (0: the real questions alone)")
     init_adapter: str | None = opt(None, "train from this LoRA adapter instead of fresh weights, e.g. make all's "
@@ -137,12 +139,13 @@ def teach_step(r: HotpotQARecipe, out: Path, data: Data) -> dict:
         out=str(out / "teach"), task=r.task, data=data.train, split=data.train_split, limit=r.train_questions,
         teacher=r.teacher, model=r.teacher_model, base_url=r.teacher_url, max_usd=r.max_usd,
         methods="react,decompose" if re.search(r"planner|subquestion", r.roles) else "react", seed=r.seed,
-        success_share=r.teacher_success, failures=r.teacher_failures, context=r.context), teach)
+        success_share=r.teacher_success, failures=r.teacher_failures, context=r.context, wording=r.wording,
+        walks=r.walks), teach)
     print(f"   {taught['success']} of {taught['trajectories']} trajectories succeeded")
     if r.task == "hotpotqa" and r.world_questions:
         world = stage(out, "teach-world", TeachConfig(
             out=str(out / "teach-world"), task="world", data=str(out / "world"), split="train",
-            limit=r.world_questions, methods="react", seed=r.seed), teach)
+            limit=r.world_questions, methods="react", seed=r.seed, wording=r.wording), teach)
         print(f"   and {world['success']} trajectories on the embedded world")
     return taught
 
