@@ -227,3 +227,19 @@ def test_teach_walks_each_question_more_than_one_way(tmp_path):
     assert teach(config)["ran"] == 0
     with pytest.raises(ValueError, match="--walks must be 1 or more"):
         teach(TeachConfig(out=str(tmp_path / "bad"), task="hotpotqa", data=str(data), split="validation", walks=0))
+
+
+def test_plain_wording_says_the_same_thing_the_same_way():
+    """--wording plain: the same phrasing for the same situation whatever the seed (varied: drawn with it)."""
+    task = get_task("hotpotqa")
+    examples = task.load(shared(HOTPOT_SAMPLE.name))[:12]
+    tool = make_tool("hotpotqa", examples)
+
+    def thoughts(seed, wording):
+        expert = ScriptedExpert(examples, seed=seed, tool=tool, wording=wording, detour_share=0.0, reverse_share=0.0)
+        return [s.thought for e in examples for s in run_episode(expert, bind(task, tool, e)[0], e).steps]
+
+    assert thoughts(0, "plain") == thoughts(1, "plain")
+    assert thoughts(0, "varied") != thoughts(1, "varied")
+    with pytest.raises(ValueError, match="wording must be one of"):
+        ScriptedExpert(examples, wording="poetic")
