@@ -14,17 +14,19 @@ from __future__ import annotations
 import json
 import sys
 
+from fireflan.audit import audit
 from fireflan.chat import ChatConfig, chat
 from fireflan.corpus.build import CorpusConfig, build_corpus
 from fireflan.corpus.show import ShowConfig, show
 from fireflan.evaluate import EvalConfig, evaluate
 from fireflan.export import ExportConfig, describe, export
 from fireflan.improve import ImproveConfig, improve
-from fireflan.io import DataError
+from fireflan.io import DataError, iter_jsonl
 from fireflan.judgeval import JudgeEvalConfig, judge_eval
 from fireflan.options import check_flags, command
 from fireflan.report import ReportConfig, report
 from fireflan.serve import ServeConfig, serve
+from fireflan.tasks import load_examples
 from fireflan.tasks.score import score_files, score_one
 from fireflan.teach import TeachConfig, teach
 from fireflan.tools.wiki import Wiki
@@ -61,10 +63,6 @@ class CLI:
             data: the questions' file or folder (their types and gold pages).
             split: the split, where the data has several.
         """
-        from fireflan.audit import audit
-        from fireflan.io import iter_jsonl
-        from fireflan.tasks import load_examples
-
         examples = load_examples(task, data, split)
         print(json.dumps(audit([rec for _, rec in iter_jsonl(trajectories)], examples), indent=1))
 

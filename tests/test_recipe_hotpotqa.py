@@ -274,7 +274,7 @@ def test_the_real_recipe_teaches_on_official_files_and_measures_both_settings(tm
     except ConverterUnavailable as e:
         pytest.skip(f"llama.cpp's converter could not be fetched (no package index?): {str(e).splitlines()[0]}")
     world = tmp_path / "world"
-    write_world(WorldConfig(train=40, dev=0, test=12), world)
+    write_world(WorldConfig(train=40, dev=1, test=12), world)
     keep = ("_id", "question", "answer", "type", "level", "supporting_facts", "context")
     rows = {s: [{k: r[k] for k in keep} for r in map(json.loads, (world / f"{s}.jsonl").read_text().splitlines())
                 if r["supporting_facts"]] for s in ("train", "test")}

@@ -44,8 +44,8 @@ class Mixed:
         if how == "expert":
             return self.expert.generate(messages, **kw)
         if how == "loop":
-            hops = self.expert.hops(ex)
-            title = hops[0][0] if hops else ex.question  # a question that needs no tool: search it anyway
+            hops = self.expert.route(ex)
+            title = hops[0].query if hops else ex.question  # no walk reaches the pages: search the question
             return f"Thought: <u>not underlined</u> I should search {title}.\nAction: search[{title}]"
         return f"Thought: I think I know this one. {HOSTILE}\nAction: finish[Nobody {HOSTILE}]"
 

@@ -61,7 +61,8 @@ class DBBenchRecipe:
     probes: int = opt(0, "hallucination probes per model (0: none)")
     threads: int = opt(0, "CPU threads for training (0: all cores); llama.cpp picks its own")
 
-    task = "dbbench"  # what `hotpotqa.evaluate_stage` evaluates on (not an option)
+    task = "dbbench"  # what `hotpotqa.evaluate_stage` evaluates on (not options)
+    context = "question"  # each question searches its own paragraphs, as HotpotQA's distractor setting
 
 
 def main(r: DBBenchRecipe) -> dict:

@@ -69,7 +69,8 @@ class FireActRecipe:
                                      "as FireAct's trajectories saw)")
     threads: int = opt(0, "CPU threads for training (0: all cores); llama.cpp picks its own")
 
-    task = "hotpotqa"  # what `hotpotqa.evaluate_stage` evaluates on (not an option)
+    task = "hotpotqa"  # what `hotpotqa.evaluate_stage` evaluates on (not options)
+    context = "question"  # each question searches its own paragraphs, as HotpotQA's distractor setting
 
 
 def main(r: FireActRecipe) -> dict:
