@@ -608,6 +608,28 @@ def test_the_batch_decoder_trusts_the_memory_over_its_bookkeeping(exported):
     assert again[0].text == first[0].text and again[0].evaluated_tokens == len(tokens)
 
 
+def test_a_reply_of_unfinished_utf8_bytes_stops_at_max_tokens(exported):
+    """A model that keeps emitting the first byte of a three-byte character: llama-cpp-python alone skips its
+    max_tokens check on such text and runs to the end of the context (`llama_decode returned 1`)."""
+    import numpy as np
+
+    from fireflan.models.llama import LlamaModel
+
+    model_dir, _ = exported
+    model = LlamaModel(model_dir / "gguf" / "model-f16.gguf", threads=1, n_ctx=1024, constrain_actions=True)
+    byte = [i for i in range(model.llm.n_vocab()) if model.llm.detokenize([i]) == b"\xe3"]  # the token <0xE3>
+    assert byte, "the tiny vocabulary has no byte tokens"
+
+    def only_that_byte(ids, scores):
+        forced = np.full_like(scores, -np.inf)
+        forced[byte[0]] = 0.0
+        return forced
+
+    model.constraint = lambda: only_that_byte
+    model.generate([{"role": "user", "content": "Who founded Kest Pictures?"}], max_tokens=40)
+    assert model.last_usage.completion_tokens <= 40
+
+
 def test_evaluate_a_real_gguf_on_db_tasks_writes_metrics(exported, tmp_path):
     """`fireflan evaluate --task dbbench` on the tiny exported GGUF (default tier): whatever SQL or text
     it writes, the run ends and metrics.json holds the scores and AgentBench's accuracy per type."""

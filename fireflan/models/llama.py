@@ -177,8 +177,14 @@ class LlamaModel:
             from llama_cpp import LogitsProcessorList
 
             processors = LogitsProcessorList([self.constraint()])
+        from llama_cpp import StoppingCriteriaList
+
+        # llama-cpp-python (0.3.36) skips its own max_tokens check while the text ends in an unfinished UTF-8
+        # character: a model that keeps emitting byte tokens would run to the end of the context
+        limit = len(tokens) + max_tokens
         out = self.llm.create_completion(tokens, max_tokens=max_tokens, temperature=temperature,
-                                         stop=self._stop(stop), seed=seed, logits_processor=processors)
+                                         stop=self._stop(stop), seed=seed, logits_processor=processors,
+                                         stopping_criteria=StoppingCriteriaList([lambda ids, _: len(ids) >= limit]))
         usage = out.get("usage", {})
         self.last_usage = Usage(calls=1, prompt_tokens=usage.get("prompt_tokens", len(tokens)),
                                 completion_tokens=usage.get("completion_tokens", 0))
