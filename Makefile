@@ -40,7 +40,7 @@ real: $(VENV)/.ready-train,infer,dev
 		$(if $(REAL_TRAIN),--train-data $(REAL_TRAIN)) $(if $(REAL_EVAL),--eval-data $(REAL_EVAL))
 
 test: $(VENV)/.ready-train,infer,dev
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q --durations=25
 
 test-slow: $(VENV)/.ready-train,infer,dev
 	$(PY) -m pytest -m "slow and not lab" -q
