@@ -57,8 +57,8 @@ class TeachConfig:
                                               "with a plan of two or more sub-questions: the world's)")
     shares: str = opt("react=1,cot=1,reflexion=0.3", "the share of eligible questions run with each method")
     seed: int = opt(0, "the seed of the teacher's sampling and wording; part of each trajectory's key")
-    wording: str = opt("varied", "scripted teacher: varied (each thought's phrasing drawn with the seed) | plain "
-                                 "(always the same phrasing for the same situation)")
+    wording: str = opt("plain", "scripted teacher: plain (always the same phrasing for the same situation; a small "
+                                "model learns it from fewer steps) | varied (each thought's phrasing drawn with the seed)")
     walks: int = opt(1, "scripted teacher: walks per question, each with its own seed (seed, seed+1, ...): its own "
                         "wording, and where the pages allow another way (the other comparison page first, a wrong "
                         "page and back)")

@@ -139,13 +139,13 @@ def test_scripted_expert_thoughts_quote_what_the_tool_returned(small_world):
             assert quoted, step.thought
 
 
-def test_scripted_expert_wording_varies_with_the_seed(small_world):
+def test_scripted_expert_varied_wording_varies_with_the_seed(small_world):
     task = get_task("world")
     examples = [e for e in task.load(small_world, split="train") if e.type == "bridge"][:20]
     wiki = make_tool("world", examples, small_world)
 
     def thoughts(seed):
-        expert = ScriptedExpert(examples, seed=seed)
+        expert = ScriptedExpert(examples, seed=seed, wording="varied")
         return [s.thought for e in examples for s in run_episode(expert, wiki, e).steps]
 
     assert thoughts(0) == thoughts(0)

@@ -189,7 +189,7 @@ def notool_reasoning(question: str, answer: str) -> str:
     return f"The question itself gives what I need: {answer}."
 
 
-WORDINGS = ("varied", "plain")
+WORDINGS = ("plain", "varied")
 
 
 class FirstWording(random.Random):
@@ -229,7 +229,7 @@ class ScriptedExpert:
     def __init__(self, examples, method: str = "react", seed: int = 0, lookup_share: float = 0.3,
                  mistake_share: float = 0.0, success_share: float = 1.0, failing: set[str] | None = None,
                  name: str = "scripted-expert", tool=None, reverse_share: float = 0.3, detour_share: float = 0.2,
-                 walks: dict | None = None, variant: int = 0, wording: str = "varied"):
+                 walks: dict | None = None, variant: int = 0, wording: str = "plain"):
         if not 0 <= success_share <= 1:
             raise ValueError(f"the scripted expert's success share must be within 0..1, got {success_share}")
         if wording not in WORDINGS:

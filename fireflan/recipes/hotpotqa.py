@@ -60,7 +60,7 @@ class HotpotQARecipe:
                                       "real one fails some; the rest it answers wrong, and they are not trained on)")
     teacher_failures: str = opt("hardest", "which questions a weak teacher fails: hardest (by level, then kind) | "
                                            "random (a seeded coin per question)")
-    wording: str = opt("varied", "scripted teacher: varied | plain (one phrasing for each situation)")
+    wording: str = opt("plain", "scripted teacher: plain (one phrasing for each situation) | varied")
     walks: int = opt(1, "scripted teacher: walks per training question (teach --walks)")
     world_questions: int = opt(0, "hotpotqa: also teach this many questions of the embedded world (OUT/world, "
                                   "OUT/teach-world) and train on both (0: the real questions alone)")
