@@ -59,6 +59,9 @@ class TeachConfig:
     seed: int = opt(0, "the seed of the teacher's sampling and wording; part of each trajectory's key")
     wording: str = opt("plain", "scripted teacher: plain (always the same phrasing for the same situation; a small "
                                 "model learns it from fewer steps) | varied (each thought's phrasing drawn with the seed)")
+    answer_lookup: bool = opt(False, "scripted teacher: on the page that holds the answer, when the answer is not in "
+                                      "its first sentence, look up a word of the question that finds its sentence "
+                                      "before answering (what a reader does on a long page)")
     walks: int = opt(1, "scripted teacher: walks per question, each with its own seed (seed, seed+1, ...): its own "
                         "wording, and where the pages allow another way (the other comparison page first, a wrong "
                         "page and back)")
@@ -165,7 +168,7 @@ def make_teacher(config: TeachConfig, examples, method: str, tool=None, walks: d
         return ScriptedExpert(examples, method="react" if method == "decompose" else method, seed=config.seed + walk,
                               lookup_share=config.lookup_share, mistake_share=config.mistake_share,
                               success_share=config.success_share, failing=wrong, tool=tool, walks=walks,
-                              variant=walk, wording=config.wording)
+                              variant=walk, wording=config.wording, answer_lookup=config.answer_lookup)
     if config.teacher == "openai":
         return OpenAIModel(config.model, base_url=config.base_url, max_usd=config.max_usd, prices=config.prices)
     raise ValueError(f"--teacher must be scripted or openai, got {config.teacher!r}")

@@ -92,6 +92,30 @@ def test_the_walk_searches_what_the_question_describes_and_the_name_the_page_wri
     assert "Sylvester Stull" in traj.steps[-1].thought  # the final thought quotes the sentence with the answer
 
 
+def test_with_answer_lookup_the_expert_finds_a_later_answer_sentence_by_a_word_of_the_question():
+    """The postmaster is in the second sentence of the last page: the expert looks up "postmaster" (a word of
+    the question that finds that sentence first) and quotes what the lookup showed; by default it does not."""
+    pages = {"Stull (EP)": ["Stull is the second extended play by the rock band Urge Overkill.",
+                            "The EP's title refers to Stull, Kansas."],
+             "Stull, Kansas": ["Stull is a community in Kansas.", "It was renamed after its first postmaster, "
+                                                                  "Sylvester Stull."]}
+    ex, wiki = _example("What postmaster was the indirect namesake of Urge Overkill's second EP?", "Sylvester Stull",
+                        [["Stull (EP)", 0], ["Stull (EP)", 1], ["Stull, Kansas", 1]], pages)
+    score = lambda a: {"em": float(a == ex.answer)}  # noqa: E731
+    looked = run_episode(ScriptedExpert([ex], tool=wiki, answer_lookup=True), wiki, ex, score=score)
+    assert looked.success and [s.action for s in looked.steps] == ["search", "search", "lookup", "finish"]
+    assert looked.steps[2].argument == "postmaster" and "Sylvester Stull" in looked.steps[2].observation
+    assert "postmaster" in looked.steps[2].thought and "Sylvester Stull" in looked.steps[3].thought
+    plain = run_episode(ScriptedExpert([ex], tool=wiki), wiki, ex, score=score)
+    assert plain.success and [s.action for s in plain.steps] == ["search", "search", "finish"]
+    # the answer in the page's first sentence, or a comparison: nothing to look up
+    first = {"Stull (EP)": pages["Stull (EP)"], "Stull, Kansas": ["Stull, named for postmaster Sylvester Stull, "
+                                                                  "is a community in Kansas."]}
+    ex1, wiki1 = _example(ex.question, ex.answer, [["Stull (EP)", 1], ["Stull, Kansas", 0]], first)
+    steps = run_episode(ScriptedExpert([ex1], tool=wiki1, answer_lookup=True), wiki1, ex1).steps
+    assert "lookup" not in [s.action for s in steps]
+
+
 def test_a_title_the_screen_shows_among_similar_ones_is_a_detour_the_walk_takes():
     """No name on the screen finds the band's page: the expert searches the name, reads that the best match is
     the town, and types the band's title from the similar titles the result listed (now on the screen)."""

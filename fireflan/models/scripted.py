@@ -203,6 +203,13 @@ _LEVELS = {"easy": 0, "medium": 1, "hard": 2}
 _KINDS = {"notool": 0, "single": 1, "comparison": 2, "bridge": 3}  # bridge questions need a hop found first
 
 
+def _finds(words: list[str], sentences: list[str], wanted: str) -> str | None:
+    """The longest of `words` (the first of those as long; longer than three letters) whose first sentence
+    among `sentences` is `wanted`: what lookup[word] would show first."""
+    found = [w for w in words if len(w) > 3 and next((s for s in sentences if w.lower() in s.lower()), None) == wanted]
+    return max(found, key=len) if found else None  # the longest: a name or a content word more than "only"
+
+
 def difficulty(example) -> tuple[int, int]:
     """How hard a question is for a teacher: its level, then its kind (an unknown one counts as medium)."""
     return _LEVELS.get(example.level, 1), _KINDS.get(example.type, 2)
@@ -229,7 +236,7 @@ class ScriptedExpert:
     def __init__(self, examples, method: str = "react", seed: int = 0, lookup_share: float = 0.3,
                  mistake_share: float = 0.0, success_share: float = 1.0, failing: set[str] | None = None,
                  name: str = "scripted-expert", tool=None, reverse_share: float = 0.3, detour_share: float = 0.2,
-                 walks: dict | None = None, variant: int = 0, wording: str = "plain"):
+                 walks: dict | None = None, variant: int = 0, wording: str = "plain", answer_lookup: bool = False):
         if not 0 <= success_share <= 1:
             raise ValueError(f"the scripted expert's success share must be within 0..1, got {success_share}")
         if wording not in WORDINGS:
@@ -243,6 +250,7 @@ class ScriptedExpert:
         self.detour_share = detour_share  # walks that search a name bringing a wrong page first, and recover
         self.variant = variant  # 0: the best walk; 1, 2, ...: another way where the pages allow one (teach --walks)
         self.wording = wording  # varied: each thought's phrasing drawn with the seed; plain: always the first
+        self.answer_lookup = answer_lookup  # look up a word of the question that finds the answer's sentence
         self.mistake_share, self.success_share = mistake_share, success_share
         self.failing = failing  # the ids of the questions it gets wrong (`failing()`); None: a coin per question
         self.usage, self.last_usage = Usage(), Usage()
@@ -372,12 +380,15 @@ class ScriptedExpert:
             if done is None:
                 return self._towards(example, hops, k, read, attempts, pending, rng)
             read.append((hop, done, []))
-            if hop.target is not None and i == len(history) and (keyword := self._lookup(example, read)):
-                return self._say([rng.choice(walk.LOOKUP).format(k=keyword)], f"lookup[{keyword}]")
+            if hop.target is not None and i == len(history) and (found := self._lookup(example, read)):
+                keyword, said = found
+                return self._say([*self._followed(hop, rng), rng.choice(said).format(k=keyword, t=hop.name)],
+                                 f"lookup[{keyword}]")
             if fails and hop.target is not None:  # a weak teacher's mistake: it answers from the first page it reads
                 wrong = self.wrong_answer(example, hop.target)
                 return self._say([self._quote(example, hop, done, wrong, rng), walk.say_answer(rng, wrong)],
                                  f"finish[{wrong}]")
+        read[-1][2].extend(obs for action, _, obs in history[i:] if action == "lookup")  # on the last page
         return self._conclude(example, read, pending, rng)
 
     @staticmethod
@@ -407,7 +418,7 @@ class ScriptedExpert:
             return self._say(pending, f"search[{hop.query}]")
         if not read:
             return self._say([self._opening(example, hops, rng)], f"search[{hop.query}]")
-        before, obs, _ = read[-1]
+        before, obs, looked = read[-1]
         if before.target is None:  # a detour: a page that is not the one needed
             said = walk.first_words(walk.page_text(obs))
             seen = walk.best_match(obs) or before.query
@@ -416,7 +427,8 @@ class ScriptedExpert:
                 return self._say([rng.choice(other).format(m=seen, s=said, t=hop.query)], f"search[{hop.query}]")
             return self._say([rng.choice(walk.WRONG_PAGE).format(m=walk.surface(seen), q=hop.query)],
                              f"search[{hop.query}]")
-        thoughts = [*self._followed(before, rng), self._quote(example, before, obs, hop.query, rng)]
+        followed = [] if looked else self._followed(before, rng)  # said before its lookup, if it had one
+        thoughts = [*followed, self._quote(example, before, obs, hop.query, rng, looked)]
         thoughts.append(rng.choice(walk.NEXT_FROM_PAGE if hop.source == "page" else walk.NEXT_FROM_QUESTION).format(
             n=hop.query))
         return self._say(thoughts, f"search[{hop.query}]")
@@ -453,20 +465,29 @@ class ScriptedExpert:
         sentence = walk.sentence_with(facts, key) or walk.sentence_with(visible, key) or (facts or visible or [""])[0]
         return rng.choice(walk.READ).format(t=hop.name, s=walk.clip(sentence, key))
 
-    def _lookup(self, example, read) -> str | None:
+    def _lookup(self, example, read) -> tuple[str, list[str]] | None:
         """A word of the screen to look up on the page just found, when its search did not show a supporting
-        sentence (a search engine's snippet), and the lookup would find that sentence first; else None."""
+        sentence (a search engine's snippet), and the lookup would find that sentence first; with
+        `answer_lookup`, also a word of the question that finds the sentence holding the answer first, where
+        that is not the page's first sentence (a reader's way to the line it needs). Returns the word and the
+        phrasings of the thought before it, or None."""
         hop, obs, after = read[-1]
-        missing = [s for s in walk.facts_of(example, hop.target) if s not in obs and not any(s in o for o in after)]
-        if not missing or len(after) >= len(walk.facts_of(example, hop.target)):
-            return None
-        screen = " ".join([example.question, *(o for _, o, _ in read[:-1])])
         sentences = walk.sentences_of(example, hop.target)
-        for word in content_words(screen):
-            first = next((s for s in sentences if word.lower() in s.lower()), None)
-            if first == missing[0] and len(word) > 3:
-                return word
-        return None
+        if after:
+            return None  # one lookup a page
+        missing = [s for s in walk.facts_of(example, hop.target) if s not in obs]
+        if missing:
+            screen = " ".join([example.question, *(o for _, o, _ in read[:-1])])
+            word = _finds(content_words(screen), sentences, missing[0])
+            return (word, walk.LOOKUP) if word else None
+        if not self.answer_lookup or example.type == "comparison" or normalize_answer(example.answer) in ("yes", "no"):
+            return None
+        holding = [s for s in walk.facts_of(example, hop.target) if phrase_in(example.answer, s)]
+        if not holding or holding[0] == sentences[0]:
+            return None
+        words = [w for w in content_words(example.question) if not phrase_in(w, example.answer)]
+        word = _finds(words, sentences, holding[0])
+        return (word, walk.LOOKUP_ANSWER) if word else None
 
     def _conclude(self, example, read, pending, rng) -> str:
         """The final thought: the sentence that holds the answer quoted, or the comparison stated with both
@@ -474,22 +495,23 @@ class ScriptedExpert:
         answer = example.answer
         pages = [(hop, obs, after) for hop, obs, after in read if hop.target is not None]
         last = pages[-1][0]
+        followed = [] if pages[-1][2] else self._followed(last, rng)  # said before its lookup, if it had one
         if example.type == "comparison" and len(pages) == 2:
             sides = [(h.name, " ".join(walk.facts_of(example, h.target))) for h, _, _ in pages]
             stated = example.reasoning or comparison(example.question, sides, answer)
             if stated:
                 end = [] if phrase_in(answer, stated.split(",")[-1]) else [walk.say_answer(rng, answer)]
-                return self._say([*pending, *self._followed(last, rng), stated, *end], f"finish[{answer}]")
+                return self._say([*pending, *followed, stated, *end], f"finish[{answer}]")
             key = answer if normalize_answer(answer) not in ("yes", "no") else ""
             quotes = [self._quote(example, h, o, key, rng, a) for h, o, a in pages]
-            return self._say([*pending, *self._followed(last, rng), *quotes, walk.say_answer(rng, answer)],
+            return self._say([*pending, *followed, *quotes, walk.say_answer(rng, answer)],
                              f"finish[{answer}]")
         holding = [(h, o, a) for h, o, a in pages
                    if any(phrase_in(answer, s) for s in walk.sentences_of(example, h.target) if s in o or
                           any(s in x for x in a))]
         h, o, a = (holding or pages)[-1]
         quote = self._quote(example, h, o, answer, rng, a)
-        return self._say([*pending, *self._followed(last, rng), quote, walk.say_answer(rng, answer)],
+        return self._say([*pending, *followed, quote, walk.say_answer(rng, answer)],
                          f"finish[{answer}]")
 
     def fails(self, example) -> bool:

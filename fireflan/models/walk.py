@@ -345,6 +345,11 @@ LOOKUP = [
     'I will look for "{k}" on this page.',
     'Let me find the sentence that mentions "{k}".',
 ]
+LOOKUP_ANSWER = [  # {k}: a word of the question; {t}: the page read
+    'The question asks about "{k}"; let me find the sentence on {t} that mentions it.',
+    'I will look for "{k}" on the {t} page: that sentence should hold the answer.',
+    'Let me find where the {t} page mentions "{k}".',
+]
 GIVE_UP = ["The tool keeps failing to return {t}, so I cannot find the answer.",
            "I could not get the page on {t} after several tries, so I cannot answer."]
 
