@@ -58,7 +58,8 @@ class TeachConfig:
     shares: str = opt("react=1,cot=1,reflexion=0.3", "the share of eligible questions run with each method")
     seed: int = opt(0, "the seed of the teacher's sampling and wording; part of each trajectory's key")
     wording: str = opt("plain", "scripted teacher: plain (always the same phrasing for the same situation; a small "
-                                "model learns it from fewer steps) | varied (each thought's phrasing drawn with the seed)")
+                                "model learns it from fewer steps) | varied (each thought's phrasing drawn with the "
+                                "seed)")
     answer_lookup: bool = opt(False, "scripted teacher: on the page that holds the answer, when the answer is not in "
                                       "its first sentence, look up a word of the question that finds its sentence "
                                       "before answering (what a reader does on a long page)")
