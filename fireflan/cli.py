@@ -245,7 +245,7 @@ def main(argv=None):
     if argv[:2] == ["corpus", "show"]:  # a sub-verb of corpus
         argv = ["corpus_show", *argv[2:]]
     try:
-        verb = getattr(CLI, argv[0], None) if argv and not argv[0].startswith("-") else None
+        verb = getattr(CLI(), argv[0], None) if argv and not argv[0].startswith("-") else None
         if callable(verb):
             check_flags(verb, argv[1:], f"fireflan {argv[0]}")
         fire.Fire(CLI(), command=argv, name="fireflan")

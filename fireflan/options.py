@@ -73,22 +73,57 @@ def with_signature(fn, cls, summary: str, positional: tuple[str, ...] = (), extr
 
 
 def check_flags(fn, argv: list[str], name: str) -> None:
-    """Refuse a flag that `fn` does not take, before anything runs: python-fire would run the command
-    without it and complain only at the end (after a whole training). `--no-x` for a flag `x`, `--help`
-    and what follows a bare `--` (fire's own flags) are let through."""
+    """Refuse what `fn` cannot take, before anything runs: python-fire would run the command without it and
+    complain only at the end (after a whole training). Reads `argv` as fire does: `--name value`,
+    `--name=value`, a bare `--flag` (before another flag or at the end) is true, `--noflag` false, `-x` the one
+    option starting with x; anything else is a positional argument, of which `fn` takes as many as it has
+    positional parameters. `--help` and what follows a bare `--` (fire's own flags) are let through."""
     import difflib
 
-    known = {p.name for p in inspect.signature(fn).parameters.values()}
+    params = inspect.signature(fn).parameters.values()
+    known = {p.name for p in params}
+    places = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    any_number = any(p.kind == p.VAR_POSITIONAL for p in params)
     args = argv[:argv.index("--")] if "--" in argv else argv
-    for arg in args:
-        if not arg.startswith("--") or len(arg) == 2:
+    positional, skip = [], False
+    for k, arg in enumerate(args):
+        if skip:
+            skip = False
             continue
-        key = arg[2:].split("=", 1)[0].replace("-", "_")
-        if key in known or key in ("help", "h") or (key.startswith("no") and key[2:] in known):
+        if not _is_flag(arg):
+            positional.append(arg)
             continue
+        key = arg.lstrip("-").split("=", 1)[0].replace("-", "_")
+        alone = "=" not in arg and (k + 1 == len(args) or _is_flag(args[k + 1]))
+        skip = "=" not in arg and not alone  # the next argument is this flag's value
+        if key in known or key in ("help", "h") or alone and key.startswith("no") and key[2:] in known:
+            continue
+        if len(key) == 1:
+            starting = sorted(n for n in known if n.startswith(key))
+            if len(starting) == 1:
+                continue
+            if starting:
+                raise ValueError(f"option -{key} is ambiguous: it could be any of "
+                                 f"{', '.join('--' + n for n in starting)}; `{name} --help` lists the options")
         close = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f" (did you mean --{close[0]}?)" if close else ""
-        raise ValueError(f"unknown option --{key}{hint}; `{name} --help` lists the options")
+        raise ValueError(f"unknown option {arg.split('=', 1)[0]}{hint}; `{name} --help` lists the options")
+    if len(positional) > len(places) and not any_number:
+        extra = positional[len(places):]
+        takes = (f"takes {len(places)} argument{'s' * (len(places) > 1)} ({', '.join(p.upper() for p in places)})"
+                 if places else "takes no positional argument")
+        raise ValueError(f"unexpected argument {extra[0]!r}: {name} {takes}; options are given as --name value "
+                         f"(`{name} --help` lists them)")
+
+
+def _is_flag(arg: str) -> bool:
+    """Whether fire reads `arg` as a flag: it starts with a hyphen and is not a negative number."""
+    if not arg.startswith("-") or arg == "-":
+        return False
+    with contextlib.suppress(ValueError):
+        float(arg)
+        return False
+    return arg.startswith("--") or arg[1:2].isalpha()
 
 
 def as_text_lists(cls, values: dict) -> dict:

@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from helpers import HOTPOT_SAMPLE, ROOT, run_cli, shared
 
 
@@ -119,11 +121,43 @@ def test_an_unknown_flag_is_refused_before_anything_runs(tmp_path):
     assert proc.returncode == 2 and "unknown option --sed (did you mean --seed?)" in proc.stderr
     assert not (tmp_path / "w").exists()
     proc = run_cli("--max-step", "100", "--out", tmp_path / "r", module="fireflan.recipes.hotpotqa", check=False)
-    assert proc.returncode == 2 and "unknown option --max_step (did you mean --max_steps?)" in proc.stderr
+    assert proc.returncode == 2 and "unknown option --max-step (did you mean --max_steps?)" in proc.stderr
     assert not (tmp_path / "r").exists()
     proc = run_cli("world", "--no-tool-share", "0.1", "--out", tmp_path / "n", check=False)
     assert proc.returncode == 2 and "did you mean --notool_share?" in proc.stderr
     proc = run_cli("score", "Paris", "paris", "--task=world")  # known flags, = form, positionals
+    assert '"em": 1.0' in proc.stdout
+
+
+VERBS = {"world": 0, "dbworld": 0, "teach": 0, "corpus": 1, "corpus show": 1, "train": 0, "grpo": 0, "export": 1,
+         "evaluate": 0, "improve": 0, "judge": 0, "chat": 0, "serve": 1, "search": 3, "audit": 4, "score": 3}
+
+
+@pytest.mark.parametrize("bad", ["positional", "short", "long"])
+@pytest.mark.parametrize("verb", sorted(VERBS))
+def test_every_verb_refuses_a_stray_argument_or_flag_before_anything_is_written(verb, bad, tmp_path, capsys,
+                                                                               monkeypatch):
+    """python-fire runs a verb with the arguments it can use and complains about the rest afterwards (`teach w1`
+    taught the default world, then said `Could not consume arg: w1`); every verb refuses them first."""
+    from fireflan.cli import main
+
+    monkeypatch.chdir(tmp_path)  # a verb that ran would write under runs/ here
+    words = verb.split()
+    args = {"positional": [f"p{k}" for k in range(VERBS[verb] + 1)], "short": ["-z", "1"],
+            "long": ["--zz-top", "1"]}[bad]
+    with pytest.raises(SystemExit) as stop:
+        main([*words, *args])
+    said = capsys.readouterr().err
+    assert stop.value.code == 2 and said.startswith("fireflan: error: ")
+    assert {"positional": f"unexpected argument 'p{VERBS[verb]}'", "short": "unknown option -z",
+            "long": "unknown option --zz-top"}[bad] in said, said
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_short_flag_is_the_one_option_it_starts_or_refused_as_ambiguous(tmp_path):
+    proc = run_cli("evaluate", "-m", "x.gguf", check=False)
+    assert proc.returncode == 2 and "option -m is ambiguous: it could be any of --max_steps" in proc.stderr
+    proc = run_cli("score", "Paris", "paris", "-t", "world")  # -t: --task, the one option starting with t
     assert '"em": 1.0' in proc.stdout
 
 
