@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import HOTPOT_SAMPLE, ROOT, run_cli, shared
 
 
