@@ -25,6 +25,7 @@ from fireflan.agent.prompts import few_shot_prefix
 from fireflan.corpus.format import system_tools
 from fireflan.io import append_jsonl, iter_jsonl, resumable_records, write_json
 from fireflan.models import load_model
+from fireflan.models.load import check_model
 from fireflan.options import guard_run, one_run_per_folder, opt
 from fireflan.tasks import CONTEXTS, OBSERVATIONS, bind, open_task
 from fireflan.tasks.scoring import normalize_answer
@@ -218,6 +219,8 @@ def evaluate(config: EvalConfig, model=None) -> dict:
                          "(use --noise 0 and no --constrain)")
     out = Path(config.out)
     thresholds = Thresholds.read(config.judge_calibration) if config.judge_calibration else Thresholds()
+    if model is None:
+        check_model(config.model, config.base_url)
     guard_run(out, config, may_change=("limit", "threads", "probes", "out", "batch"))
     task, examples, tool = open_task(config.task, config.data, config.split, config.limit, config.corpus,
                                      config.observations, config.context)

@@ -25,6 +25,7 @@ from fireflan.corpus.roles import make_roles
 from fireflan.evaluate import wilson_interval
 from fireflan.io import append_jsonl, iter_jsonl, resumable_records, write_json, write_jsonl
 from fireflan.models import load_model
+from fireflan.models.load import check_model
 from fireflan.options import guard_run, one_run_per_folder, opt
 from fireflan.teach import TeachConfig, teach
 from fireflan.tools.actions import parse_action
@@ -143,6 +144,7 @@ def judge_eval(config: JudgeEvalConfig) -> dict:
     from tqdm import tqdm
 
     out = Path(config.out)
+    check_model(config.model)
     guard_run(out, config, may_change=("threads", "out"))
     records = judge_records(config)
     path = out / "verdicts.jsonl"

@@ -174,10 +174,12 @@ def guard_run(folder, config, may_change: tuple[str, ...] = (), name: str = "con
 
     A resumed stage appends to the files in its folder; records made with other settings (another
     model, method, seed, ...) would be mixed in silently. Fields in `may_change` (e.g. a limit) may differ.
+    A folder that holds nothing but settings (a run refused for bad input before it made anything) takes the
+    new ones: the corrected command runs.
     """
     path = Path(folder) / name
     now = asdict(config)
-    if path.exists():
+    if path.exists() and not only_settings(path.parent):  # settings alone: a run refused before any work
         before = json.loads(path.read_text())
         changed = sorted(k for k in now if k not in may_change and k in before and before[k] != now[k])
         if changed:
@@ -202,24 +204,34 @@ def claimed(folder):
     Stages append to their folder and resume from what it holds: two runs writing one folder at once would
     interleave their records and checkpoints. A second process claiming a held folder is refused at once
     (FolderInUse, naming the holder); the lock (flock of FOLDER/.fireflan.lock) dies with its process, so a
-    killed run leaves nothing to clean up. Claims nest within a process. A folder the block created and left
-    empty is removed again: a run refused for a bad option leaves nothing behind.
+    killed run leaves nothing to clean up. Claims nest within a process. A block that made nothing but its
+    settings and lock takes those away again (and the folder, if it made it): a run refused for bad input
+    leaves the folder as it was.
     """
     folder = Path(folder).resolve()
     if folder in _held:  # an outer block of this process holds it
         yield folder
         return
     created = not folder.exists()
+    before = set() if created else set(folder.iterdir())
     handle = _lock(folder)
     _held.add(folder)
     try:
         yield folder
     finally:
         _held.discard(folder)
-        if created and [p.name for p in folder.iterdir()] == [LOCK]:
-            (folder / LOCK).unlink()
-            folder.rmdir()
+        if only_settings(folder):  # nothing made (refused, or stopped before any work): leave it as it was
+            for p in set(folder.iterdir()) - before:
+                p.unlink()
+            if created:
+                folder.rmdir()
         handle.close()  # closing the file releases the lock
+
+
+def only_settings(folder: Path) -> bool:
+    """Whether FOLDER holds no more than a run's settings (config*.json files) and its lock: no work."""
+    return all(p.is_file() and (p.name == LOCK or p.name.startswith("config") and p.suffix == ".json")
+               for p in folder.iterdir())
 
 
 def _lock(folder: Path):

@@ -160,6 +160,25 @@ def test_a_short_flag_is_the_one_option_it_starts_or_refused_as_ambiguous(tmp_pa
     assert '"em": 1.0' in proc.stdout
 
 
+def test_a_refused_run_leaves_nothing_and_its_corrected_rerun_runs(small_world, tmp_path):
+    """A run refused for bad input wrote its settings first, and its corrected rerun was then refused as
+    'a run with other settings'; the judge ran its teacher before it looked for its model."""
+    out = tmp_path / "T"
+    proc = run_cli("teach", "--data", tmp_path / "nosuch", "--out", out, "--limit", 2, check=False)
+    assert proc.returncode == 2 and "nosuch" in proc.stderr and not out.exists()
+    out.mkdir()  # a folder the user made: the refused run leaves it as it was
+    proc = run_cli("teach", "--data", tmp_path / "nosuch", "--out", out, "--limit", 2, check=False)
+    assert proc.returncode == 2 and list(out.iterdir()) == []
+    (out / "config.json").write_text(json.dumps({"data": "nosuch", "out": str(out)}))  # an older version's leftover
+    run_cli("teach", "--data", small_world, "--out", out, "--limit", 2)
+    assert len((out / "trajectories.jsonl").read_text().splitlines()) >= 2
+    for verb in ("evaluate", "judge"):
+        proc = run_cli(verb, "--model", tmp_path / "nosuch.gguf", "--data", small_world, "--out", tmp_path / verb,
+                       check=False)
+        assert proc.returncode == 2 and "nosuch.gguf: no such GGUF file" in proc.stderr, proc.stderr
+        assert not (tmp_path / verb).exists()
+
+
 def test_a_folder_in_use_by_another_run_is_refused_and_freed_when_its_holder_dies(tmp_path):
     """Two runs writing one folder would interleave their records: the second is refused at once, told
     which process holds it, and writes nothing; a SIGKILLed holder frees the folder (the lock dies with it)."""
