@@ -47,6 +47,8 @@ def show(step) -> None:
 
 def chat(config: ChatConfig, model=None, lines=None) -> int:
     """The read-answer loop; returns how many questions were answered. `lines` replaces stdin (tests)."""
+    if config.max_steps < 1:
+        raise ValueError(f"--max-steps must be 1 or more (model calls per question), got {config.max_steps}")
     if model is None:
         model, needs_shots = load_model(config.model, threads=config.threads)
     else:

@@ -214,6 +214,9 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         raise ValueError(f"--prompt must be auto, none, fewshot or system, got {config.prompt!r}")
     if config.batch < 1:
         raise ValueError(f"--batch must be 1 or more, got {config.batch}")
+    if config.max_steps < 1 or config.max_tokens < 1:
+        raise ValueError(f"--max-steps and --max-tokens must be 1 or more, got {config.max_steps} and "
+                         f"{config.max_tokens}")
     if config.task == "dbbench" and (config.noise or config.constrain):
         raise ValueError("--noise and --constrain know the wiki's actions only; the DB tasks run execute[...] "
                          "(use --noise 0 and no --constrain)")

@@ -182,6 +182,8 @@ def teach(config: TeachConfig) -> dict:
 
     if config.failures not in ("hardest", "random"):
         raise ValueError(f"--failures must be hardest or random, got {config.failures!r}")
+    if config.max_steps < 1:
+        raise ValueError(f"--max-steps must be 1 or more (model calls per episode), got {config.max_steps}")
     if config.walks < 1 or config.walks > 1 and config.teacher != "scripted":
         raise ValueError(f"--walks must be 1 or more (more than 1: the scripted teacher only), got {config.walks}")
     out = Path(config.out)

@@ -179,6 +179,23 @@ def test_a_refused_run_leaves_nothing_and_its_corrected_rerun_runs(small_world, 
         assert not (tmp_path / verb).exists()
 
 
+def test_settings_that_cannot_give_a_result_are_errors(small_world, tmp_path):
+    """`corpus --val-share 1.5` wrote 0 training records and exited 0; `--max-steps 0` ran episodes of no step."""
+    run_cli("teach", "--data", small_world, "--out", tmp_path / "T", "--limit", 3)
+    trajectories = tmp_path / "T" / "trajectories.jsonl"
+    cases = [(["corpus", trajectories, "--val-share", "1.5"], "--val-share must be at least 0 and below 1"),
+             (["corpus", trajectories, "--max-tokens", "0"], "--max-tokens must be 1 or more"),
+             (["corpus", trajectories, "--max-tokens", "5"], "no training records would be written"),
+             (["teach", "--data", small_world, "--max-steps", "0"], "--max-steps must be 1 or more"),
+             (["evaluate", "--data", small_world, "--max-steps", "0"], "--max-steps and --max-tokens must be 1"),
+             (["chat", "--max-steps", "0"], "--max-steps must be 1 or more")]
+    for args, said in cases:
+        out = tmp_path / "out"
+        proc = run_cli(*args, *(["--out", out] if args[0] != "chat" else []), check=False)
+        assert proc.returncode == 2 and said in proc.stderr, (args, proc.stderr)
+        assert not out.exists(), args
+
+
 def test_a_folder_in_use_by_another_run_is_refused_and_freed_when_its_holder_dies(tmp_path):
     """Two runs writing one folder would interleave their records: the second is refused at once, told
     which process holds it, and writes nothing; a SIGKILLed holder frees the folder (the lock dies with it)."""

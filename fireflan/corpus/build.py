@@ -295,6 +295,11 @@ def build_corpus(config: CorpusConfig) -> dict:
         raise ValueError("--capabilities must give at least one capability a share above 0")
     if config.format not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {config.format!r}")
+    if not 0 <= config.val_share < 1:
+        raise ValueError(f"--val-share must be at least 0 and below 1 (a share of the questions), got "
+                         f"{config.val_share}")
+    if config.max_tokens < 1:
+        raise ValueError(f"--max-tokens must be 1 or more, got {config.max_tokens}")
 
     # 1. read
     trajectories, imported, read = read_inputs([p.strip() for p in config.inputs.split(",") if p.strip()])
@@ -330,6 +335,10 @@ def build_corpus(config: CorpusConfig) -> dict:
     kept_lengths = sorted(n for n in lengths if n <= config.max_tokens)
     rng.shuffle(kept)
     train, val = split_by_question(kept, config.val_share, config.seed)
+    if not train:
+        longest = f"; the shortest record has {min(lengths)} tokens, over --max-tokens {config.max_tokens}" \
+            if records and not kept else ""
+        raise ValueError(f"no training records would be written from {len(records)} record(s){longest}")
 
     # 7. write
     out = Path(config.out)
