@@ -6,6 +6,7 @@ Readers never skip a bad line silently: they raise `DataError` saying where it i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -27,7 +28,32 @@ def _existing(path) -> Path:
     path = Path(path)
     if not path.exists():
         raise DataError(path, "no such file")
-    return path
+    return whole(path.parent) and path
+
+
+INCOMPLETE = ".incomplete"
+
+
+@contextlib.contextmanager
+def file_set(folder, what: str):
+    """The files written in the block belong together (a world's splits and articles, a corpus's train and
+    validation records): FOLDER/.incomplete stands while they are written, so a run stopped half-way leaves
+    a set that every reader refuses by name (`whole`), never a silent mix of two runs' files."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / INCOMPLETE
+    marker.write_text(f"`{what}` (process {os.getpid()})\n")
+    yield folder
+    marker.unlink()
+
+
+def whole(folder) -> Path:
+    """FOLDER, or a DataError when a `file_set` writing into it stopped before it finished."""
+    marker = Path(folder) / INCOMPLETE
+    if marker.exists():
+        raise DataError(folder, f"{marker.read_text().strip()} stopped while writing these files, so they may "
+                                f"mix two runs; run it again to finish them")
+    return Path(folder)
 
 
 def iter_jsonl(path) -> Iterator[tuple[int, dict]]:

@@ -265,3 +265,48 @@ def test_a_truncated_world_or_corpus_file_is_named_with_its_line(tmp_path):
     corpus.write_text(json.dumps({"messages": turns}) + '\n{"messages": [{"role": "us')
     with pytest.raises(DataError, match=rf"^{re.escape(str(corpus))}:2: not valid JSON"):
         read_corpus(corpus)
+
+
+def test_a_set_of_files_stopped_half_way_is_refused_by_name_until_written_whole(tmp_path, monkeypatch):
+    """Ctrl-C during `world` over an existing world left files of two seeds, each whole, and `teach` then ran
+    on the mix; a world, DB world or corpus stopped half-way is now refused by every reader, naming the folder
+    and the command, until a run finishes it."""
+    import fireflan.corpus.build as build
+    import fireflan.worlds.wiki as wiki
+    from fireflan.corpus.build import CorpusConfig, build_corpus
+    from fireflan.io import DataError, write_jsonl
+    from fireflan.tasks import get_task
+    from fireflan.teach import TeachConfig, teach
+    from fireflan.train.trainer import corpus_files
+    from fireflan.worlds.wiki import WorldConfig, write_world
+
+    def stopped_after(n, real=write_jsonl):
+        calls = []
+
+        def write(path, records):
+            calls.append(path)
+            if len(calls) > n:
+                raise KeyboardInterrupt
+            return real(path, records)
+        return write
+
+    world, small = tmp_path / "world", dict(train=30, dev=5, test=5)
+    write_world(WorldConfig(seed=1, **small), world)
+    monkeypatch.setattr(wiki, "write_jsonl", stopped_after(2))
+    with pytest.raises(KeyboardInterrupt):
+        write_world(WorldConfig(seed=2, **small), world)  # train and dev of seed 2, test and corpus of seed 1
+    for read in (lambda: get_task("world").load(world, split="test"),
+                 lambda: teach(TeachConfig(out=str(tmp_path / "t"), data=str(world), limit=2))):
+        with pytest.raises(DataError, match=r"world: `fireflan world` \(process \d+\) stopped while writing"):
+            read()
+    monkeypatch.undo()
+    write_world(WorldConfig(seed=2, **small), world)
+    assert len(get_task("world").load(world, split="test")) == 5
+    teach(TeachConfig(out=str(tmp_path / "t"), data=str(world), limit=4))
+
+    corpus = tmp_path / "corpus"
+    monkeypatch.setattr(build, "write_jsonl", stopped_after(1))
+    with pytest.raises(KeyboardInterrupt):
+        build_corpus(CorpusConfig(inputs=str(tmp_path / "t" / "trajectories.jsonl"), out=str(corpus)))
+    with pytest.raises(DataError, match="corpus: `fireflan corpus`"):
+        corpus_files(corpus)

@@ -43,7 +43,7 @@ from fireflan.corpus.format import (
 from fireflan.corpus.importers import import_file
 from fireflan.corpus.negatives import NEGATIVES, bad_observation, no_tools, notool_with_tools
 from fireflan.corpus.roles import ROLES, make_roles
-from fireflan.io import DataError, iter_jsonl, write_json, write_jsonl
+from fireflan.io import DataError, file_set, iter_jsonl, write_json, write_jsonl
 from fireflan.options import one_run_per_folder, opt
 
 
@@ -343,8 +343,6 @@ def build_corpus(config: CorpusConfig) -> dict:
     # 7. write
     out = Path(config.out)
     shape = openai_record if config.format == "openai-tools" else (lambda r: r)
-    write_jsonl(out / "train.jsonl", [shape(r) for r in train])
-    write_jsonl(out / "val.jsonl", [shape(r) for r in val])
     agent = [r for r in kept if r["meta"]["negative"] is None and r["meta"]["source"] not in ("chat", "role")]
     role_kept = [r for r in kept if r["meta"]["source"] == "role"]
     stats = {
@@ -366,7 +364,10 @@ def build_corpus(config: CorpusConfig) -> dict:
         "task_mix": shares_of(agent, "task"), "method_mix": shares_of(agent, "method"),
         "sources": shares_of(kept, "source"),
     }
-    write_json(out / "stats.json", stats)
+    with file_set(out, "fireflan corpus"):  # train, val and their statistics from one run, or refused by name
+        write_jsonl(out / "train.jsonl", [shape(r) for r in train])
+        write_jsonl(out / "val.jsonl", [shape(r) for r in val])
+        write_json(out / "stats.json", stats)
     return stats
 
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fireflan.agent.toolcalls import ACTION_FORMATS
-from fireflan.io import DataError, write_json
+from fireflan.io import DataError, whole, write_json
 from fireflan.options import guard_run, one_run_per_folder, opt
 from fireflan.report.plots import loss_plot
 from fireflan.train import plan
@@ -90,7 +90,7 @@ def corpus_files(corpus) -> tuple[Path, Path | None]:
     """(train file, validation file or None) of a corpus folder or a single JSONL file."""
     path = Path(corpus)
     if path.is_dir():
-        train, val = path / "train.jsonl", path / "val.jsonl"
+        train, val = whole(path) / "train.jsonl", path / "val.jsonl"
         if not train.exists():
             raise DataError(train, "no such file (a corpus folder holds train.jsonl)")
         return train, (val if val.exists() and val.stat().st_size else None)

@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
-from fireflan.io import write_jsonl
+from fireflan.io import file_set, write_jsonl
 from fireflan.options import opt
 from fireflan.tools.sql import STATEMENT_TYPES, SqlEnv, answers_from_rows
 from fireflan.worlds.wiki import _MONTHS, WorldConfig, _build_entities, _Names, _word
@@ -676,6 +675,6 @@ def generate_dbtasks(config: DBWorldConfig) -> dict[str, list[dict]]:
 
 def write_dbtasks(config: DBWorldConfig, out) -> dict[str, int]:
     """Generate the DB tasks and write OUT/{train,dev,test}.jsonl."""
-    out = Path(out)
     splits = generate_dbtasks(config)
-    return {name: write_jsonl(out / f"{name}.jsonl", records) for name, records in splits.items()}
+    with file_set(out, "fireflan dbworld") as out:
+        return {name: write_jsonl(out / f"{name}.jsonl", records) for name, records in splits.items()}

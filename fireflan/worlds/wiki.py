@@ -34,9 +34,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from fireflan.io import write_jsonl
+from fireflan.io import file_set, write_jsonl
 from fireflan.options import opt
 
 SCHEMA_QUESTION = "fireflan.question/2"
@@ -965,8 +964,8 @@ def generate_world(config: WorldConfig) -> tuple[dict[str, list[dict]], list[dic
 
 def write_world(config: WorldConfig, out) -> dict[str, int]:
     """Generate the world and write {train,dev,test}.jsonl and corpus.jsonl under `out`."""
-    out = Path(out)
     splits, corpus = generate_world(config)
-    counts = {name: write_jsonl(out / f"{name}.jsonl", records) for name, records in splits.items()}
-    counts["corpus"] = write_jsonl(out / "corpus.jsonl", corpus)
+    with file_set(out, "fireflan world") as out:
+        counts = {name: write_jsonl(out / f"{name}.jsonl", records) for name, records in splits.items()}
+        counts["corpus"] = write_jsonl(out / "corpus.jsonl", corpus)
     return counts
