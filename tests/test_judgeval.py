@@ -35,8 +35,9 @@ def test_metrics_and_auc():
 
 
 def test_judge_eval_reads_every_kind_of_step_and_resumes(small_world, tmp_path, monkeypatch):
-    config = JudgeEvalConfig(model="fake.gguf", out=str(tmp_path / "j"), data=str(small_world), split="dev",
-                             questions=30)
+    (tmp_path / "fake.gguf").write_bytes(b"GGUF")  # judge_eval looks for its model before it writes anything
+    config = JudgeEvalConfig(model=str(tmp_path / "fake.gguf"), out=str(tmp_path / "j"), data=str(small_world),
+                             split="dev", questions=30)
     monkeypatch.setattr(judgeval, "load_model", lambda *a, **k: (SearchTruster(fail_after=10), False))
     with pytest.raises(KeyboardInterrupt):
         judge_eval(config)
