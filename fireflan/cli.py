@@ -21,9 +21,9 @@ from fireflan.corpus.show import ShowConfig, show
 from fireflan.evaluate import EvalConfig, evaluate
 from fireflan.export import ExportConfig, describe, export
 from fireflan.improve import ImproveConfig, improve
-from fireflan.io import DataError, iter_jsonl
+from fireflan.io import iter_jsonl
 from fireflan.judgeval import JudgeEvalConfig, judge_eval
-from fireflan.options import check_flags, command
+from fireflan.options import check_flags, command, one_line_errors, with_long_help
 from fireflan.report import ReportConfig, report
 from fireflan.serve import ServeConfig, serve
 from fireflan.tasks import load_examples
@@ -237,21 +237,18 @@ def _names_a_file(value) -> bool:
 
 
 def main(argv=None):
-    """Run a verb. Bad input (DataError, ValueError, a missing file) ends with its message and exit status 2."""
+    """Run a verb. Bad input ends with one line naming what is wrong and exit status 2 (`one_line_errors`)."""
     import fire
 
     _add_commands()
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = with_long_help(sys.argv[1:] if argv is None else list(argv))
     if argv[:2] == ["corpus", "show"]:  # a sub-verb of corpus
         argv = ["corpus_show", *argv[2:]]
-    try:
+    with one_line_errors("fireflan"):
         verb = getattr(CLI(), argv[0], None) if argv and not argv[0].startswith("-") else None
         if callable(verb):
             check_flags(verb, argv[1:], f"fireflan {argv[0]}")
         fire.Fire(CLI(), command=argv, name="fireflan")
-    except (DataError, ValueError, FileNotFoundError) as e:
-        print(f"fireflan: error: {e}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

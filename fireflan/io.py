@@ -24,6 +24,10 @@ class DataError(ValueError):
         self.path, self.line, self.field = str(path), line, field
 
 
+class ServiceError(RuntimeError):
+    """A server the run depends on (a teacher's API) refused or did not answer; the message names its URL."""
+
+
 def _existing(path) -> Path:
     path = Path(path)
     if not path.exists():

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import inspect
 import json
@@ -19,7 +20,7 @@ import time
 from dataclasses import MISSING, asdict, field, fields
 from pathlib import Path
 
-from fireflan.io import write_json
+from fireflan.io import ServiceError, write_json
 
 
 def opt(default, help: str):
@@ -75,9 +76,10 @@ def with_signature(fn, cls, summary: str, positional: tuple[str, ...] = (), extr
 def check_flags(fn, argv: list[str], name: str) -> None:
     """Refuse what `fn` cannot take, before anything runs: python-fire would run the command without it and
     complain only at the end (after a whole training). Reads `argv` as fire does: `--name value`,
-    `--name=value`, a bare `--flag` (before another flag or at the end) is true, `--noflag` false, `-x` the one
-    option starting with x; anything else is a positional argument, of which `fn` takes as many as it has
-    positional parameters. `--help` and what follows a bare `--` (fire's own flags) are let through."""
+    `--name=value`, a bare `--flag` (before another flag or at the end) is true, `--noflag` false; anything else
+    is a positional argument, of which `fn` takes as many as it has positional parameters. Short options are
+    refused (fire's `-x`, the one option starting with x, collides as options are added); `-h` and `--help`
+    (see `with_long_help`) and what follows a bare `--` (fire's own flags) are let through."""
     import difflib
 
     params = inspect.signature(fn).parameters.values()
@@ -98,13 +100,10 @@ def check_flags(fn, argv: list[str], name: str) -> None:
         skip = "=" not in arg and not alone  # the next argument is this flag's value
         if key in known or key in ("help", "h") or alone and key.startswith("no") and key[2:] in known:
             continue
-        if len(key) == 1:
+        if len(key) == 1:  # fire would take the one option starting with it: -h would be --html in `report`
             starting = sorted(n for n in known if n.startswith(key))
-            if len(starting) == 1:
-                continue
-            if starting:
-                raise ValueError(f"option -{key} is ambiguous: it could be any of "
-                                 f"{', '.join('--' + n for n in starting)}; `{name} --help` lists the options")
+            raise ValueError(f"option -{key}: options are written in full (" + (
+                f"{', '.join('--' + n for n in starting)}" if starting else f"`{name} --help` lists them") + ")")
         close = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f" (did you mean --{close[0]}?)" if close else ""
         raise ValueError(f"unknown option {arg.split('=', 1)[0]}{hint}; `{name} --help` lists the options")
@@ -114,6 +113,16 @@ def check_flags(fn, argv: list[str], name: str) -> None:
                  if places else "takes no positional argument")
         raise ValueError(f"unexpected argument {extra[0]!r}: {name} {takes}; options are given as --name value "
                          f"(`{name} --help` lists them)")
+
+
+def with_long_help(argv: list[str]) -> list[str]:
+    """ARGV with `-h` as `--help` (fire reads `-h` as the option starting with h, if there is one).
+
+    >>> with_long_help(["report", "-h"])
+    ['report', '--help']
+    """
+    end = argv.index("--") if "--" in argv else len(argv)
+    return ["--help" if a == "-h" and k < end else a for k, a in enumerate(argv)]
 
 
 def _is_flag(arg: str) -> bool:
@@ -269,3 +278,41 @@ def one_run_per_folder(field: str = "out"):
                 return run(config, *args, **kwargs)
         return claimed_run
     return decorate
+
+
+@contextlib.contextmanager
+def one_line_errors(name: str):
+    """The block's refusals as one line on stderr, `NAME: error: ...`, and an exit status, never a traceback:
+    bad input (DataError, ValueError) and a file system's refusal (OSError: the path and what to do) exit 2;
+    a server that refused or did not answer (ServiceError, worth retrying later) exits 1."""
+    try:
+        yield
+    except (ValueError, OSError, ServiceError) as e:
+        status = 1 if isinstance(e, ServiceError) else 2
+        line = os_error(e) if isinstance(e, OSError) else str(e)
+        print(f"{name}: error: {line}", file=sys.stderr)
+        sys.exit(status)
+
+
+_ADVICE = {
+    errno.EEXIST: "a file is there, where a folder is needed: name another folder",
+    errno.ENOTDIR: "a file stands in this path where a folder is needed: name another folder",
+    errno.EISDIR: "it is a folder, where a file is needed",
+    errno.EROFS: "the file system is read-only: choose a folder you can write (--out)",
+    errno.EACCES: "permission denied: choose a folder you can write (--out), or a file you can read",
+    errno.ENOSPC: "the disk is full: free some space, then run the same command again (it resumes)",
+}
+
+
+def os_error(e: OSError) -> str:
+    """An OSError as one line naming the path and the cause.
+
+    >>> os_error(NotADirectoryError(20, "Not a directory", "notes.txt/run"))
+    'notes.txt/run: not a directory (a file stands in this path where a folder is needed: name another folder)'
+    """
+    if e.filename is None or e.strerror is None:
+        return str(e)
+    advice = _ADVICE.get(e.errno)
+    path = f"{e.filename} -> {e.filename2}" if e.filename2 else str(e.filename)
+    return f"{path}: {e.strerror[0].lower()}{e.strerror[1:]}" + (f" ({advice})" if advice else "")
+

@@ -148,16 +148,23 @@ def test_every_verb_refuses_a_stray_argument_or_flag_before_anything_is_written(
         main([*words, *args])
     said = capsys.readouterr().err
     assert stop.value.code == 2 and said.startswith("fireflan: error: ")
-    assert {"positional": f"unexpected argument 'p{VERBS[verb]}'", "short": "unknown option -z",
+    assert {"positional": f"unexpected argument 'p{VERBS[verb]}'", "short": "option -z: options are written in full",
             "long": "unknown option --zz-top"}[bad] in said, said
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_short_flag_is_the_one_option_it_starts_or_refused_as_ambiguous(tmp_path):
-    proc = run_cli("evaluate", "-m", "x.gguf", check=False)
-    assert proc.returncode == 2 and "option -m is ambiguous: it could be any of --max_steps" in proc.stderr
-    proc = run_cli("score", "Paris", "paris", "-t", "world")  # -t: --task, the one option starting with t
-    assert '"em": 1.0' in proc.stdout
+def test_short_flags_are_refused_naming_the_long_ones_and_h_is_help_everywhere(tmp_path):
+    """fire reads `-x` as the one option starting with x: `report -h` was `--html`, and a short flag that works
+    today breaks when an option with its letter is added. Options are written in full; `-h` is help."""
+    proc = run_cli("evaluate", "-m", "x.gguf", "--out", tmp_path / "e", check=False)
+    assert proc.returncode == 2 and "option -m: options are written in full (--max_steps, --max_tokens, --method, " \
+                                    "--model)" in proc.stderr
+    proc = run_cli("score", "Paris", "paris", "-t", "world", check=False)
+    assert proc.returncode == 2 and "(--task)" in proc.stderr
+    for args, module in ((["report", "-h"], "fireflan"), (["-h"], "fireflan.recipes.hotpotqa")):
+        proc = run_cli(*args, module=module)
+        assert "Showing help" in proc.stdout + proc.stderr and "error" not in proc.stderr
+    assert not any(tmp_path.iterdir())
 
 
 def test_a_refused_run_leaves_nothing_and_its_corrected_rerun_runs(small_world, tmp_path):
@@ -238,3 +245,58 @@ def test_claims_nest_within_a_process_and_an_empty_folder_they_made_is_removed(t
     other = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert other.stdout.startswith("claimed"), other.stdout + other.stderr
     assert issubclass(FolderInUse, ValueError)  # the CLI ends it with its message and exit status 2
+
+
+def test_a_file_system_refusal_is_one_line_naming_the_path_and_what_to_do(tmp_path):
+    """An --out that is a file, a path through a file, a folder where a file is read, a port out of range:
+    each reached the user as a Python traceback."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    cases = [(["world", "--out", notes], f"{notes}: file exists (a file is there, where a folder is needed"),
+             (["world", "--out", notes / "run"], f"{notes / 'run'}: not a directory (a file stands in this path"),
+             (["corpus", tmp_path, "--out", tmp_path / "c"], f"{tmp_path}: is a directory (it is a folder, where a "
+                                                             "file is needed)"),
+             (["serve", notes, "--port", "70000"], "--port 70000: a port is a number from 1 to 65535")]
+    for args, said in cases:
+        proc = run_cli(*args, check=False)
+        assert proc.returncode == 2 and proc.stderr.startswith(f"fireflan: error: {said}"), (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"] and notes.read_text() == "mine\n"
+
+
+def test_a_read_only_disk_is_named_with_what_to_do(tmp_path, monkeypatch, capsys):
+    import errno
+    import pathlib
+
+    from fireflan.cli import main
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", read_only)
+    with pytest.raises(SystemExit) as stop:
+        main(["world", "--out", str(tmp_path / "w")])
+    said = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert said == f"fireflan: error: {tmp_path / 'w'}: read-only file system (the file system is read-only: " \
+                   "choose a folder you can write (--out))\n"
+
+
+def test_a_teacher_server_that_refuses_is_one_line_with_its_url_and_exit_1(small_world, tmp_path):
+    """A server that is not an OpenAI server (501 and an HTML page) was retried for half a minute, then its
+    page was printed inside a traceback."""
+    from helpers.fake_openai import FakeServer, page
+
+    server = FakeServer()
+    server.default = page(501, "<html><head><title>501 Not Implemented</title></head>\n<body><h1>Not Implemented"
+                               "</h1>\n<p>No chat here.</p></body></html>")
+    try:
+        proc = run_cli("teach", "--data", small_world, "--teacher", "openai", "--model", "m", "--base-url",
+                       server.base_url, "--limit", 1, "--out", tmp_path / "T", check=False)
+    finally:
+        server.stop()
+    assert proc.returncode == 1 and len(server.requests) == 1, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"fireflan: error: m at {server.base_url}: request refused, HTTP 501: 501 Not "
+                           "Implemented Not Implemented No chat here.") and "Traceback" not in proc.stderr
+    assert not (tmp_path / "T").exists() or not list((tmp_path / "T").glob("*.jsonl"))

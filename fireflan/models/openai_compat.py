@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from fireflan.io import DataError
+from fireflan.io import DataError, ServiceError
 from fireflan.models.base import BudgetExceeded, Usage, cut_at_stop
 
 log = logging.getLogger(__name__)
@@ -39,16 +39,30 @@ PRICES: dict[str, tuple[float, float]] = {
     "gpt-3.5-turbo": (0.50, 1.50),
 }
 
+NEVER_RETRIED = (501, 505)  # the server does not do this (no chat endpoint, another HTTP): asking again won't help
 _PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key, but the client insists on one
 
 
-class OpenAIRequestError(RuntimeError):
+class OpenAIRequestError(ServiceError):
     """A call that failed for good: a 4xx the server will not change its mind about, or retries spent.
     `status` is the HTTP status of the last error (None for a connection error or a timeout)."""
 
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+def one_line(body: str, limit: int = 300) -> str:
+    """A server's error body as one line: an HTML page's text without its tags, whitespace collapsed.
+
+    >>> one_line("<html><head><title>501 Not Implemented</title></head>\\n<body>No chat here</body></html>")
+    '501 Not Implemented No chat here'
+    """
+    import re
+
+    text = re.sub(r"<(script|style)\b.*?</\1>|<[^>]+>", " ", body, flags=re.S | re.I)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _price_pair(name, value) -> tuple[float, float]:
@@ -191,7 +205,7 @@ class OpenAIModel:
             if isinstance(body, dict) and isinstance(body.get("message"), str):
                 said = body["message"]
             elif isinstance(body, str) and body.strip():
-                said = body.strip()[:500]
+                said = one_line(body)
             else:
                 said = error.message
             return error.status_code, self._redact(f"HTTP {error.status_code}: {said}")
@@ -202,7 +216,7 @@ class OpenAIModel:
         import openai
 
         if isinstance(error, openai.APIStatusError):
-            if error.status_code != 429 and error.status_code < 500:
+            if error.status_code != 429 and (error.status_code < 500 or error.status_code in NEVER_RETRIED):
                 return None
             asked = _retry_after(error.response.headers)
             if asked is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fireflan.evaluate import OUTCOMES
 from fireflan.io import DataError, write_json
-from fireflan.options import as_text_lists, check_flags, claimed, typed, with_signature
+from fireflan.options import as_text_lists, check_flags, claimed, one_line_errors, typed, with_long_help, with_signature
 from fireflan.report import ReportConfig, report
 from fireflan.report.table import by_measure, text
 
@@ -118,18 +118,16 @@ def outcome_table(runs: dict[str, dict]) -> str | None:
 
 
 def launch(fn, name: str) -> None:
-    """Run a recipe's command line (python-fire); bad input ends with its message and exit status 2,
-    as `python -m fireflan` does."""
+    """Run a recipe's command line (python-fire); bad input ends with one line and exit status 2, as
+    `python -m fireflan` does (`one_line_errors`)."""
     import sys
 
     import fire
 
-    try:
-        check_flags(fn, sys.argv[1:], f"python -m {name}")
-        fire.Fire(fn, name=name, serialize=lambda result: None)
-    except (DataError, ValueError, FileNotFoundError) as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    with one_line_errors(name):
+        argv = with_long_help(sys.argv[1:])
+        check_flags(fn, argv, f"python -m {name}")
+        fire.Fire(fn, command=argv, name=name, serialize=lambda result: None)
 
 
 def recipe_command(cls, main, summary: str):

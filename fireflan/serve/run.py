@@ -74,6 +74,8 @@ def serve(config: ServeConfig) -> None:
     import uvicorn
 
     with socket.socket() as s:  # before the model is loaded: a port in use is said at once
+        if not 0 < config.port < 65536:
+            raise ValueError(f"--port {config.port}: a port is a number from 1 to 65535")
         try:
             s.bind((config.host, config.port))
         except OSError as e:

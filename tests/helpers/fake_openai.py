@@ -23,6 +23,11 @@ def error(status, message="boom", headers=None):
             "headers": headers or {}, "delay": 0.0}
 
 
+def page(status, html):
+    """An HTML error page, as a web server that is not an OpenAI server answers."""
+    return {"status": status, "body": html, "headers": {}, "delay": 0.0}
+
+
 class FakeServer:
     """Answers POST /v1/chat/completions from `script` (then `default`, else 418), recording each request."""
 
@@ -45,10 +50,11 @@ class FakeServer:
                     answer = error(404, f"no route {self.path}")
                 answer = answer or error(418, "fake server: the test scripted too few responses")
                 time.sleep(answer["delay"])
-                data = json.dumps(answer["body"]).encode()
+                html = isinstance(answer["body"], str)  # a proxy's or a web server's error page
+                data = answer["body"].encode() if html else json.dumps(answer["body"]).encode()
                 try:
                     self.send_response(answer["status"])
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", "text/html" if html else "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     for k, v in answer["headers"].items():
                         self.send_header(k, v)
