@@ -51,9 +51,17 @@ def test_score_command_with_strings():
 def test_score_command_with_files(small_world, tmp_path):
     records = [json.loads(x) for x in (small_world / "test.jsonl").read_text().splitlines()]
     pred = tmp_path / "pred.jsonl"
-    pred.write_text("".join(json.dumps({"_id": r["_id"], "answer": r["answer"]}) + "\n" for r in records[:30]))
+    lines = [json.dumps({"_id": r["_id"], "answer": r["answer"]}) + "\n" for r in records[:30]]
+    pred.write_text("".join(lines) + json.dumps({"_id": "not-a-question", "answer": "x"}) + "\n")
     result = json.loads(run_cli("score", pred, small_world, "--task", "world").stdout)
-    assert result == {"n": 60, "em": 0.5, "f1": 0.5, "missing": 30}
+    assert result == {"n": 60, "em": 0.5, "f1": 0.5, "missing": 30, "unknown": 1}
+    pred.write_text("".join(lines) + lines[3])  # a question answered twice: which counts?
+    proc = run_cli("score", pred, small_world, "--task", "world", check=False)
+    assert proc.returncode == 2 and f"pred.jsonl:31: field '_id': question {records[3]['_id']!r} is answered " \
+                                    "twice (first on line 4)" in proc.stderr, proc.stderr
+    pred.write_text('{"_id": "q1", "answer": "x"}\n')  # another set's predictions: said, not scored 0
+    proc = run_cli("score", pred, small_world, "--task", "world", check=False)
+    assert proc.returncode == 2 and "no prediction answers a question of" in proc.stderr, proc.stderr
     official = tmp_path / "pred.json"  # HotpotQA's own prediction format
     data = json.loads(HOTPOT_SAMPLE.read_text()) if HOTPOT_SAMPLE.exists() else None
     if data:

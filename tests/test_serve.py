@@ -303,3 +303,19 @@ def test_serve_says_what_is_wrong_with_its_model_file_or_its_port(tmp_path, expo
             done = subprocess.run([sys.executable, "-m", "fireflan", "serve", *args], capture_output=True,
                                   text=True, timeout=120)
             assert done.returncode == 2 and said in done.stderr, done.stderr
+
+
+def test_a_gguf_without_a_chat_template_is_refused_with_the_options_that_help(exported):
+    """The advice named Python arguments (chat_template=..., raw=True) to a user of the command line."""
+    from fireflan.io import DataError
+    from fireflan.models.llama import LlamaModel, open_llama
+
+    model, _ = exported
+    path = model / "gguf" / "model-q8_0.gguf"
+    llm = open_llama(str(path), n_ctx=256, verbose=False)
+    del llm.metadata["tokenizer.chat_template"]  # as a GGUF converted without one reads
+    with pytest.raises(DataError) as info:
+        LlamaModel(path, llm=llm)
+    said = str(info.value)
+    assert said.startswith(f"{path}: field 'tokenizer.chat_template': it has no chat template")
+    assert "`fireflan export`" in said and "--model embedded" in said

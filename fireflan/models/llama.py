@@ -117,8 +117,10 @@ class LlamaModel:
         self.raw = raw
         self.template = chat_template or self.llm.metadata.get("tokenizer.chat_template")
         if self.template is None and not raw:
-            raise ValueError(f"{self.path} has no chat template (tokenizer.chat_template): pass chat_template=... "
-                             "or raw=True to prompt it as a base model with few-shot text")
+            raise DataError(self.path, "it has no chat template, so the agent's messages cannot be rendered for it: "
+                            "a model fine-tuned here gets one from `fireflan export`; a base model is prompted with "
+                            "--model embedded (or, from Python, LlamaModel(path, raw=True))",
+                            field="tokenizer.chat_template")
         self._jinja = None if raw else _compile(self.template)
         self.bos = self._token_text(self.llm.token_bos())
         self.eos = self._token_text(self.llm.token_eos())

@@ -22,7 +22,7 @@ def read_predictions(path) -> dict[str, str]:
     """
     path = Path(path)
     if path.suffix == ".jsonl":
-        out = {}
+        out, seen = {}, {}
         for n, rec in iter_jsonl(path):
             key = "_id" if "_id" in rec else "id"
             if key not in rec:
@@ -30,7 +30,11 @@ def read_predictions(path) -> dict[str, str]:
             field = "answer" if "answer" in rec else "prediction"
             if field not in rec:
                 raise DataError(path, "missing", line=n, field="answer")
-            out[str(rec[key])] = str(rec[field])
+            qid = str(rec[key])
+            if qid in seen:
+                raise DataError(path, f"question {qid!r} is answered twice (first on line {seen[qid]}): which one "
+                                "counts is not clear", line=n, field=key)
+            out[qid], seen[qid] = str(rec[field]), n
         return out
     data = read_json(path)
     if isinstance(data, dict) and isinstance(data.get("answer"), dict):
@@ -41,13 +45,19 @@ def read_predictions(path) -> dict[str, str]:
 
 
 def score_files(pred_path, gold_source, task: str = "hotpotqa") -> dict:
-    """Mean scores of a predictions file against a task's questions (missing predictions score 0)."""
+    """Mean scores of a predictions file against a task's questions (missing predictions score 0; `unknown`
+    counts predictions for questions not in the file). No id in common, or an id answered twice, is an error."""
     t = get_task(task)
     examples = t.load(gold_source, split="test") if task == "world" else t.load(gold_source)
     predictions = read_predictions(pred_path)
+    ids = {ex.id for ex in examples}
+    if not predictions.keys() & ids:
+        shown = ", ".join(repr(k) for k in list(predictions)[:2]) or "none"
+        raise DataError(pred_path, f"no prediction answers a question of {gold_source} (predictions' ids: {shown}; "
+                        f"questions': {', '.join(repr(ex.id) for ex in examples[:2])}): is it the right file?")
     scores = [t.score(predictions.get(ex.id, ""), ex) for ex in examples]
     missing = sum(ex.id not in predictions for ex in examples)
-    return {**mean_scores(scores), "missing": missing}
+    return {**mean_scores(scores), "missing": missing, "unknown": len(predictions.keys() - ids)}
 
 
 def score_one(prediction: str, gold: str, task: str = "hotpotqa") -> dict:
