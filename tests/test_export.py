@@ -147,6 +147,39 @@ def test_a_retrained_adapter_is_exported_again(exported, tmp_path):
     assert old.stat().st_mtime_ns != before and not summary["problems"]
 
 
+def test_an_export_stopped_before_its_verification_is_refused_by_every_reader_until_finished(exported, tmp_path,
+                                                                                             monkeypatch):
+    """A GGUF written but not yet verified (Ctrl-C during the verification of a re-export) was taken by evaluate,
+    chat and serve as if export had finished."""
+    import os
+
+    import fireflan.export.run as run
+    from fireflan.export import export
+    from fireflan.io import DataError
+    from fireflan.models.load import load_model
+    from fireflan.serve.run import check_model
+
+    model = tmp_path / "model"
+    shutil.copytree(exported[0], model, symlinks=True)
+    os.utime(model / "adapter" / "adapter_model.safetensors")  # a new training: the GGUF is made again
+    config = ExportConfig(model=str(model), quant="q8_0", verify_prompts=1, threads=1)
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "_verify", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        export(config)
+    gguf = model / "gguf" / "model-q8_0.gguf"
+    assert gguf.is_file()  # converted, not verified
+    for read in (lambda: load_model(str(gguf)), lambda: check_model(str(gguf))):
+        with pytest.raises(DataError, match=r"gguf: `fireflan export` \(process \d+\) stopped while writing"):
+            read()
+    monkeypatch.undo()
+    assert export(config)["ok"]
+    assert load_model(str(gguf))[0].generate([{"role": "user", "content": "Hi"}], max_tokens=2) is not None
+
+
 def test_modelfile_parses_and_its_template_renders_like_the_jinja_one(exported):
     model, _ = exported
     commands = parse_modelfile((model / "gguf" / "Modelfile").read_text())

@@ -19,7 +19,9 @@ written into it).
 
 Re-running skips what is done: the merge (a marker file in merged/ names the source it was made from), every GGUF
 that exists (each is written to a .partial name and renamed when complete), and the verification of unchanged
-files. When the adapter or train.json change, the merged model and the GGUFs are made again.
+files. When the adapter or train.json change, the merged model and the GGUFs are made again. While an export
+runs, MODEL/gguf/.incomplete stands (`io.file_set`): a GGUF of an export stopped before its verification is
+refused by every reader (evaluate, chat, serve), naming the export, until a rerun finishes it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from fireflan.export.convert import ExportError, convert_hf, convert_lora, conve
 from fireflan.export.merge import merge, merge_base, read_train, source_stamp, stage_base, write_plain_template
 from fireflan.export.ollama import modelfile
 from fireflan.export.verify import VERIFY_TOKENS, reference, verify_gguf, verify_lora
-from fireflan.io import write_json
+from fireflan.io import file_set, write_json
 from fireflan.options import one_run_per_folder, opt
 
 SCHEMA = "fireflan.export/1"
@@ -75,23 +77,23 @@ def export(config: ExportConfig) -> dict:
     out = model / "gguf"
     summary_path = model / "export.json"
     previous = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-    out.mkdir(parents=True, exist_ok=True)
     steps, warnings = {}, []
     lora = config.lora_gguf and train["lora"]
     threads_before = _set_torch_threads(config.threads)
     try:
-        merged, steps["merge"], w = _merge(model, train, stamp, train.get("merge_base"))
-        warnings += w
-        if config.lora_gguf and not train["lora"]:
-            warnings.append("lora_gguf: this is a full fine-tune; there is no adapter to export")
-        if steps["merge"]["ran"] or (previous and previous.get("source") != stamp):  # GGUFs of another merge
-            for f in out.glob("*.gguf*"):
-                f.unlink()
-            previous = None
-        steps.update(_convert(quants, lora, merged, model, train, out))
-        steps.update(_quantize(quants, out, config.threads))
-        verify, steps["verify"] = _verify(config, quants, lora, train, merged, out, previous)
-        steps["modelfile"] = _modelfile(quants, out, train.get("action_format", "react"))
+        with file_set(out, "fireflan export"):  # until verified, every reader refuses the GGUFs by name
+            merged, steps["merge"], w = _merge(model, train, stamp, train.get("merge_base"))
+            warnings += w
+            if config.lora_gguf and not train["lora"]:
+                warnings.append("lora_gguf: this is a full fine-tune; there is no adapter to export")
+            if steps["merge"]["ran"] or (previous and previous.get("source") != stamp):  # GGUFs of another merge
+                for f in out.glob("*.gguf*"):
+                    f.unlink()
+                previous = None
+            steps.update(_convert(quants, lora, merged, model, train, out))
+            steps.update(_quantize(quants, out, config.threads))
+            verify, steps["verify"] = _verify(config, quants, lora, train, merged, out, previous)
+            steps["modelfile"] = _modelfile(quants, out, train.get("action_format", "react"))
     finally:
         _set_torch_threads(threads_before)
 

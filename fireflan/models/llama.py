@@ -27,7 +27,7 @@ from pathlib import Path
 
 from fireflan.agent import toolcalls
 from fireflan.agent.constrain import ActionConstraint
-from fireflan.io import DataError
+from fireflan.io import DataError, whole
 from fireflan.models.base import Usage, render
 from fireflan.models.batch import BatchDecoder, Job
 from fireflan.tools.actions import ACTION_NAMES
@@ -110,6 +110,7 @@ class LlamaModel:
         self.path = str(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such GGUF file")
+        whole(Path(self.path).parent)  # not the file of an export stopped before its verification
         self.threads = threads or default_threads()
         # `llm`: a llama_cpp.Llama already open on `path` (the server's), used as it is
         self.llm = llm or open_llama(self.path, n_ctx=n_ctx, n_threads=self.threads, seed=seed, verbose=False)

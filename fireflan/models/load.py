@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fireflan.io import whole
 from fireflan.models.llama import LlamaModel
 from fireflan.models.openai_compat import OpenAIModel
 from fireflan.train.bases import embedded_gguf
@@ -23,6 +24,7 @@ def check_model(spec: str, base_url: str | None = None) -> None:
         raise ValueError(f"--model must be a .gguf file, 'embedded', or a model id with --base-url; got {spec}")
     if not Path(spec).is_file():
         raise FileNotFoundError(f"{spec}: no such GGUF file")
+    whole(Path(spec).parent)
 
 
 def load_model(spec: str, *, base_url: str | None = None, threads: int | None = None, seed: int = 0,

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from fireflan.agent import toolcalls
-from fireflan.io import DataError
+from fireflan.io import DataError, whole
 from fireflan.models.llama import default_threads, gguf_problem, without_amx_repacking
 from fireflan.options import opt
 from fireflan.serve.app import CHAT_FORMAT, FireflanHandler, RequestCheck
@@ -52,6 +52,7 @@ def check_model(path: str) -> None:
     """A GGUF the server can answer with: there, whole, with a chat template and a known action format."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such GGUF file")
+    whole(os.path.dirname(path) or ".")
     if why := gguf_problem(path):
         raise DataError(path, f"not a loadable GGUF: {why}")
     from gguf import GGUFReader
