@@ -49,7 +49,8 @@ def command(cls, run, summary: str, positional: tuple[str, ...] = (), extra: tup
         if len(args) > len(positional):
             raise ValueError(f"too many positional arguments: {args}; flags are --{' --'.join(names)}")
         kwargs.update(zip(positional, args, strict=False))
-        given = {name: kwargs.pop(name, default) for name, default, _ in extra}
+        given = {name: _typed(name, "str | None" if default is None else type(default).__name__,
+                              kwargs.pop(name, default), "") for name, default, _ in extra}
         return run(cls(**typed(cls, as_text_lists(cls, kwargs))), **given)
 
     return with_signature(cmd, cls, summary, positional, extra, name=run.__name__)
@@ -73,13 +74,17 @@ def with_signature(fn, cls, summary: str, positional: tuple[str, ...] = (), extr
     return fn
 
 
+FIRE_FLAGS = {"--trace", "--verbose"}  # fire's own, after a bare `--`: they show how fire ran the command
+
+
 def check_flags(fn, argv: list[str], name: str) -> None:
     """Refuse what `fn` cannot take, before anything runs: python-fire would run the command without it and
     complain only at the end (after a whole training). Reads `argv` as fire does: `--name value`,
     `--name=value`, a bare `--flag` (before another flag or at the end) is true, `--noflag` false; anything else
     is a positional argument, of which `fn` takes as many as it has positional parameters. Short options are
     refused (fire's `-x`, the one option starting with x, collides as options are added); `-h` and `--help`
-    (see `with_long_help`) and what follows a bare `--` (fire's own flags) are let through."""
+    (see `with_long_help`) are let through, and after a bare `--` fire's --trace and --verbose only (fire would
+    run the command, then read what follows as its own flags)."""
     import difflib
 
     params = inspect.signature(fn).parameters.values()
@@ -87,6 +92,10 @@ def check_flags(fn, argv: list[str], name: str) -> None:
     places = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     any_number = any(p.kind == p.VAR_POSITIONAL for p in params)
     args = argv[:argv.index("--")] if "--" in argv else argv
+    after = argv[len(args) + 1:]
+    if "--" in argv and (not after or set(after) - FIRE_FLAGS or len(set(after)) < len(after)):
+        raise ValueError(f"after `--` only python-fire's {' or '.join(sorted(FIRE_FLAGS))} may come (got "
+                         f"{' '.join(after) or 'nothing'}); options go before it (`{name} --help` lists them)")
     positional, skip = [], False
     for k, arg in enumerate(args):
         if skip:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is not installed (pip install -e '.[dev]')")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from fireflan.io import DataError, iter_jsonl, read_records, resumable_records  # noqa: E402
@@ -110,3 +110,40 @@ def test_the_sql_sandbox_takes_any_stream_of_statements(tmp_path, statements):
     state = env.state()
     env.restore(state)
     assert "1" in env.execute("SELECT 1") and not env.execute("SELECT 1").startswith("Error")  # still usable
+
+
+WORDS = st.sampled_from(["--seed", "--train", "--dev", "--test", "--paragraphs", "--notool_share", "--notool-share",
+                         "--comparison_share", "--out", "--seed=2", "--test=3", "--zz", "-s", "-h2", "--no", "--noout",
+                         "p", "--", "0", "1", "3", "-1", "abc", "0.5", "1.5", "x y", "[]", "None", "True", "é",
+                         "{}", "w/x"])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.lists(WORDS, max_size=8), st.lists(st.tuples(  # mostly --option value: more runs end well
+    st.sampled_from(["--seed", "--test", "--paragraphs", "--notool_share", "--comparison-share", "--out"]),
+    st.sampled_from(["0", "1", "2", "0.5", "-1", "1.5", "w"])), max_size=3).map(lambda pairs: sum(pairs, ()))))
+def test_any_argument_list_is_refused_before_a_file_is_written_or_runs_to_the_end(tmp_path_factory, capsys, words):
+    words = list(words)
+    """`fireflan world` (small sizes first, then anything): either one line `fireflan: error: ...`, exit 2 and no
+    file written, or a whole world written."""
+    import contextlib
+
+    from fireflan.cli import main
+
+    folder = tmp_path_factory.mktemp("cwd")
+    argv = ["world", "--train", "4", "--dev", "2", "--test", "2", *words]
+    with contextlib.chdir(folder):
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as stop:
+            code = stop.code
+    said = capsys.readouterr().err
+    event(f"exit {code}")
+    written = [p for p in folder.rglob("*") if p.is_file()]
+    if code == 0:
+        made = {p.name for p in written}
+        assert {"train.jsonl", "dev.jsonl", "test.jsonl", "corpus.jsonl"} <= made and ".incomplete" not in made, argv
+    else:
+        assert code == 2 and said.startswith("fireflan: error: ") and said.count("\n") == 1, (argv, said)
+        assert written == [], (argv, written)
