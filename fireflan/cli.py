@@ -247,7 +247,7 @@ def main(argv=None):
     with one_line_errors("fireflan"):
         verb = getattr(CLI(), argv[0], None) if argv and not argv[0].startswith("-") else None
         if callable(verb):
-            check_flags(verb, argv[1:], f"fireflan {argv[0]}")
+            check_flags(verb, argv[1:], f"fireflan {argv[0].replace('_', ' ')}")
         fire.Fire(CLI(), command=argv, name="fireflan")
 
 

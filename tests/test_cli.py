@@ -140,25 +140,58 @@ VERBS = {"world": 0, "dbworld": 0, "teach": 0, "corpus": 1, "corpus show": 1, "t
          "evaluate": 0, "improve": 0, "judge": 0, "chat": 0, "serve": 1, "search": 3, "audit": 4, "score": 3}
 
 
-@pytest.mark.parametrize("bad", ["positional", "short", "long"])
+RECIPES = sorted(p.stem for p in (ROOT / "fireflan" / "recipes").glob("*.py") if p.stem not in ("__init__", "common"))
+BAD = {"positional": "unexpected argument", "short": "option -z: options are written in full",
+       "long": "unknown option --zz-top", "bare --": "after `--` only python-fire's", "out is a file": "notes.txt: "}
+
+
+def _bad_arguments(bad: str, takes: int) -> list[str]:
+    return {"positional": [f"p{k}" for k in range(takes + 1)], "short": ["-z", "1"], "long": ["--zz-top", "1"],
+            "bare --": ["--", "p"], "out is a file": ["--out", "notes.txt"]}[bad]
+
+
+@pytest.mark.parametrize("bad", sorted(BAD))
 @pytest.mark.parametrize("verb", sorted(VERBS))
 def test_every_verb_refuses_a_stray_argument_or_flag_before_anything_is_written(verb, bad, tmp_path, capsys,
                                                                                monkeypatch):
     """python-fire runs a verb with the arguments it can use and complains about the rest afterwards (`teach w1`
-    taught the default world, then said `Could not consume arg: w1`); every verb refuses them first."""
-    from fireflan.cli import main
+    taught the default world, then said `Could not consume arg: w1`); every verb refuses them first, as one line,
+    and an --out that is a file is named, not a traceback."""
+    import inspect
+
+    from fireflan.cli import CLI, main
 
     monkeypatch.chdir(tmp_path)  # a verb that ran would write under runs/ here
+    (tmp_path / "notes.txt").write_text("mine\n")
     words = verb.split()
-    args = {"positional": [f"p{k}" for k in range(VERBS[verb] + 1)], "short": ["-z", "1"],
-            "long": ["--zz-top", "1"]}[bad]
+    if bad == "out is a file" and "out" not in inspect.signature(getattr(CLI, "_".join(words))).parameters:
+        pytest.skip(f"{verb} takes no --out")
     with pytest.raises(SystemExit) as stop:
-        main([*words, *args])
+        main([*words, *_bad_arguments(bad, VERBS[verb])])
     said = capsys.readouterr().err
-    assert stop.value.code == 2 and said.startswith("fireflan: error: ")
-    assert {"positional": f"unexpected argument 'p{VERBS[verb]}'", "short": "option -z: options are written in full",
-            "long": "unknown option --zz-top"}[bad] in said, said
-    assert list(tmp_path.iterdir()) == []
+    assert stop.value.code == 2 and said.startswith("fireflan: error: ") and said.count("\n") == 1, said
+    if bad != "out is a file":  # a verb may first refuse a missing input, also by name
+        assert BAD[bad] in said, said
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("bad", sorted(BAD))
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_recipe_refuses_bad_arguments_before_anything_is_written(recipe, bad, tmp_path, capsys, monkeypatch):
+    import importlib
+
+    from fireflan.recipes.common import launch
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine\n")
+    name = f"fireflan.recipes.{recipe}"
+    monkeypatch.setattr(sys, "argv", [name, *_bad_arguments(bad, 0)])
+    with pytest.raises(SystemExit) as stop:
+        launch(importlib.import_module(name).cli, name)
+    said = capsys.readouterr().err
+    assert stop.value.code == 2 and said.startswith(f"{name}: error: ") and said.count("\n") == 1, said
+    assert BAD[bad] in said, said
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "mine\n"
 
 
 def test_short_flags_are_refused_naming_the_long_ones_and_h_is_help_everywhere(tmp_path):

@@ -1,6 +1,6 @@
 import json
 
-from fireflan.recipes.world import main, no_tool_guess
+from fireflan.recipes.world import WorldRecipe, main, no_tool_guess
 
 
 def test_no_tool_guess():
@@ -11,7 +11,7 @@ def test_no_tool_guess():
 
 
 def test_world_recipe_end_to_end(tmp_path):
-    main(out=str(tmp_path), seed=0)
+    main(WorldRecipe(out=str(tmp_path), seed=0))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["questions"]["test"] == 300
     assert metrics["test_reachable"] == 1.0 and metrics["unreachable"] == []
@@ -26,7 +26,7 @@ def test_world_recipe_end_to_end(tmp_path):
 def test_recipe_file_is_valid_and_names_its_command():
     from helpers import ROOT
 
-    from fireflan.recipes.world import load_config
+    from fireflan.recipes.common import load_config
 
     path = ROOT / "recipes" / "world.toml"
     assert path.read_text().startswith("# python -m fireflan.recipes.world --config recipes/world.toml")

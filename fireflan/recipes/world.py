@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from fireflan.corpus.build import CorpusConfig, build_corpus
 from fireflan.io import read_records, write_json, write_jsonl
 from fireflan.models.scripted import ScriptedExpert
-from fireflan.recipes.common import load_config
+from fireflan.options import opt
+from fireflan.recipes.common import launch, recipe_command
 from fireflan.tasks import get_task
 from fireflan.tasks.score import score_files
 from fireflan.teach import TeachConfig, teach, unwalkable
@@ -40,10 +42,18 @@ def no_tool_guess(question: str, kind: str, common: dict[str, str]) -> str:
     return common.get(kind, "")
 
 
-def main(out: str = "runs/world", seed: int = 0):
+@dataclass
+class WorldRecipe:
+    """Options of the world recipe."""
+
+    out: str = opt("runs/world", "the run folder")
+    seed: int = opt(0, "the world's seed: the same seed, the same files")
+
+
+def main(options: WorldRecipe):
     from tqdm import tqdm
 
-    out = Path(out)
+    out, seed = Path(options.out), options.seed
     started = time.time()
 
     # 1. the world
@@ -103,17 +113,8 @@ def main(out: str = "runs/world", seed: int = 0):
     print(f"metrics -> {out / 'metrics.json'}")
 
 
-def cli(config: str | None = None, **flags):
-    """`--config FILE` and/or `--out DIR --seed N`."""
-    options = load_config(config) if config else {}
-    unknown = set(options) | set(flags)
-    unknown -= {"out", "seed"}
-    if unknown:
-        raise SystemExit(f"fireflan.recipes.world: unknown option(s) {sorted(unknown)}; the options are out, seed")
-    main(**{**options, **flags})
-
+cli = recipe_command(WorldRecipe, main, "The embedded world, its wiki tool, the teacher and scoring checked end "
+                                        "to end, without training.")
 
 if __name__ == "__main__":
-    import fire
-
-    fire.Fire(cli)
+    launch(cli, "fireflan.recipes.world")
