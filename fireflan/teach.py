@@ -63,6 +63,9 @@ class TeachConfig:
     answer_lookup: bool = opt(False, "scripted teacher: on the page that holds the answer, when the answer is not in "
                                       "its first sentence, look up a word of the question that finds its sentence "
                                       "before answering (what a reader does on a long page)")
+    back_detours: bool = opt(False, "scripted teacher: a walk that takes a detour may search another name of the page "
+                                    "it read, get that page back as the best match, say so and search the right "
+                                    "name (the state a student that picks the wrong name is in)")
     walks: int = opt(1, "scripted teacher: walks per question, each with its own seed (seed, seed+1, ...): its own "
                         "wording, and where the pages allow another way (the other comparison page first, a wrong "
                         "page and back)")
@@ -169,7 +172,8 @@ def make_teacher(config: TeachConfig, examples, method: str, tool=None, walks: d
         return ScriptedExpert(examples, method="react" if method == "decompose" else method, seed=config.seed + walk,
                               lookup_share=config.lookup_share, mistake_share=config.mistake_share,
                               success_share=config.success_share, failing=wrong, tool=tool, walks=walks,
-                              variant=walk, wording=config.wording, answer_lookup=config.answer_lookup)
+                              variant=walk, wording=config.wording, answer_lookup=config.answer_lookup,
+                              back_detours=config.back_detours)
     if config.teacher == "openai":
         return OpenAIModel(config.model, base_url=config.base_url, max_usd=config.max_usd, prices=config.prices)
     raise ValueError(f"--teacher must be scripted or openai, got {config.teacher!r}")

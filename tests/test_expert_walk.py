@@ -116,6 +116,28 @@ def test_with_answer_lookup_the_expert_finds_a_later_answer_sentence_by_a_word_o
     assert "lookup" not in [s.action for s in steps]
 
 
+def test_with_back_detours_the_expert_shows_the_page_it_read_coming_back_and_the_way_on():
+    """A student picks another name of the page it read, gets that page back as the best match and answers from
+    it (41 of 120 real dev episodes went so); with --back-detours an expert's detour shows that state and what to
+    do in it: say the page came back, quote where the right name is, search it."""
+    pages = {"Jaclyn Stapp": ["Jaclyn Stapp (born 1980) is a beauty queen.",
+                              "She is married to Scott Stapp, former frontman of the band Creed."],
+             "Creed (band)": ["Creed is an American rock band formed in Tallahassee in 1994.",
+                              "The band disbanded in 2004."],
+             "Tallahassee": ["Tallahassee is the capital of Florida."]}
+    ex, wiki = _example("Jaclyn Stapp is married to the former frontman of a band that disbanded in what year?",
+                        "2004", [["Jaclyn Stapp", 1], ["Creed (band)", 1]], pages)
+    score = lambda a: {"em": float(a == ex.answer)}  # noqa: E731
+    back = run_episode(ScriptedExpert([ex], tool=wiki, detour_share=1.0, back_detours=True), wiki, ex, score=score)
+    assert back.success and [s.argument for s in back.steps] == ["Jaclyn Stapp", "Scott Stapp", "Creed", "2004"]
+    assert back.steps[1].observation.startswith('No page is titled "Scott Stapp". Best match, Jaclyn Stapp:')
+    assert back.steps[2].thought.startswith("That brought back Jaclyn Stapp, the page I have already read, so Scott "
+                                            "Stapp has no page here.")
+    assert "former frontman of the band Creed" in back.steps[2].thought
+    plain = run_episode(ScriptedExpert([ex], tool=wiki, detour_share=1.0), wiki, ex, score=score)
+    assert plain.success and [s.argument for s in plain.steps] == ["Jaclyn Stapp", "Creed", "2004"]
+
+
 def test_a_title_the_screen_shows_among_similar_ones_is_a_detour_the_walk_takes():
     """No name on the screen finds the band's page: the expert searches the name, reads that the best match is
     the town, and types the band's title from the similar titles the result listed (now on the screen)."""

@@ -236,7 +236,8 @@ class ScriptedExpert:
     def __init__(self, examples, method: str = "react", seed: int = 0, lookup_share: float = 0.3,
                  mistake_share: float = 0.0, success_share: float = 1.0, failing: set[str] | None = None,
                  name: str = "scripted-expert", tool=None, reverse_share: float = 0.3, detour_share: float = 0.2,
-                 walks: dict | None = None, variant: int = 0, wording: str = "plain", answer_lookup: bool = False):
+                 walks: dict | None = None, variant: int = 0, wording: str = "plain", answer_lookup: bool = False,
+                 back_detours: bool = False):
         if not 0 <= success_share <= 1:
             raise ValueError(f"the scripted expert's success share must be within 0..1, got {success_share}")
         if wording not in WORDINGS:
@@ -248,6 +249,7 @@ class ScriptedExpert:
         self.tool, self._own_wiki, self.walks = tool, None, {} if walks is None else walks
         self.reverse_share = reverse_share  # comparisons read the side named second first
         self.detour_share = detour_share  # walks that search a name bringing a wrong page first, and recover
+        self.back_detours = back_detours  # such a detour may bring back the page just read (`walk._back`)
         self.variant = variant  # 0: the best walk; 1, 2, ...: another way where the pages allow one (teach --walks)
         self.wording = wording  # varied: each thought's phrasing drawn with the seed; plain: always the first
         self.answer_lookup = answer_lookup  # look up a word of the question that finds the answer's sentence
@@ -310,7 +312,7 @@ class ScriptedExpert:
             reverse = (self._rng(example, 4000).random() < self.reverse_share) != (self.variant % 2 == 1)
             detour = self.variant > 0 or self._rng(example, 4001).random() < self.detour_share
             self.walks[example.id] = walk.plan_walk(example, lambda q: self._probe(example, q), reverse=reverse,
-                                                     detour=detour, other=self.variant > 0)
+                                                     detour=detour, other=self.variant > 0, back=self.back_detours)
         return self.walks[example.id]
 
     def _probe(self, example, query: str) -> str:
@@ -422,6 +424,15 @@ class ScriptedExpert:
         if before.target is None:  # a detour: a page that is not the one needed
             said = walk.first_words(walk.page_text(obs))
             seen = walk.best_match(obs) or before.query
+            if self.back_detours and any(h.target == seen for h, _, _ in read[:-1]):  # a page read before
+                thoughts = [rng.choice(walk.BACK_PAGE).format(m=seen, p=before.query)]
+                if hop.source == "page" and len(read) > 1:  # where the next name is on the page read before
+                    page, shown, looked = read[-2]
+                    thoughts += [self._quote(example, page, shown, hop.query, rng, looked),
+                                 rng.choice(walk.NEXT_FROM_PAGE).format(n=hop.query)]
+                else:
+                    thoughts.append(rng.choice(walk.RETRY_OTHER).format(q=hop.query))
+                return self._say(thoughts, f"search[{hop.query}]")
             if hop.source == "similar":  # its result listed this page's title
                 other = walk.DETOUR if walk.best_match(obs) else walk.OTHER_PAGE
                 return self._say([rng.choice(other).format(m=seen, s=said, t=hop.query)], f"search[{hop.query}]")

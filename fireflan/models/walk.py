@@ -170,13 +170,15 @@ def _unique(candidates, tried: set[str] = frozenset()) -> list[tuple[str, str, b
 
 
 def _reach(example, title: str, texts, probe, tried: set[str], detour: bool = False,
-           other: bool = False) -> list[Hop] | None:
+           other: bool = False, back: bool = False) -> list[Hop] | None:
     """The hops that bring `title` from what `texts` show: a search for a name related to it that finds it
     (by title or as the best match); else such a search whose result lists it among similar titles, then its
     title; else a search for what the question describes, or another name, that finds it.
 
     `detour`: when a related name brings another page first (a namesake, a wrong best match), search it
-    first, then the one that works: a walk that shows a wrong page and the way back from it. `other`: the
+    first, then the one that works: a walk that shows a wrong page and the way back from it; else (`back`), when
+    the page is reached by a name on the page just read and another name there brings that page back (`_back`),
+    that name first. `other`: the
     second search that finds it, where there is one (another way to the same page)."""
     results, wrong, candidates, passed = {}, None, [], None
     for related in (True, False):  # the names that share a word with it first; the rest only if they fail
@@ -190,6 +192,9 @@ def _reach(example, title: str, texts, probe, tried: set[str], detour: bool = Fa
             elif shows(example, title, obs):
                 if detour and wrong is not None:
                     return [Hop(wrong[0], None, wrong[1], results[wrong[0]]), Hop(query, title, source, obs)]
+                if detour and back and source == "page" and (
+                        again := _back(title, texts, probe, tried | {normalize_answer(query)})):
+                    return [again, Hop(query, title, source, obs)]
                 return [Hop(query, title, source, obs)]
             if related and wrong is None and not obs.startswith("Could not find") and not any(
                     shows(example, t, obs) for t, _ in example.supporting_facts):  # a page that is no gold page
@@ -202,7 +207,27 @@ def _reach(example, title: str, texts, probe, tried: set[str], detour: bool = Fa
     return None
 
 
-def plan_walk(example, probe, reverse: bool = False, detour: bool = False, other: bool = False) -> list[Hop] | None:
+def _back(title: str, texts, probe, tried: set[str], names: int = 8) -> Hop | None:
+    """A search for another name on the page just read that brings back a page already read (no page has that
+    name; the best match is one read before), as a detour: the misstep students make most is to take such a name
+    for the next page and the page they read for its best match. None when no name of the page does that."""
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    pages = [page_text(text) for source, text in texts if source == "page"]
+    if not pages:
+        return None
+    common = set(STOPWORDS_EN_PLUS)
+    for query in _names(pages[0])[:names]:
+        if _related(query, title) or normalize_answer(query) in tried or set(query.lower().split()) <= common:
+            continue  # ('She': a pronoun that starts a sentence is no name)
+        obs = probe(query)
+        if best_match(obs) and page_text(obs) in pages:
+            return Hop(query, None, "page", obs)
+    return None
+
+
+def plan_walk(example, probe, reverse: bool = False, detour: bool = False, other: bool = False,
+              back: bool = False) -> list[Hop] | None:
     """The walk an expert makes through the wiki to read every gold page of `example`, each search derived
     from the screen, or None when there is none. `probe(query) -> observation` runs a search without
     changing the episode's tool.
@@ -212,7 +237,7 @@ def plan_walk(example, probe, reverse: bool = False, detour: bool = False, other
     that reach every page, the one with the fewest detours, then (a bridge) the one that reads the answer's
     page last, then the one with the most names taken from the pages read, is kept. `detour`: the first page
     that a related name gets wrong is reached by way of that wrong page; `other`: each page by its second
-    search that finds it, where it has one."""
+    search that finds it, where it has one; `back`: the detour may be one that brings back the page just read."""
     titles = list(dict.fromkeys(t for t, _ in example.supporting_facts))
     if not titles or len(titles) > 4:
         return None
@@ -239,16 +264,17 @@ def plan_walk(example, probe, reverse: bool = False, detour: bool = False, other
     if best is None:
         return None
     if detour or other:
-        return _walk(example, best[0], probe, detour, other) or best[1]
+        return _walk(example, best[0], probe, detour, other, back) or best[1]
     return best[1]
 
 
-def _walk(example, order, probe, detour: bool = False, other: bool = False) -> list[Hop] | None:
+def _walk(example, order, probe, detour: bool = False, other: bool = False, back: bool = False) -> list[Hop] | None:
     hops, read = [], []  # read: each observation so far (a page, its similar titles), the last first
     tried: set[str] = set()
     for title in order:
         texts = [("page", t) for t in read] + [("question", example.question)]
-        found = _reach(example, title, texts, probe, tried, detour and not any(h.target is None for h in hops), other)
+        found = _reach(example, title, texts, probe, tried, detour and not any(h.target is None for h in hops), other,
+                       back)
         if found is None:
             return None
         hops += found
@@ -328,6 +354,14 @@ DETOUR = [  # {m}: the page a search brought, {s}: its first words, {t}: the tit
 ]
 OTHER_PAGE = [  # an exact title that is another page of the name: {s} its first words
     'This {m} page ("{s}") is about something else. The similar titles include {t}, so let me search that.',
+]
+BACK_PAGE = [  # a search whose best match is a page already read: {m} that page, {p} the name searched
+    "That brought back {m}, the page I have already read, so {p} has no page here.",
+    "The best match is {m} again, which I have read: there is no page on {p}.",
+]
+RETRY_OTHER = [  # after BACK_PAGE, a name that is not on the page read before: {q}
+    "Let me search {q} instead.",
+    "I will try {q}.",
 ]
 WRONG_PAGE = [  # a search that brought a page that does not say it: {m} that page, {q} the next search
     "That is the page on {m}, and it does not say what I need. Let me search {q} instead.",

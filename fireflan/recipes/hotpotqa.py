@@ -63,6 +63,8 @@ class HotpotQARecipe:
     wording: str = opt("plain", "scripted teacher: plain (one phrasing for each situation) | varied")
     answer_lookup: bool = opt(False, "scripted teacher: look up a word of the question that finds the answer's "
                                      "sentence on a long page before answering (teach --answer-lookup)")
+    back_detours: bool = opt(False, "scripted teacher: detours that bring back the page just read, and the way on "
+                                    "from there (teach --back-detours)")
     walks: int = opt(1, "scripted teacher: walks per training question (teach --walks)")
     world_questions: int = opt(0, "hotpotqa: also teach this many questions of the embedded world (OUT/world, "
                                   "OUT/teach-world) and train on both (0: the real questions alone)")
@@ -142,13 +144,13 @@ def teach_step(r: HotpotQARecipe, out: Path, data: Data) -> dict:
         teacher=r.teacher, model=r.teacher_model, base_url=r.teacher_url, max_usd=r.max_usd,
         methods="react,decompose" if re.search(r"planner|subquestion", r.roles) else "react", seed=r.seed,
         success_share=r.teacher_success, failures=r.teacher_failures, context=r.context, wording=r.wording,
-        walks=r.walks, answer_lookup=r.answer_lookup), teach)
+        walks=r.walks, answer_lookup=r.answer_lookup, back_detours=r.back_detours), teach)
     print(f"   {taught['success']} of {taught['trajectories']} trajectories succeeded")
     if r.task == "hotpotqa" and r.world_questions:
         world = stage(out, "teach-world", TeachConfig(
             out=str(out / "teach-world"), task="world", data=str(out / "world"), split="train",
             limit=r.world_questions, methods="react", seed=r.seed, wording=r.wording,
-            answer_lookup=r.answer_lookup), teach)
+            answer_lookup=r.answer_lookup, back_detours=r.back_detours), teach)
         print(f"   and {world['success']} trajectories on the embedded world")
     return taught
 
