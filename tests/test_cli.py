@@ -341,3 +341,19 @@ def test_a_teacher_server_that_refuses_is_one_line_with_its_url_and_exit_1(small
     assert line.startswith(f"fireflan: error: m at {server.base_url}: request refused, HTTP 501: 501 Not "
                            "Implemented Not Implemented No chat here.") and "Traceback" not in proc.stderr
     assert not (tmp_path / "T").exists() or not list((tmp_path / "T").glob("*.jsonl"))
+
+
+def test_a_verb_whose_extra_is_not_installed_names_the_pip_command(small_world, tmp_path, capsys, monkeypatch):
+    """`fireflan train` without the `train` extra ended in an ImportError traceback."""
+    from fireflan.cli import main
+
+    main(["teach", "--data", str(small_world), "--limit", "3", "--out", str(tmp_path / "t")])
+    main(["corpus", str(tmp_path / "t" / "trajectories.jsonl"), "--out", str(tmp_path / "c")])
+    capsys.readouterr()
+    for module in ("torch", "transformers", "peft", "trl"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed: importing it fails
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--corpus", str(tmp_path / "c"), "--base", "tiny", "--out", str(tmp_path / "m")])
+    said = capsys.readouterr().err
+    assert stop.value.code == 2 and said.startswith("fireflan: error: this needs ") and said.count("\n") == 1, said
+    assert said.rstrip().endswith("which is not installed: pip install -e '.[train]'") and not (tmp_path / "m").exists()
