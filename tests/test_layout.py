@@ -146,3 +146,21 @@ def test_the_code_detector_sees_each_language():
                "a Go template": "{{ if .System }}x{{ end }}"}
     for kind, text in samples.items():
         assert CODE[kind].search(text), kind
+
+
+def test_every_module_is_named_in_the_architecture_map():
+    """docs/ARCHITECTURE.md's tree names each module file in its package's entry (a module left out of the map is
+    one a reader of the map does not know of)."""
+    tree = (ROOT / "docs" / "ARCHITECTURE.md").read_text().split("```")[1]
+    entries, current = {}, ""
+    for line in tree.splitlines():
+        if re.match(r"  \S", line):  # a package's entry (`tasks/ ...`), else the top level's modules
+            current = line.split()[0].rstrip("/") if line.split()[0].endswith("/") else ""
+        entries[current] = entries.get(current, set()) | set(re.findall(r"[\w/]+\.py", line))
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).parts
+        package, within = (parts[0], "/".join(parts[1:])) if len(parts) > 1 else ("", parts[0])
+        if path.name != "__init__.py" and within not in entries.get(package, set()):
+            missing.append("/".join(parts))
+    assert not missing, f"modules not named in docs/ARCHITECTURE.md: {missing}"
