@@ -187,42 +187,43 @@ def _runs_as_arguments(cmd):
     return report
 
 
-def _add_commands():
-    """Verbs whose flags are a stage's config dataclass (one source for CLI, recipes and --help)."""
-    CLI.world = staticmethod(command(
-        WorldConfig, _run_world, "Write the embedded world: OUT/{train,dev,test}.jsonl (HotpotQA schema) and "
-        "OUT/corpus.jsonl.", extra=(("out", "runs/world", "folder to write"),)))
-    CLI.dbworld = staticmethod(command(
-        DBWorldConfig, _run_dbworld, "Write AgentBench-shaped DB tasks (list tables, the embedded world's entities): "
-        "OUT/{train,dev,test}.jsonl.", extra=(("out", "runs/dbworld", "folder to write"),)))
-    CLI.teach = staticmethod(command(TeachConfig, _run_teach,
-                                     "Run a teacher over a task's questions; keep every trajectory (resumable)."))
-    CLI.corpus = staticmethod(command(CorpusConfig, _run_corpus,
-                                      "Turn trajectories (or FireAct / AgentInstruct files) into SFT chat records "
-                                      "(`corpus show CORPUS`: one record token by token, trained tokens marked).",
-                                      positional=("inputs",)))
-    CLI.corpus_show = staticmethod(command(ShowConfig, _run_show, "One corpus record token by token through the "
-                                           "tokenizer and chat template training uses, trained tokens highlighted.",
-                                           positional=("corpus",)))
-    CLI.train = staticmethod(command(TrainConfig, _run_train,
-                                     "Fine-tune a base model on a corpus (LoRA or full; TRL on CPU, Unsloth on CUDA)."))
-    CLI.grpo = staticmethod(command(GRPOOptions, _run_grpo, "GRPO (TRL's GRPOTrainer) of a model's ReAct steps, the "
-                                    "environment as the reward: EM/F1 of a finish, gold pages reached, the format."))
-    CLI.export = staticmethod(command(ExportConfig, _run_export,
-                                      "Merge, convert to GGUF, quantize, verify, write an Ollama Modelfile.",
-                                      positional=("model",)))
-    CLI.evaluate = staticmethod(command(EvalConfig, _run_evaluate,
-                                        "Run an agent over a task's questions and measure it (resumable)."))
-    CLI.improve = staticmethod(command(ImproveConfig, _run_improve, "Improve a fine-tuned agent on its own rollouts: "
-                                       "rounds of rejection sampling (or GRPO), each exported and evaluated."))
-    CLI.judge = staticmethod(command(JudgeEvalConfig, _run_judge,
-                                     "Measure a model's judge role on held-out judge records (accuracy, AUC)."))
-    CLI.chat = staticmethod(command(ChatConfig, _run_chat, "An offline agent chat in the terminal."))
-    CLI.serve = staticmethod(command(ServeConfig, _run_serve, "Serve a GGUF behind an OpenAI-compatible endpoint "
-                                     "with tool calling (http://127.0.0.1:8000/v1).", positional=("model",)))
-    CLI.report = staticmethod(_runs_as_arguments(command(
-        ReportConfig, _run_report, "Compare evaluation runs: a Markdown table and plots, or (--html) a page to "
-        "browse: trajectories side by side, metrics, plots, training curve, corpus statistics.")))
+# The stage verbs, one table: each one's flags are the fields of its stage's options (one source for the command
+# line, the recipes and --help), and what it runs prints the stage's summary. `search`, `audit` and `score`
+# are the methods of CLI above.
+VERBS = {
+    "world": command(WorldConfig, _run_world, "Write the embedded world: OUT/{train,dev,test}.jsonl (HotpotQA schema) "
+                     "and OUT/corpus.jsonl.", extra=(("out", "runs/world", "folder to write"),)),
+    "dbworld": command(DBWorldConfig, _run_dbworld, "Write AgentBench-shaped DB tasks (list tables, the embedded "
+                       "world's entities): OUT/{train,dev,test}.jsonl.", extra=(("out", "runs/dbworld", "folder to "
+                                                                                  "write"),)),
+    "teach": command(TeachConfig, _run_teach, "Run a teacher over a task's questions; keep every trajectory "
+                     "(resumable)."),
+    "corpus": command(CorpusConfig, _run_corpus, "Turn trajectories (or FireAct / AgentInstruct files) into SFT chat "
+                      "records (`corpus show CORPUS`: one record token by token, trained tokens marked).",
+                      positional=("inputs",)),
+    "corpus_show": command(ShowConfig, _run_show, "One corpus record token by token through the tokenizer and chat "
+                           "template training uses, trained tokens highlighted.", positional=("corpus",)),
+    "train": command(TrainConfig, _run_train, "Fine-tune a base model on a corpus (LoRA or full; TRL on CPU, Unsloth "
+                     "on CUDA)."),
+    "grpo": command(GRPOOptions, _run_grpo, "GRPO (TRL's GRPOTrainer) of a model's ReAct steps, the environment as "
+                    "the reward: EM/F1 of a finish, gold pages reached, the format."),
+    "export": command(ExportConfig, _run_export, "Merge, convert to GGUF, quantize, verify, write an Ollama "
+                      "Modelfile.", positional=("model",)),
+    "evaluate": command(EvalConfig, _run_evaluate, "Run an agent over a task's questions and measure it "
+                        "(resumable)."),
+    "improve": command(ImproveConfig, _run_improve, "Improve a fine-tuned agent on its own rollouts: rounds of "
+                       "rejection sampling (or GRPO), each exported and evaluated."),
+    "judge": command(JudgeEvalConfig, _run_judge, "Measure a model's judge role on held-out judge records (accuracy, "
+                     "AUC)."),
+    "chat": command(ChatConfig, _run_chat, "An offline agent chat in the terminal."),
+    "serve": command(ServeConfig, _run_serve, "Serve a GGUF behind an OpenAI-compatible endpoint with tool calling "
+                     "(http://127.0.0.1:8000/v1).", positional=("model",)),
+    "report": _runs_as_arguments(command(ReportConfig, _run_report, "Compare evaluation runs: a Markdown table and "
+                                         "plots, or (--html) a page to browse: trajectories side by side, metrics, "
+                                         "plots, training curve, corpus statistics.")),
+}
+for _name, _verb in VERBS.items():
+    setattr(CLI, _name, staticmethod(_verb))
 
 
 def _is_path(value) -> bool:
@@ -240,7 +241,6 @@ def main(argv=None):
     """Run a verb. Bad input ends with one line naming what is wrong and exit status 2 (`one_line_errors`)."""
     import fire
 
-    _add_commands()
     argv = with_long_help(sys.argv[1:] if argv is None else list(argv))
     if argv[:2] == ["corpus", "show"]:  # a sub-verb of corpus
         argv = ["corpus_show", *argv[2:]]
