@@ -46,13 +46,13 @@ def main():
     a = parser.parse_args()
     import os
 
-    from fireflan.train.grpo import GRPOOptions, grpo
+    from fireflan.train.grpo import GRPOConfig, grpo
 
     threads = a.threads or os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         world, trajectories = make_trajectories(Path(tmp))
         started = time.perf_counter()
-        summary = grpo(GRPOOptions(base=a.base, out=str(Path(tmp) / "grpo"), trajectories=str(trajectories),
+        summary = grpo(GRPOConfig(base=a.base, out=str(Path(tmp) / "grpo"), trajectories=str(trajectories),
                                    data=str(world), max_steps=a.steps, num_generations=a.generations,
                                    max_completion_length=a.max_tokens, threads=threads, save_steps=10_000))
         seconds = time.perf_counter() - started

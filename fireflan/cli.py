@@ -30,7 +30,7 @@ from fireflan.tasks import load_examples
 from fireflan.tasks.score import score_files, score_one
 from fireflan.teach import TeachConfig, teach
 from fireflan.tools.wiki import Wiki
-from fireflan.train.grpo import GRPOOptions, grpo
+from fireflan.train.grpo import GRPOConfig, grpo
 from fireflan.train.trainer import TrainConfig, train
 from fireflan.worlds.db import DBWorldConfig, write_dbtasks
 from fireflan.worlds.wiki import WorldConfig, write_world
@@ -205,7 +205,7 @@ VERBS = {
                            "template training uses, trained tokens highlighted.", positional=("corpus",)),
     "train": command(TrainConfig, _run_train, "Fine-tune a base model on a corpus (LoRA or full; TRL on CPU, Unsloth "
                      "on CUDA)."),
-    "grpo": command(GRPOOptions, _run_grpo, "GRPO (TRL's GRPOTrainer) of a model's ReAct steps, the environment as "
+    "grpo": command(GRPOConfig, _run_grpo, "GRPO (TRL's GRPOTrainer) of a model's ReAct steps, the environment as "
                     "the reward: EM/F1 of a finish, gold pages reached, the format."),
     "export": command(ExportConfig, _run_export, "Merge, convert to GGUF, quantize, verify, write an Ollama "
                       "Modelfile.", positional=("model",)),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fireflan.agent.judge import Thresholds
 from fireflan.agent.loop import AgentConfig, Trajectory
-from fireflan.agent.methods import METHODS, run_method, run_side_by_side
+from fireflan.agent.methods import INFERENCE_METHODS, run_method, run_side_by_side
 from fireflan.agent.probes import run_probes
 from fireflan.agent.prompts import few_shot_prefix
 from fireflan.corpus.format import system_tools
@@ -204,8 +204,8 @@ def evaluate(config: EvalConfig, model=None) -> dict:
 
     if not 0 <= config.noise <= 1:
         raise ValueError(f"--noise must be within 0..1, got {config.noise}")
-    if config.method not in METHODS:
-        raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {config.method!r}")
+    if config.method not in INFERENCE_METHODS:
+        raise ValueError(f"--method must be one of {', '.join(INFERENCE_METHODS)}, got {config.method!r}")
     if config.observations not in OBSERVATIONS:
         raise ValueError(f"--observations must be one of {', '.join(OBSERVATIONS)}, got {config.observations!r}")
     if config.context not in CONTEXTS:

@@ -42,7 +42,7 @@ from fireflan.models import load_model
 from fireflan.options import guard_run, one_run_per_folder, opt
 from fireflan.report.plots import rounds_plot
 from fireflan.tasks import bind, open_task
-from fireflan.train.grpo import GRPOOptions, grpo
+from fireflan.train.grpo import GRPOConfig, grpo
 from fireflan.train.trainer import TrainConfig, train
 
 KEEP = ("all", "shortest")
@@ -287,10 +287,10 @@ def grpo_round(config: ImproveConfig, s: Setting, r: int, known: set[str], adapt
     """A round of GRPO from the previous adapter (ROUND/model: rewards.csv, adapter), exported and evaluated;
     its rollouts are TRL's, rewarded by the environment, and kept nowhere."""
     folder = Path(config.out) / f"round-{r}"
-    trained, t_train = _part(folder, "train", lambda: grpo(GRPOOptions(
+    trained, t_train = _part(folder, "train", lambda: grpo(GRPOConfig(
         base=s.train.base, init_adapter=str(adapter), out=str(folder / "model"), trajectories=config.teacher,
         task=config.task, data=config.data, split=config.split, limit=0, backend=s.train.backend, rank=s.train.rank,
-        alpha=s.train.alpha, target_modules=s.train.target_modules, lr=config.lr or GRPOOptions.lr,
+        alpha=s.train.alpha, target_modules=s.train.target_modules, lr=config.lr or GRPOConfig.lr,
         max_steps=config.steps, num_generations=config.k, temperature=config.temperature, seed=config.seed + r,
         save_steps=10, threads=config.threads)))
     _, t_export = _part(folder, "export", lambda: export(ExportConfig(model=str(folder / "model"),

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fireflan.agent import roles
-from fireflan.agent.loop import METHODS as LOOP_METHODS
-from fireflan.agent.loop import AgentConfig, Trajectory, run_episode
+from fireflan.agent.loop import LOOP_METHODS, AgentConfig, Trajectory, run_episode
 from fireflan.agent.methods import run_decompose
 from fireflan.agent.prompts import few_shot_prefix
 from fireflan.audit import audit
@@ -32,7 +31,7 @@ from fireflan.tasks import bind, open_task
 from fireflan.tasks.base import Example
 from fireflan.tasks.scoring import normalize_answer
 
-METHODS = (*LOOP_METHODS, "decompose")  # decompose: the planner, the sub-episodes and the composer
+TEACH_METHODS = (*LOOP_METHODS, "decompose")  # decompose: the planner, the sub-episodes and the composer
 
 
 @dataclass
@@ -85,9 +84,9 @@ class TeachConfig:
 
     def method_list(self) -> list[str]:
         methods = [m.strip() for m in self.methods.split(",") if m.strip()]
-        bad = [m for m in methods if m not in METHODS]
+        bad = [m for m in methods if m not in TEACH_METHODS]
         if bad or not methods:
-            raise ValueError(f"--methods must name some of {', '.join(METHODS)}; got {self.methods!r}")
+            raise ValueError(f"--methods must name some of {', '.join(TEACH_METHODS)}; got {self.methods!r}")
         return methods
 
     def share_map(self) -> dict[str, float]:

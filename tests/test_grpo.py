@@ -25,7 +25,7 @@ from fireflan.agent.toolcalls import TOOLS, task_tools, to_tool_calls  # noqa: E
 from fireflan.tasks.base import Example  # noqa: E402
 from fireflan.tools.wiki import Page, Wiki  # noqa: E402
 from fireflan.train.grpo import (  # noqa: E402
-    GRPOOptions,
+    GRPOConfig,
     WikiEnvironment,
     WikiReplay,
     environment_reward,
@@ -219,11 +219,11 @@ def toy(tmp_path_factory):
     return root
 
 
-def options(toy, out, **kw) -> GRPOOptions:
+def options(toy, out, **kw) -> GRPOConfig:
     settings = dict(base=str(toy / "base"), out=str(out), trajectories=str(toy / "trajectories.jsonl"),
                     data=str(toy / "world"), rank=8, alpha=16, lr=1e-3, num_generations=8, max_completion_length=16,
                     threads=1, save_steps=100)
-    return GRPOOptions(**{**settings, **kw})
+    return GRPOConfig(**{**settings, **kw})
 
 
 def read_rewards(out) -> list[dict]:
@@ -283,7 +283,7 @@ def test_grpo_starts_from_an_sft_adapter_and_keeps_it_as_its_reference(toy, tmp_
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(toy / "base")
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(toy / "base"), LoraConfig(
-        r=8, lora_alpha=16, target_modules=GRPOOptions().target_modules.split(","), task_type="CAUSAL_LM"))
+        r=8, lora_alpha=16, target_modules=GRPOConfig().target_modules.split(","), task_type="CAUSAL_LM"))
     encoded = [encode(tokenizer, [*p, {"role": "assistant", "content": RIGHT, "loss": True}])
                for p in states(trajectory())]
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
@@ -302,8 +302,8 @@ def test_grpo_starts_from_an_sft_adapter_and_keeps_it_as_its_reference(toy, tmp_
 def test_killed_grpo_resumes_from_its_last_checkpoint(toy, tmp_path):
     out = tmp_path / "run"
     given = dict(max_steps=60, save_steps=2, num_generations=4)
-    code = ("from fireflan.train.grpo import GRPOOptions, grpo\n"
-            f"grpo(GRPOOptions(**{vars(options(toy, out, **given))!r}))\n")
+    code = ("from fireflan.train.grpo import GRPOConfig, grpo\n"
+            f"grpo(GRPOConfig(**{vars(options(toy, out, **given))!r}))\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

@@ -26,7 +26,7 @@ from fireflan.tools.actions import ACTION_NAMES, parse_action
 from fireflan.tools.base import Observation
 
 SCHEMA_TRAJECTORY = "fireflan.trajectory/1"
-METHODS = ("react", "cot", "reflexion")
+LOOP_METHODS = ("react", "cot", "reflexion")
 STOP = ["\nObservation", "Observation:"]
 REFLECT = ("Observation: Answer is INCORRECT. In one or two sentences, reflect on what went wrong and how "
            "to do better, then continue.")
@@ -179,8 +179,8 @@ def episode(tool, example, *, method: str = "react", prefix: list[dict] | None =
     """The loop of `run_episode` with the model left out: a generator that yields a `Request` for each
     model call and is sent back `(text, usage)`; it returns the `Trajectory`. Several episodes can so
     be stepped side by side (multi-branch decoding in one batch)."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; the methods are {', '.join(METHODS)}")
+    if method not in LOOP_METHODS:
+        raise ValueError(f"unknown method {method!r}; the methods are {', '.join(LOOP_METHODS)}")
     config = config or AgentConfig()
     if method == "cot":
         tool, max_steps = NoTool(), 1

@@ -41,14 +41,14 @@ from dataclasses import replace
 
 from fireflan.agent import roles
 from fireflan.agent.judge import Thresholds, yes_probabilities
-from fireflan.agent.loop import METHODS as LOOP_METHODS
-from fireflan.agent.loop import AgentConfig, Step, Trajectory, episode, make_step, restore_tool, run_episode, tool_state
+from fireflan.agent.loop import (LOOP_METHODS, AgentConfig, Step, Trajectory, episode, make_step, restore_tool,
+                                 run_episode, tool_state)
 from fireflan.models.base import Usage
 from fireflan.tasks.base import Example
 from fireflan.tasks.scoring import normalize_answer
 from fireflan.tools.actions import ACTION_NAMES, parse_action
 
-METHODS = (*LOOP_METHODS, "branches", "decompose", "backtrack")
+INFERENCE_METHODS = (*LOOP_METHODS, "branches", "decompose", "backtrack")
 UNCALIBRATED = Thresholds()  # P(yes) >= 0.5 is a yes
 BRANCH_BY = ("trajectory", "step")
 
@@ -413,6 +413,6 @@ def run_method(method: str, model, tool, example: Example, *, config: AgentConfi
     elif method == "decompose":
         traj = run_decompose(model, tool, example, config=config, thresholds=thresholds, judged=judged, **kwargs)
     else:
-        raise ValueError(f"unknown method {method!r}; the methods are {', '.join(METHODS)}")
+        raise ValueError(f"unknown method {method!r}; the methods are {', '.join(INFERENCE_METHODS)}")
     traj.extra = {**traj.extra, "budget": {**traj.budget(), "seconds": round(time.perf_counter() - started, 4)}}
     return traj

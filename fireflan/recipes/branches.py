@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from fireflan.agent.methods import METHODS
+from fireflan.agent.methods import INFERENCE_METHODS
 from fireflan.judgeval import JudgeEvalConfig, judge_eval
 from fireflan.options import opt
 from fireflan.recipes import hotpotqa
@@ -61,16 +61,16 @@ def variant(name: str, r: BranchesRecipe) -> tuple[str, dict]:
         return "branches", {"branch_by": "step", "candidates": int(m.group(1))}
     if name == "decompose-unjudged":
         return "decompose", {"judged": False}
-    if name in METHODS:
+    if name in INFERENCE_METHODS:
         return name, {}
     raise ValueError(f"--methods: unknown row {name!r}; the rows are react-2x, branches-stepN, "
-                     f"decompose-unjudged and {', '.join(METHODS)}")
+                     f"decompose-unjudged and {', '.join(INFERENCE_METHODS)}")
 
 
 def main(r: BranchesRecipe) -> dict:
     methods = [m.strip() for m in r.methods.split(",") if m.strip()]
     if not methods:
-        raise ValueError(f"--methods must name some of {', '.join(METHODS)}; got {r.methods!r}")
+        raise ValueError(f"--methods must name some of {', '.join(INFERENCE_METHODS)}; got {r.methods!r}")
     rows = {m: variant(m, r) for m in methods}  # every name checked before any work
     real_rows = {m: variant(m, r) for m in map(str.strip, r.real_methods.split(",")) if m and r.real_data}
     out = Path(r.out)

@@ -94,7 +94,7 @@ RESPONSE_TEMPLATE = {  # how TRL (transformers' parse_response) reads a model tu
 
 
 @dataclass
-class GRPOOptions:
+class GRPOConfig:
     """Options of GRPO training."""
 
     base: str = opt("embedded", "embedded | tiny | a Hugging Face model id or folder")
@@ -386,7 +386,7 @@ def _rewards_log(out: Path, started: float, max_steps: int):
     return RewardLog()
 
 
-def grpo_args(options: GRPOOptions, out: Path, backend: str, **overrides):
+def grpo_args(options: GRPOConfig, out: Path, backend: str, **overrides):
     """The GRPOConfig of a run: fp32 and no activation checkpointing on CPU (TRL defaults to bf16 and
     checkpointing), one log and one reward row per step, `prompts_per_step` x `num_generations` completions
     per step, generated afresh every step."""
@@ -412,7 +412,7 @@ def grpo_args(options: GRPOOptions, out: Path, backend: str, **overrides):
     return GRPOConfig(**args)
 
 
-def prepare_prompts(options: GRPOOptions):
+def prepare_prompts(options: GRPOConfig):
     """(rows, wiki): the dataset's rows (`prompt_rows`, in hermes form for multi-turn) and the task's tool."""
     _, examples, wiki = open_task(options.task, options.data, options.split, corpus=options.corpus,
                                   observations=options.observations, context="pool")  # one wiki the rewards replay
@@ -443,7 +443,7 @@ def fitting(rows: list[dict], tokenizer, max_length: int, tools=None) -> list[di
     return kept
 
 
-def reward_funcs(options: GRPOOptions, wiki) -> list:
+def reward_funcs(options: GRPOConfig, wiki) -> list:
     """[format, environment]: the reward functions as TRL calls them (it logs each under its `__name__`)."""
     replay = WikiReplay(wiki)
 
@@ -459,7 +459,7 @@ def reward_funcs(options: GRPOOptions, wiki) -> list:
 
 
 @one_run_per_folder()
-def grpo(options: GRPOOptions) -> dict:
+def grpo(options: GRPOConfig) -> dict:
     """Run (or resume) GRPO training; returns and writes OUT/train.json (beside OUT/adapter, OUT/rewards.csv)."""
     import warnings
 
