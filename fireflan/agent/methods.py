@@ -41,8 +41,17 @@ from dataclasses import replace
 
 from fireflan.agent import roles
 from fireflan.agent.judge import Thresholds, yes_probabilities
-from fireflan.agent.loop import (LOOP_METHODS, AgentConfig, Step, Trajectory, episode, make_step, restore_tool,
-                                 run_episode, tool_state)
+from fireflan.agent.loop import (
+    LOOP_METHODS,
+    AgentConfig,
+    Step,
+    Trajectory,
+    episode,
+    make_step,
+    restore_tool,
+    run_episode,
+    tool_state,
+)
 from fireflan.models.base import Usage
 from fireflan.tasks.base import Example
 from fireflan.tasks.scoring import normalize_answer
