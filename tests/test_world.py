@@ -30,6 +30,23 @@ def test_same_seed_writes_identical_bytes_and_other_seeds_differ(tmp_path):
     assert all(a[name] != c[name] for name in a)
 
 
+def test_a_small_world_and_db_world_are_these_bytes(tmp_path):
+    """The generators pinned: a refactor of them (the three longest functions of the package) must write the very
+    same files; a change meant to alter the world updates these digests in the same commit, and says why."""
+    from fireflan.worlds.db import DBWorldConfig, write_dbtasks
+
+    write_world(WorldConfig(seed=7, train=40, dev=10, test=10), tmp_path / "w")
+    write_dbtasks(DBWorldConfig(seed=7, train=30, dev=5, test=5), tmp_path / "db")
+    digests = {}
+    for folder in ("w", "db"):
+        h = hashlib.sha256()
+        for path in sorted((tmp_path / folder).glob("*.jsonl")):
+            h.update(path.name.encode() + path.read_bytes())
+        digests[folder] = h.hexdigest()
+    assert digests == {"w": "4714b21dd9374263ea80a3dfbc635591557ef21a59a5da22b8fbcea6707e5158",
+                       "db": "12150345ee990b54825e60d1b7e15ce02667f4d8c58c6472f9c039a855f7cc60"}
+
+
 def test_default_world_sizes():
     splits, corpus = generate_world(WorldConfig())
     assert len(splits["train"]) >= 3000 and len(splits["test"]) >= 300 and len(splits["dev"]) >= 300
