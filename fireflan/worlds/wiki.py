@@ -172,6 +172,22 @@ def _build_entities(rng: random.Random, names: _Names, n_questions: dict) -> dic
     """All entities, by group. Counts scale with the number of questions a group needs; some names
     collide on purpose (a film and an album, two people, two films), as Wikipedia's do."""
     out: dict[str, list[Entity]] = {g: [] for g in ["shared", *n_questions]}
+    pairs = _countries(rng, names)
+    countries = [country for country, _ in pairs]
+    out["shared"] += [e for pair in pairs for e in pair]
+    for group, n in n_questions.items():
+        g = _Group(rng, names, group, max(n, 30) / 100, {c.name: c for c in countries})
+        g.cities = _cities(g, countries)
+        companies = _companies(g)
+        films = _films(g, [c for c in companies if c.facts["kind"] == "studio"])
+        bands, albums = _bands(g, films, [c for c in companies if c.facts["kind"] == "label"])
+        out[group] += g.people + g.cities + companies + films + bands + albums
+    _disambiguate([e for g in out.values() for e in g], rng)
+    return out
+
+
+def _countries(rng, names: _Names) -> list[tuple[Entity, Entity]]:
+    """The twelve countries every group shares, each with its capital: [(country, capital)]."""
     countries = []
     for _ in range(12):
         stem, (suf, dem) = names.word(2, 2), _pick(rng, _DEMONYM)
@@ -184,137 +200,163 @@ def _build_entities(rng: random.Random, names: _Names, n_questions: dict) -> dic
         capital.facts = {"country": name, "founded": rng.randint(700, 1400), "region": _pick(rng, _REGIONS),
                          "population": rng.randrange(400_000, 4_000_000, 1000), "capital_of": name,
                          "census": rng.choice([2010, 2011, 2015, 2020])}
-        countries.append(c)
-        out["shared"] += [c, capital]
-    by_name = {c.name: c for c in countries}
+        countries.append((c, capital))
+    return countries
 
-    for group, n in n_questions.items():
-        scale = max(n, 30) / 100
-        ents = out[group]
-        surnames = [names.word(2, 3) for _ in range(max(12, round(9 * scale)))]
-        cities = []
-        for _ in range(max(8, round(4 * scale))):
-            country = _pick(rng, countries)
-            name = names.make(lambda r: _pick(r, ["{w}", "{w}", "{w}", "Port {w}", "New {w}", "{w} Falls"]).format(
-                w=_word(r, r.randint(2, 3))))
-            city = Entity("city", name, group, {
-                "country": country.name, "founded": rng.randint(800, 1900), "region": _pick(rng, _REGIONS),
-                "population": rng.randrange(20_000, 2_500_000, 500), "census": rng.choice([2010, 2011, 2015, 2020])})
-            twins = [c for c in cities if c.facts["country"] != country.name and "," not in c.name]
-            if twins and rng.random() < 0.08:  # a second city of an existing name, in another country:
-                twin = _pick(rng, twins)       # pages then write both as "Name, Country"
-                city.name = f"{twin.name}, {country.name}"
-                twin.name = f"{twin.name}, {twin.facts['country']}"
-            cities.append(city)
-        people: list[Entity] = []
 
-        def person(occupation, born_lo, born_hi, cities=cities, group=group, people=people, ents=ents,
-                   surnames=surnames):
-            city = _pick(rng, cities)
-            gender = _pick(rng, ["he", "she"])
-            taken = {p.name for p in people if p.facts["occupation"] == occupation}
-            twins = [p for p in people if p.name not in taken]
-            if twins and rng.random() < 0.04:  # the same full name as someone of another trade
-                name = _pick(rng, twins).name
+@dataclass
+class _Group:
+    """What the entities of one group (train, dev or test) are made from: the seeded draws, the names, the
+    countries by name, and the cities and people made so far (a person is born in one of its cities)."""
+
+    rng: random.Random
+    names: _Names
+    group: str
+    scale: float  # the group's questions / 100 (at least 0.3)
+    by_name: dict[str, Entity]  # the countries
+    cities: list[Entity] = field(default_factory=list)
+    people: list[Entity] = field(default_factory=list)
+    surnames: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.surnames = [self.names.word(2, 3) for _ in range(max(12, round(9 * self.scale)))]
+
+    def count(self, per_hundred: float, least: int) -> int:
+        return max(least, round(per_hundred * self.scale))
+
+    def demonym(self, city: Entity) -> str:
+        return self.by_name[city.facts["country"]].facts["demonym"]
+
+    def person(self, occupation: str, born_lo: int, born_hi: int) -> Entity:
+        rng = self.rng
+        city = _pick(rng, self.cities)
+        gender = _pick(rng, ["he", "she"])
+        taken = {p.name for p in self.people if p.facts["occupation"] == occupation}
+        twins = [p for p in self.people if p.name not in taken]
+        if twins and rng.random() < 0.04:  # the same full name as someone of another trade
+            name = _pick(rng, twins).name
+        else:
+            name = self.names.make(lambda r, family=self.surnames: f"{_word(r, 2)} {_pick(r, family)}")
+        born = _date(rng, born_lo, born_hi)
+        facts = {"occupation": occupation, "born": born, "city": city.name, "demonym": self.demonym(city),
+                 "country": city.facts["country"], "pronoun": gender, "date_style": _pick(rng, ["us", "uk"]),
+                 "roles": [occupation] + rng.sample(_CO_ROLES[occupation], rng.randint(0, 2))}
+        if born[0] < 1925 or (born[0] < 1950 and rng.random() < 0.5):
+            facts["died"] = _date(rng, born[0] + 45, born[0] + 90)
+        p = Entity("person", name, self.group, facts)
+        self.people.append(p)
+        return p
+
+
+def _cities(g: _Group, countries: list[Entity]) -> list[Entity]:
+    """A group's cities; a few share a name with one in another country (pages then write "Name, Country")."""
+    rng, cities = g.rng, []
+    for _ in range(g.count(4, 8)):
+        country = _pick(rng, countries)
+        name = g.names.make(lambda r: _pick(r, ["{w}", "{w}", "{w}", "Port {w}", "New {w}", "{w} Falls"]).format(
+            w=_word(r, r.randint(2, 3))))
+        city = Entity("city", name, g.group, {
+            "country": country.name, "founded": rng.randint(800, 1900), "region": _pick(rng, _REGIONS),
+            "population": rng.randrange(20_000, 2_500_000, 500), "census": rng.choice([2010, 2011, 2015, 2020])})
+        twins = [c for c in cities if c.facts["country"] != country.name and "," not in c.name]
+        if twins and rng.random() < 0.08:  # a second city of an existing name, in another country:
+            twin = _pick(rng, twins)       # pages then write both as "Name, Country"
+            city.name = f"{twin.name}, {country.name}"
+            twin.name = f"{twin.name}, {twin.facts['country']}"
+        cities.append(city)
+    return cities
+
+
+def _companies(g: _Group) -> list[Entity]:
+    """Film studios, record labels and other companies, each with its founder."""
+    rng, companies = g.rng, []
+    for kind, suffixes in [("studio", ["Pictures", "Films", "Studios"]), ("label", ["Records", "Music", "Sound"]),
+                           ("company", None)]:
+        for _ in range(g.count(3, 3)):
+            founded = rng.randint(1850, 2015)
+            founder = g.person("entrepreneur", founded - 60, founded - 22)
+            if suffixes:
+                suffix, industry = _pick(rng, suffixes), {"studio": "film production", "label": "record"}[kind]
             else:
-                name = names.make(lambda r, family=surnames: f"{_word(r, 2)} {_pick(r, family)}")
-            born = _date(rng, born_lo, born_hi)
-            facts = {"occupation": occupation, "born": born, "city": city.name,
-                     "demonym": by_name[city.facts["country"]].facts["demonym"], "country": city.facts["country"],
-                     "pronoun": gender, "date_style": _pick(rng, ["us", "uk"]),
-                     "roles": [occupation] + rng.sample(_CO_ROLES[occupation], rng.randint(0, 2))}
-            if born[0] < 1925 or (born[0] < 1950 and rng.random() < 0.5):
-                facts["died"] = _date(rng, born[0] + 45, born[0] + 90)
-            p = Entity("person", name, group, facts)
-            people.append(p)
-            ents.append(p)
-            return p
+                suffix, industry = _pick(rng, _INDUSTRIES)
+            name = g.names.make(lambda r, s=suffix: f"{_word(r, r.randint(2, 3))} {s}")
+            founder.facts["company"] = name
+            hq = _pick(rng, g.cities)
+            companies.append(Entity("company", name, g.group, {
+                "kind": kind, "industry": industry, "founded": founded, "founder": founder.name,
+                "hq": hq.name, "demonym": g.demonym(hq)}))
+    return companies
 
-        companies = []
-        for kind, count, suffixes in [("studio", 3 * scale, ["Pictures", "Films", "Studios"]),
-                                      ("label", 3 * scale, ["Records", "Music", "Sound"]),
-                                      ("company", 3 * scale, None)]:
-            for _ in range(max(3, round(count))):
-                founded = rng.randint(1850, 2015)
-                founder = person("entrepreneur", founded - 60, founded - 22)
-                if suffixes:
-                    suffix, industry = _pick(rng, suffixes), {"studio": "film production", "label": "record"}[kind]
-                else:
-                    suffix, industry = _pick(rng, _INDUSTRIES)
-                name = names.make(lambda r, s=suffix: f"{_word(r, r.randint(2, 3))} {s}")
-                founder.facts["company"] = name
-                hq = _pick(rng, cities)
-                companies.append(Entity("company", name, group, {
-                    "kind": kind, "industry": industry, "founded": founded, "founder": founder.name,
-                    "hq": hq.name, "demonym": by_name[hq.facts["country"]].facts["demonym"]}))
-        studios = [c for c in companies if c.facts["kind"] == "studio"]
-        labels = [c for c in companies if c.facts["kind"] == "label"]
 
-        actors = [person("actor", 1930, 2000) for _ in range(max(6, round(4 * scale)))]
-        films = []
-        for _ in range(max(8, round(6 * scale))):
-            if films and rng.random() < 0.4:  # a director with several films
-                wanted = _pick(rng, films).facts["director"]
-                director = next(e for e in people if e.name == wanted and e.facts["occupation"] == "film director")
+def _films(g: _Group, studios: list[Entity]) -> list[Entity]:
+    """Films with their directors (some direct several) and stars; a few share a title with an older film."""
+    rng, films = g.rng, []
+    actors = [g.person("actor", 1930, 2000) for _ in range(g.count(4, 6))]
+    for _ in range(g.count(6, 8)):
+        if films and rng.random() < 0.4:  # a director with several films
+            wanted = _pick(rng, films).facts["director"]
+            director = next(e for e in g.people if e.name == wanted and e.facts["occupation"] == "film director")
+        else:
+            director = g.person("film director", 1900, 1990)
+        year = rng.randint(director.facts["born"][0] + 24, min(2023, director.facts["born"][0] + 65))
+        if films and rng.random() < 0.07:  # a second film of an existing title, another year
+            twin = _pick(rng, films)
+            if twin.facts["year"] == year:
+                continue
+            title = twin.name
+        else:
+            title = g.names.make(lambda r: _pick(r, [
+                "The {w} {n}", "{w}", "Return to {w}", "A Winter in {w}", "{w}'s {n}", "The Last {w}", "{n} of {w}"
+            ]).format(w=_word(r, r.randint(2, 3)), n=_pick(r, _FILM_NOUNS)))
+        cast = [a for a in actors if a.facts["born"][0] <= year - 16] or actors
+        stars = rng.sample(cast, min(len(cast), rng.randint(1, 3)))
+        studio = _pick(rng, studios)
+        films.append(Entity("film", title, g.group, {
+            "year": year, "genre": _pick(rng, _GENRES_FILM), "director": director.name,
+            "studio": studio.name, "stars": [s.name for s in stars],
+            "demonym": director.facts["demonym"], "festival": _pick(rng, _FESTIVALS)}))
+        director.facts.setdefault("films", []).append((title, year))
+        for s in stars:
+            s.facts.setdefault("films", []).append((title, year))
+    return films
+
+
+def _bands(g: _Group, films: list[Entity], labels: list[Entity]) -> tuple[list[Entity], list[Entity]]:
+    """Bands with their members and albums; a few albums are named like a film or a band."""
+    rng, bands, albums = g.rng, [], []
+    for _ in range(g.count(3, 6)):
+        formed = rng.randint(1960, 2018)
+        name = g.names.make(lambda r: _pick(r, ["The {w}s", "{w} {n}", "{w}"]).format(
+            w=_word(r, r.randint(2, 3)), n=_pick(r, _BAND_NOUNS)))
+        members = [g.person("musician", formed - 35, formed - 17) for _ in range(rng.randint(2, 4))]
+        for k, m in enumerate(members):
+            m.facts["band"] = name
+            m.facts["band_role"] = ["lead vocalist", "guitarist", "bassist", "drummer"][k]
+        city = _pick(rng, g.cities)
+        band = Entity("band", name, g.group, {
+            "formed": formed, "city": city.name, "genre": _pick(rng, _GENRES_MUSIC),
+            "members": [m.name for m in members], "demonym": g.demonym(city)})
+        bands.append(band)
+        year = formed
+        for i in range(rng.randint(1, 3)):
+            if year >= 2022:
+                break
+            year = rng.randint(year + 1, min(2023, year + 6))
+            named = {a.name for a in albums}
+            pool = [f.name for f in films if f.name not in named] + [b.name for b in bands
+                                                                     if b is not band and b.name not in named]
+            if pool and rng.random() < 0.12:  # an album named like a film or a band
+                title = _pick(rng, pool)
             else:
-                director = person("film director", 1900, 1990)
-            year = rng.randint(director.facts["born"][0] + 24, min(2023, director.facts["born"][0] + 65))
-            if films and rng.random() < 0.07:  # a second film of an existing title, another year
-                twin = _pick(rng, films)
-                if twin.facts["year"] == year:
-                    continue
-                title = twin.name
-            else:
-                title = names.make(lambda r: _pick(r, [
-                    "The {w} {n}", "{w}", "Return to {w}", "A Winter in {w}", "{w}'s {n}", "The Last {w}", "{n} of {w}"
-                ]).format(w=_word(r, r.randint(2, 3)), n=_pick(r, _FILM_NOUNS)))
-            cast = [a for a in actors if a.facts["born"][0] <= year - 16] or actors
-            stars = rng.sample(cast, min(len(cast), rng.randint(1, 3)))
-            studio = _pick(rng, studios)
-            films.append(Entity("film", title, group, {
-                "year": year, "genre": _pick(rng, _GENRES_FILM), "director": director.name,
-                "studio": studio.name, "stars": [s.name for s in stars],
-                "demonym": director.facts["demonym"], "festival": _pick(rng, _FESTIVALS)}))
-            director.facts.setdefault("films", []).append((title, year))
-            for s in stars:
-                s.facts.setdefault("films", []).append((title, year))
-
-        bands, albums = [], []
-        for _ in range(max(6, round(3 * scale))):
-            formed = rng.randint(1960, 2018)
-            name = names.make(lambda r: _pick(r, ["The {w}s", "{w} {n}", "{w}"]).format(
-                w=_word(r, r.randint(2, 3)), n=_pick(r, _BAND_NOUNS)))
-            members = [person("musician", formed - 35, formed - 17) for _ in range(rng.randint(2, 4))]
-            for k, m in enumerate(members):
-                m.facts["band"] = name
-                m.facts["band_role"] = ["lead vocalist", "guitarist", "bassist", "drummer"][k]
-            city = _pick(rng, cities)
-            band = Entity("band", name, group, {
-                "formed": formed, "city": city.name, "genre": _pick(rng, _GENRES_MUSIC),
-                "members": [m.name for m in members], "demonym": by_name[city.facts["country"]].facts["demonym"]})
-            bands.append(band)
-            year = formed
-            for i in range(rng.randint(1, 3)):
-                if year >= 2022:
-                    break
-                year = rng.randint(year + 1, min(2023, year + 6))
-                named = {a.name for a in albums}
-                pool = [f.name for f in films if f.name not in named] + [b.name for b in bands
-                                                                         if b is not band and b.name not in named]
-                if pool and rng.random() < 0.12:  # an album named like a film or a band
-                    title = _pick(rng, pool)
-                else:
-                    title = names.make(lambda r: _pick(r, [
-                        "{w}", "Songs for {w}", "{a} {w}", "The {w} Sessions", "Nights in {w}"
-                    ]).format(w=_word(r, r.randint(2, 3)), a=_pick(r, _ALBUM_WORDS)))
-                albums.append(Entity("album", title, group, {
-                    "band": name, "year": year, "released": (year, rng.randint(1, 12), rng.randint(1, 28)),
-                    "label": _pick(rng, labels).name, "number": i + 1, "genre": band.facts["genre"],
-                    "date_style": _pick(rng, ["us", "uk"])}))
-            band.facts["albums"] = [a.name for a in albums if a.facts["band"] == name]
-        ents += cities + companies + films + bands + albums
-    _disambiguate([e for g in out.values() for e in g], rng)
-    return out
+                title = g.names.make(lambda r: _pick(r, [
+                    "{w}", "Songs for {w}", "{a} {w}", "The {w} Sessions", "Nights in {w}"
+                ]).format(w=_word(r, r.randint(2, 3)), a=_pick(r, _ALBUM_WORDS)))
+            albums.append(Entity("album", title, g.group, {
+                "band": name, "year": year, "released": (year, rng.randint(1, 12), rng.randint(1, 28)),
+                "label": _pick(rng, labels).name, "number": i + 1, "genre": band.facts["genre"],
+                "date_style": _pick(rng, ["us", "uk"])}))
+        band.facts["albums"] = [a.name for a in albums if a.facts["band"] == name]
+    return bands, albums
 
 
 def _disambiguate(entities: list[Entity], rng: random.Random) -> None:
