@@ -463,122 +463,157 @@ def _numeric(family: Family) -> list[int]:
 
 def _list_task(kind: str, family: Family, name: str, rows: list[list], spare: list, rng: random.Random):
     """A task of `kind` over a list table, worded as WikiSQL's and WikiTQ's questions are, with the SQL
-    sqlite runs as MySQL would (numbers written as text compared as numbers: CAST(... AS REAL))."""
-    t, cols = ident(name), [c for c, _ in family.columns]
-    key = family.key
-    row = rng.choice(rows)
-    numbers = _numeric(family)
-    shared = [i for i in range(len(cols)) if i != key and len({r[i] for r in rows}) < len(rows)]
-
-    def num(i):
-        return f"CAST({ident(cols[i])} AS REAL)"
-
-    def eq(i, v):
-        return f"{ident(cols[i])} = {literal(v)}"
-
-    if kind == "other":
-        i = rng.choice([j for j in range(len(cols)) if j != key])
-        j = key if rng.random() < 0.5 else rng.choice([c for c in range(len(cols)) if c != i])
-        v = row[j]
-        text = rng.choice(["What is the {A} when the {B} is {b}?", "What {A} has a {B} of {b}?",
-                           "What is the {A} that has a {B} listed as {b}?", "what is the {a} for {b}?"])
-        return _Task(kind, text.format(A=cols[i], a=cols[i].lower(), B=cols[j], b=v),
-                     f"SELECT {ident(cols[i])} FROM {t} WHERE {eq(j, v)}")
-    if kind == "counting":
-        if not shared:
-            return None
-        j = rng.choice(shared)
-        v = rng.choice([r[j] for r in rows])
-        text = rng.choice(["How many {p} have a {B} of {b}?", "What is the total number of {p} with {B} {b}?",
-                           "how many {p} are listed with {b} as {B}?"])
-        return _Task(kind, text.format(p=family.plural, B=cols[j], b=v), f"SELECT COUNT(*) FROM {t} WHERE {eq(j, v)}")
-    if kind == "comparison":
-        if not numbers:
-            return None
-        c = rng.choice(numbers)
-        i = rng.choice([k for k in range(len(cols)) if k != c])
-        values = sorted({float(r[c]) for r in rows})
-        if len(values) < 4:
-            return None
-        x = values[rng.randint(1, 3)] if rng.random() < 0.5 else values[-rng.randint(2, 4)]
-        x = int(x) if x == int(x) else x
-        op, word = (">", rng.choice(["larger than", "more than", "greater than"])) if x > values[len(values) // 2] \
-            else ("<", rng.choice(["smaller than", "less than", "fewer than"]))
-        if shared and rng.random() < 0.5:
-            j = rng.choice([k for k in shared if k not in (i, c)] or [None])
-            if j is not None:
-                v = row[j]
-                return _Task(kind, f"Which {cols[i]} has a {cols[j]} of {v}, and a {cols[c]} {word} {x}?",
-                             f"SELECT {ident(cols[i])} FROM {t} WHERE {eq(j, v)} AND {num(c)} {op} {x}")
-        return _Task(kind, f"Which {cols[i]} has a {cols[c]} {word} {x}?",
-                     f"SELECT {ident(cols[i])} FROM {t} WHERE {num(c)} {op} {x}")
-    if kind == "ranking":
-        if not numbers:
-            return None
-        c = rng.choice(numbers)
-        high = rng.random() < 0.5
-        ordered = sorted(float(r[c]) for r in rows)
-        if (ordered[-1] == ordered[-2]) if high else (ordered[0] == ordered[1]):
-            return None
-        i = rng.choice([key] + [k for k in range(len(cols)) if k not in (key, c)])
-        text = rng.choice(["Which {A} has the {hl} {C}?", "Name the {A} with the {most} {C}",
-                           "which {n} had the {most} {c}?"])
-        return _Task(kind, text.format(A=cols[i], C=cols[c], c=cols[c].lower(), n=family.noun,
-                                       hl="highest" if high else "lowest", most="most" if high else "least"),
-                     f"SELECT {ident(cols[i])} FROM {t} ORDER BY {num(c)} {'DESC' if high else 'ASC'} LIMIT 1")
+    sqlite runs as MySQL would (numbers written as text compared as numbers: CAST(... AS REAL)); None when the
+    table cannot give one of that kind."""
+    q = _ListTable(family, name, rows, spare, rng)
     if kind.startswith("aggregation-"):
-        fn = kind.split("-")[1]
-        if not numbers:
-            return None
-        c = rng.choice(numbers)
-        scoped = [k for k in shared if k != c]
-        j = rng.choice(scoped) if scoped and rng.random() < 0.8 else None
-        cond = f" WHERE {eq(j, row[j])}" if j is not None else ""
-        scope = f" when the {cols[j]} is {row[j]}" if j is not None else ""
-        text = {"SUM": ["What is the total {C}{s}?", "What is the sum of {C}{s}?"],
-                "MIN": ["What is the lowest {C}{s}?", "What was the smallest {C}{s}?"],
-                "MAX": ["What is the highest {C}{s}?", "What's the biggest {C}{s}?"],
-                "AVG": ["What is the average {C}{s}?", "What is the mean {C}{s}?"]}[fn]
-        return _Task(kind, rng.choice(text).format(C=cols[c], s=scope), f"SELECT {fn}({num(c)}) FROM {t}{cond}")
-    if kind == "INSERT":
-        names = ", ".join(ident(c) for c in cols)
-        sql = f"INSERT INTO {t} ({names}) VALUES ({', '.join(literal(v) for v in spare)})"
-        values = dict(zip(cols, spare, strict=True))
-        style = rng.randrange(4)
-        if style == 0:
-            rest = [f"'{v}' for '{c}'" for c, v in zip(cols, spare, strict=True) if c != cols[key]]
-            text = f"Insert '{spare[key]}' into '{name}' with values {_and(rest)}."
-        elif style == 1:
-            parts = [f"{c.lower()} {v}" if v.replace(",", "").isdigit() else f"{c.lower()} '{v}'"
-                     for c, v in zip(cols, spare, strict=True)]
-            text = f"Insert a new record into the '{name}' table with the values of {_and(parts)}."
-        elif style == 2:
-            text = (f"Insert into the '{name}' table the values for {_and(cols)}, which are "
-                    f"{_and([repr_text(v) for v in spare])}, respectively.")
-        else:
-            told = rng.choice(family.said)
-            for column, value in values.items():  # (not str.format: column names hold dots and slashes)
-                told = told.replace("{" + column + "}", value)
-            text = told + rng.choice([f" Add this to the {name} table.", f" Record it in the {name} table.",
-                                      f" This was inserted into the {name} table."])
-        return _Task(kind, text, sql)
-    if kind == "UPDATE":
-        changed = rng.sample([k for k in range(len(cols)) if k != key], rng.choice([1, 1, 1, 2]))
-        new = {k: spare[k] for k in changed if spare[k] != row[k]}
-        if not new or sum(r[key] == row[key] for r in rows) != 1:
-            return None
-        sets = ", ".join(eq(k, v) for k, v in new.items())
-        said = _and([f"{cols[k]} '{v}'" for k, v in new.items()])
-        k0, v0 = next(iter(new.items()))
-        text = rng.choice([
-            f"Change the {cols[k0]} of {row[key]} in the {name} table to {v0}." if len(new) == 1 else
-            f"Update the {name} table so that {row[key]} has {said}.",
-            f"In the '{name}' table, update the '{cols[k0]}' column to '{v0}' where the '{cols[key]}' column "
-            f"equals {row[key]}." if len(new) == 1 else
-            f"In the '{name}' table, set {said} where the '{cols[key]}' is '{row[key]}'.",
-            f"Update the {family.noun} {row[key]} in {name}: {said}."])
-        return _Task(kind, text, f"UPDATE {t} SET {sets} WHERE {eq(key, row[key])}")
-    return None
+        return _aggregation(q, kind.split("-")[1])
+    write = _LIST_KINDS.get(kind)
+    return write(q) if write else None
+
+
+class _ListTable:
+    """What a list task is written from: the table, a row drawn from it, its numeric and shared columns."""
+
+    def __init__(self, family: Family, name: str, rows: list[list], spare: list, rng: random.Random):
+        self.family, self.name, self.rows, self.spare, self.rng = family, name, rows, spare, rng
+        self.t, self.cols, self.key = ident(name), [c for c, _ in family.columns], family.key
+        self.row = rng.choice(rows)
+        self.numbers = _numeric(family)
+        self.shared = [i for i in range(len(self.cols)) if i != self.key and len({r[i] for r in rows}) < len(rows)]
+
+    def num(self, i: int) -> str:
+        return f"CAST({ident(self.cols[i])} AS REAL)"
+
+    def eq(self, i: int, v) -> str:
+        return f"{ident(self.cols[i])} = {literal(v)}"
+
+
+def _other(q: _ListTable) -> _Task:
+    rng, cols, key = q.rng, q.cols, q.key
+    i = rng.choice([j for j in range(len(cols)) if j != key])
+    j = key if rng.random() < 0.5 else rng.choice([c for c in range(len(cols)) if c != i])
+    v = q.row[j]
+    text = rng.choice(["What is the {A} when the {B} is {b}?", "What {A} has a {B} of {b}?",
+                       "What is the {A} that has a {B} listed as {b}?", "what is the {a} for {b}?"])
+    return _Task("other", text.format(A=cols[i], a=cols[i].lower(), B=cols[j], b=v),
+                 f"SELECT {ident(cols[i])} FROM {q.t} WHERE {q.eq(j, v)}")
+
+
+def _counting(q: _ListTable) -> _Task | None:
+    if not q.shared:
+        return None
+    j = q.rng.choice(q.shared)
+    v = q.rng.choice([r[j] for r in q.rows])
+    text = q.rng.choice(["How many {p} have a {B} of {b}?", "What is the total number of {p} with {B} {b}?",
+                         "how many {p} are listed with {b} as {B}?"])
+    return _Task("counting", text.format(p=q.family.plural, B=q.cols[j], b=v),
+                 f"SELECT COUNT(*) FROM {q.t} WHERE {q.eq(j, v)}")
+
+
+def _comparison(q: _ListTable) -> _Task | None:
+    rng, cols = q.rng, q.cols
+    if not q.numbers:
+        return None
+    c = rng.choice(q.numbers)
+    i = rng.choice([k for k in range(len(cols)) if k != c])
+    values = sorted({float(r[c]) for r in q.rows})
+    if len(values) < 4:
+        return None
+    x = values[rng.randint(1, 3)] if rng.random() < 0.5 else values[-rng.randint(2, 4)]
+    x = int(x) if x == int(x) else x
+    op, word = (">", rng.choice(["larger than", "more than", "greater than"])) if x > values[len(values) // 2] \
+        else ("<", rng.choice(["smaller than", "less than", "fewer than"]))
+    if q.shared and rng.random() < 0.5:
+        j = rng.choice([k for k in q.shared if k not in (i, c)] or [None])
+        if j is not None:
+            v = q.row[j]
+            return _Task("comparison", f"Which {cols[i]} has a {cols[j]} of {v}, and a {cols[c]} {word} {x}?",
+                         f"SELECT {ident(cols[i])} FROM {q.t} WHERE {q.eq(j, v)} AND {q.num(c)} {op} {x}")
+    return _Task("comparison", f"Which {cols[i]} has a {cols[c]} {word} {x}?",
+                 f"SELECT {ident(cols[i])} FROM {q.t} WHERE {q.num(c)} {op} {x}")
+
+
+def _ranking(q: _ListTable) -> _Task | None:
+    rng, cols, key = q.rng, q.cols, q.key
+    if not q.numbers:
+        return None
+    c = rng.choice(q.numbers)
+    high = rng.random() < 0.5
+    ordered = sorted(float(r[c]) for r in q.rows)
+    if (ordered[-1] == ordered[-2]) if high else (ordered[0] == ordered[1]):
+        return None
+    i = rng.choice([key] + [k for k in range(len(cols)) if k not in (key, c)])
+    text = rng.choice(["Which {A} has the {hl} {C}?", "Name the {A} with the {most} {C}",
+                       "which {n} had the {most} {c}?"])
+    return _Task("ranking", text.format(A=cols[i], C=cols[c], c=cols[c].lower(), n=q.family.noun,
+                                        hl="highest" if high else "lowest", most="most" if high else "least"),
+                 f"SELECT {ident(cols[i])} FROM {q.t} ORDER BY {q.num(c)} {'DESC' if high else 'ASC'} LIMIT 1")
+
+
+def _aggregation(q: _ListTable, fn: str) -> _Task | None:
+    rng, cols = q.rng, q.cols
+    if not q.numbers:
+        return None
+    c = rng.choice(q.numbers)
+    scoped = [k for k in q.shared if k != c]
+    j = rng.choice(scoped) if scoped and rng.random() < 0.8 else None
+    cond = f" WHERE {q.eq(j, q.row[j])}" if j is not None else ""
+    scope = f" when the {cols[j]} is {q.row[j]}" if j is not None else ""
+    text = {"SUM": ["What is the total {C}{s}?", "What is the sum of {C}{s}?"],
+            "MIN": ["What is the lowest {C}{s}?", "What was the smallest {C}{s}?"],
+            "MAX": ["What is the highest {C}{s}?", "What's the biggest {C}{s}?"],
+            "AVG": ["What is the average {C}{s}?", "What is the mean {C}{s}?"]}[fn]
+    return _Task(f"aggregation-{fn}", rng.choice(text).format(C=cols[c], s=scope),
+                 f"SELECT {fn}({q.num(c)}) FROM {q.t}{cond}")
+
+
+def _insert(q: _ListTable) -> _Task:
+    rng, cols, key, spare, name = q.rng, q.cols, q.key, q.spare, q.name
+    names = ", ".join(ident(c) for c in cols)
+    sql = f"INSERT INTO {q.t} ({names}) VALUES ({', '.join(literal(v) for v in spare)})"
+    values = dict(zip(cols, spare, strict=True))
+    style = rng.randrange(4)
+    if style == 0:
+        rest = [f"'{v}' for '{c}'" for c, v in zip(cols, spare, strict=True) if c != cols[key]]
+        text = f"Insert '{spare[key]}' into '{name}' with values {_and(rest)}."
+    elif style == 1:
+        parts = [f"{c.lower()} {v}" if v.replace(",", "").isdigit() else f"{c.lower()} '{v}'"
+                 for c, v in zip(cols, spare, strict=True)]
+        text = f"Insert a new record into the '{name}' table with the values of {_and(parts)}."
+    elif style == 2:
+        text = (f"Insert into the '{name}' table the values for {_and(cols)}, which are "
+                f"{_and([repr_text(v) for v in spare])}, respectively.")
+    else:
+        told = rng.choice(q.family.said)
+        for column, value in values.items():  # (not str.format: column names hold dots and slashes)
+            told = told.replace("{" + column + "}", value)
+        text = told + rng.choice([f" Add this to the {name} table.", f" Record it in the {name} table.",
+                                  f" This was inserted into the {name} table."])
+    return _Task("INSERT", text, sql)
+
+
+def _update(q: _ListTable) -> _Task | None:
+    rng, cols, key, row, name = q.rng, q.cols, q.key, q.row, q.name
+    changed = rng.sample([k for k in range(len(cols)) if k != key], rng.choice([1, 1, 1, 2]))
+    new = {k: q.spare[k] for k in changed if q.spare[k] != row[k]}
+    if not new or sum(r[key] == row[key] for r in q.rows) != 1:
+        return None
+    sets = ", ".join(q.eq(k, v) for k, v in new.items())
+    said = _and([f"{cols[k]} '{v}'" for k, v in new.items()])
+    k0, v0 = next(iter(new.items()))
+    text = rng.choice([
+        f"Change the {cols[k0]} of {row[key]} in the {name} table to {v0}." if len(new) == 1 else
+        f"Update the {name} table so that {row[key]} has {said}.",
+        f"In the '{name}' table, update the '{cols[k0]}' column to '{v0}' where the '{cols[key]}' column "
+        f"equals {row[key]}." if len(new) == 1 else
+        f"In the '{name}' table, set {said} where the '{cols[key]}' is '{row[key]}'.",
+        f"Update the {q.family.noun} {row[key]} in {name}: {said}."])
+    return _Task("UPDATE", text, f"UPDATE {q.t} SET {sets} WHERE {q.eq(key, row[key])}")
+
+
+_LIST_KINDS = {"other": _other, "counting": _counting, "comparison": _comparison, "ranking": _ranking,
+               "INSERT": _insert, "UPDATE": _update}
 
 
 def _and(items: list[str]) -> str:
