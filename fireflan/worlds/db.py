@@ -361,99 +361,138 @@ class _Task:
 def _task(kind: str, table: Table, rows: list[list], spare: list, rng: random.Random) -> _Task | None:
     """A task of `kind` over `rows` (None when these rows do not suit it); `spare` is a row of the same
     kind that is not in the table (what INSERT adds)."""
-    t, key = ident(table.name), table.columns[0]
-    cols = list(enumerate(table.columns))[1:]
-    texts = [(i, c) for i, c in cols if c.where]
-    numbers = [(i, c) for i, c in cols if c.measure]
-    row = rng.choice(rows)
+    q = _EntityTable(table, rows, spare, rng)
+    if kind.startswith("aggregation-"):
+        return _entity_aggregation(q, kind.split("-")[1])
+    if kind not in _ENTITY_KINDS:
+        raise ValueError(f"unknown task type {kind!r}")
+    return _ENTITY_KINDS[kind](q)
 
-    def where_value(i):  # a value of column i that several rows share, if any
+
+class _EntityTable:
+    """What a task over a table of the world's entities is written from: its columns (those a question can
+    filter on, those it can measure) and a row drawn from it."""
+
+    def __init__(self, table: Table, rows: list[list], spare: list, rng: random.Random):
+        self.table, self.rows, self.spare, self.rng = table, rows, spare, rng
+        self.t, self.key = ident(table.name), table.columns[0]
+        self.cols = list(enumerate(table.columns))[1:]
+        self.texts = [(i, c) for i, c in self.cols if c.where]
+        self.numbers = [(i, c) for i, c in self.cols if c.measure]
+        self.row = rng.choice(rows)
+
+    def where_value(self, i: int):
+        """A value of column i that several rows share, if any."""
         counts = {}
-        for r in rows:
+        for r in self.rows:
             counts[r[i]] = counts.get(r[i], 0) + 1
         shared = sorted(v for v, n in counts.items() if n >= 2)
-        return rng.choice(shared) if shared else None
+        return self.rng.choice(shared) if shared else None
 
-    if kind == "other":
-        i, c = rng.choice([(i, c) for i, c in cols if c.ask])
-        same_key = [r for r in rows if r[0] == row[0]]
-        return _Task(kind, c.ask.format(k=row[0]), f"SELECT {ident(c.name)} FROM {t} WHERE {ident(key.name)} = "
-                     f"{literal(row[0])}") if len(same_key) == 1 else None
-    if kind == "counting":
-        i, c = rng.choice(texts)
-        v = where_value(i) if rng.random() < 0.7 else row[i]
-        return _Task(kind, f"How many {table.plural} {c.where.format(v=v)} are in the table?",
-                     f"SELECT COUNT(*) FROM {t} WHERE {ident(c.name)} = {literal(v)}") if v is not None else None
-    if kind == "comparison":
-        i, c = rng.choice(numbers)
-        values = sorted({r[i] for r in rows})
-        if len(values) < 3:
+
+def _entity_other(q: _EntityTable) -> _Task | None:
+    i, c = q.rng.choice([(i, c) for i, c in q.cols if c.ask])
+    row = q.row
+    same_key = [r for r in q.rows if r[0] == row[0]]
+    return _Task("other", c.ask.format(k=row[0]), f"SELECT {ident(c.name)} FROM {q.t} WHERE {ident(q.key.name)} = "
+                 f"{literal(row[0])}") if len(same_key) == 1 else None
+
+
+def _entity_counting(q: _EntityTable) -> _Task | None:
+    i, c = q.rng.choice(q.texts)
+    v = q.where_value(i) if q.rng.random() < 0.7 else q.row[i]
+    return _Task("counting", f"How many {q.table.plural} {c.where.format(v=v)} are in the table?",
+                 f"SELECT COUNT(*) FROM {q.t} WHERE {ident(c.name)} = {literal(v)}") if v is not None else None
+
+
+def _entity_comparison(q: _EntityTable) -> _Task | None:
+    rng = q.rng
+    i, c = rng.choice(q.numbers)
+    values = sorted({r[i] for r in q.rows})
+    if len(values) < 3:
+        return None
+    k = rng.randrange(1, min(4, len(values) - 1) + 1)  # 1..4 answers
+    if rng.random() < 0.5:
+        x, op, word = values[-k - 1], ">", "greater"
+    else:
+        x, op, word = values[k], "<", "less"
+    return _Task("comparison", f"Which {q.table.plural} have a {c.measure} {word} than {x}?",
+                 f"SELECT {ident(q.key.name)} FROM {q.t} WHERE {ident(c.name)} {op} {x}")
+
+
+def _entity_ranking(q: _EntityTable) -> _Task | None:
+    i, c = q.rng.choice(q.numbers)
+    high = q.rng.random() < 0.5
+    values = sorted(r[i] for r in q.rows)
+    if (values[-1] == values[-2]) if high else (values[0] == values[1]):
+        return None
+    return _Task("ranking", f"Which {q.table.noun} has the {'highest' if high else 'lowest'} {c.measure}?",
+                 f"SELECT {ident(q.key.name)} FROM {q.t} ORDER BY {ident(c.name)} {'DESC' if high else 'ASC'} "
+                 "LIMIT 1")
+
+
+def _entity_aggregation(q: _EntityTable, fn: str) -> _Task | None:
+    rng, plural = q.rng, q.table.plural
+    pool = [(i, c) for i, c in q.numbers if c.additive or fn != "SUM"]
+    if not pool:
+        return None
+    i, c = rng.choice(pool)
+    j, w = rng.choice(q.texts)
+    v = q.where_value(j)
+    scope, cond = (f"the {plural} {w.where.format(v=v)}", f" WHERE {ident(w.name)} = {literal(v)}") \
+        if v is not None and rng.random() < 0.7 else (f"all {plural} in the table", "")
+    value = f"ROUND(AVG({ident(c.name)}), 1)" if fn == "AVG" else f"{fn}({ident(c.name)})"
+    asked = {"SUM": f"What is the total {c.measure} of {scope}?",
+             "MIN": f"What is the lowest {c.measure} among {scope}?",
+             "MAX": f"What is the highest {c.measure} among {scope}?",
+             "AVG": f"What is the average {c.measure} of {scope}, rounded to one decimal place?"}[fn]
+    return _Task(f"aggregation-{fn}", asked, f"SELECT {value} FROM {q.t}{cond}")
+
+
+def _entity_insert(q: _EntityTable) -> _Task | None:
+    table, spare = q.table, q.spare
+    if spare is None:
+        return None
+    named = ", ".join(f"{c.name.lower()} {v}" for c, v in zip(table.columns[1:], spare[1:], strict=True))
+    names = ", ".join(ident(c.name) for c in table.columns)
+    return _Task("INSERT", f"Add the {table.noun} {spare[0]} to the table, with {named}.",
+                 f"INSERT INTO {q.t} ({names}) VALUES ({', '.join(literal(v) for v in spare)})")
+
+
+def _entity_update(q: _EntityTable) -> _Task | None:
+    rng, row = q.rng, q.row
+    i, c = rng.choice(q.cols)
+    if c.type == "INTEGER":
+        new = row[i] + rng.choice([-3, -2, -1, 1, 2, 3]) * (100 if row[i] > 5000 else 1)
+    else:
+        others = sorted({r[i] for r in q.rows} - {row[i]})
+        if not others:
             return None
-        k = rng.randrange(1, min(4, len(values) - 1) + 1)  # 1..4 answers
-        if rng.random() < 0.5:
-            x, op, word = values[-k - 1], ">", "greater"
-        else:
-            x, op, word = values[k], "<", "less"
-        return _Task(kind, f"Which {table.plural} have a {c.measure} {word} than {x}?",
-                     f"SELECT {ident(key.name)} FROM {t} WHERE {ident(c.name)} {op} {x}")
-    if kind == "ranking":
-        i, c = rng.choice(numbers)
-        high = rng.random() < 0.5
-        values = sorted(r[i] for r in rows)
-        if (values[-1] == values[-2]) if high else (values[0] == values[1]):
-            return None
-        return _Task(kind, f"Which {table.noun} has the {'highest' if high else 'lowest'} {c.measure}?",
-                     f"SELECT {ident(key.name)} FROM {t} ORDER BY {ident(c.name)} {'DESC' if high else 'ASC'} "
-                     "LIMIT 1")
-    if kind.startswith("aggregation-"):
-        fn = kind.split("-")[1]
-        pool = [(i, c) for i, c in numbers if c.additive or fn != "SUM"]
-        if not pool:
-            return None
-        i, c = rng.choice(pool)
-        j, w = rng.choice(texts)
-        v = where_value(j)
-        scope, cond = (f"the {table.plural} {w.where.format(v=v)}", f" WHERE {ident(w.name)} = {literal(v)}") \
-            if v is not None and rng.random() < 0.7 else (f"all {table.plural} in the table", "")
-        value = f"ROUND(AVG({ident(c.name)}), 1)" if fn == "AVG" else f"{fn}({ident(c.name)})"
-        asked = {"SUM": f"What is the total {c.measure} of {scope}?",
-                 "MIN": f"What is the lowest {c.measure} among {scope}?",
-                 "MAX": f"What is the highest {c.measure} among {scope}?",
-                 "AVG": f"What is the average {c.measure} of {scope}, rounded to one decimal place?"}[fn]
-        return _Task(kind, asked, f"SELECT {value} FROM {t}{cond}")
-    if kind == "INSERT":
-        if spare is None:
-            return None
-        named = ", ".join(f"{c.name.lower()} {v}" for c, v in zip(table.columns[1:], spare[1:], strict=True))
-        names = ", ".join(ident(c.name) for c in table.columns)
-        return _Task(kind, f"Add the {table.noun} {spare[0]} to the table, with {named}.",
-                     f"INSERT INTO {t} ({names}) VALUES ({', '.join(literal(v) for v in spare)})")
-    if kind == "UPDATE":
-        i, c = rng.choice(cols)
-        if c.type == "INTEGER":
-            new = row[i] + rng.choice([-3, -2, -1, 1, 2, 3]) * (100 if row[i] > 5000 else 1)
-        else:
-            others = sorted({r[i] for r in rows} - {row[i]})
-            if not others:
-                return None
-            new = rng.choice(others)
-        if sum(r[0] == row[0] for r in rows) != 1:
-            return None
-        said = rng.choice(["Change the {c} of {k} to {v}.", "Set the {c} of the {n} {k} to {v}.",
-                           "Update the table: the {c} of {k} is now {v}."])
-        return _Task(kind, said.format(c=c.name.lower(), k=row[0], v=new, n=table.noun),
-                     f"UPDATE {t} SET {ident(c.name)} = {literal(new)} WHERE {ident(key.name)} = {literal(row[0])}")
-    if kind == "DELETE":
-        if rng.random() < 0.5:
-            i, c = rng.choice(texts)
-            v = where_value(i)
-            if v is not None:
-                return _Task(kind, f"Delete every {table.noun} {c.where.format(v=v)} from the table."
-                             .replace(f"every {table.noun} who", f"all {table.plural} who"),
-                             f"DELETE FROM {t} WHERE {ident(c.name)} = {literal(v)}")
-        return _Task(kind, f"Remove the {table.noun} {row[0]} from the table.",
-                     f"DELETE FROM {t} WHERE {ident(key.name)} = {literal(row[0])}")
-    raise ValueError(f"unknown task type {kind!r}")
+        new = rng.choice(others)
+    if sum(r[0] == row[0] for r in q.rows) != 1:
+        return None
+    said = rng.choice(["Change the {c} of {k} to {v}.", "Set the {c} of the {n} {k} to {v}.",
+                       "Update the table: the {c} of {k} is now {v}."])
+    return _Task("UPDATE", said.format(c=c.name.lower(), k=row[0], v=new, n=q.table.noun),
+                 f"UPDATE {q.t} SET {ident(c.name)} = {literal(new)} WHERE {ident(q.key.name)} = {literal(row[0])}")
+
+
+def _entity_delete(q: _EntityTable) -> _Task:
+    table = q.table
+    if q.rng.random() < 0.5:
+        i, c = q.rng.choice(q.texts)
+        v = q.where_value(i)
+        if v is not None:
+            return _Task("DELETE", f"Delete every {table.noun} {c.where.format(v=v)} from the table."
+                         .replace(f"every {table.noun} who", f"all {table.plural} who"),
+                         f"DELETE FROM {q.t} WHERE {ident(c.name)} = {literal(v)}")
+    return _Task("DELETE", f"Remove the {table.noun} {q.row[0]} from the table.",
+                 f"DELETE FROM {q.t} WHERE {ident(q.key.name)} = {literal(q.row[0])}")
+
+
+_ENTITY_KINDS = {"other": _entity_other, "counting": _entity_counting, "comparison": _entity_comparison,
+                 "ranking": _entity_ranking, "INSERT": _entity_insert, "UPDATE": _entity_update,
+                 "DELETE": _entity_delete}
 
 
 def _numeric(family: Family) -> list[int]:
