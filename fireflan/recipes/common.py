@@ -8,14 +8,84 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import MISSING, asdict, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
-from fireflan.evaluate import OUTCOMES
+from fireflan.evaluate import OUTCOMES, EvalConfig, evaluate
 from fireflan.io import DataError, write_json
-from fireflan.options import as_text_lists, check_flags, claimed, one_line_errors, typed, with_long_help, with_signature
+from fireflan.options import (
+    as_text_lists,
+    check_flags,
+    claimed,
+    one_line_errors,
+    opt,
+    typed,
+    with_long_help,
+    with_signature,
+)
 from fireflan.report import ReportConfig, report
 from fireflan.report.table import by_measure, text
+from fireflan.train.trainer import TrainConfig
+
+
+@dataclass
+class TrainingOptions:
+    """The options of every recipe that fine-tunes: the base, the LoRA run (as `fireflan train` takes them) and
+    the GGUF it is exported to. A recipe inherits them and may change a default by declaring the field again."""
+
+    base: str = opt("embedded", "the model to fine-tune: embedded (Gemma 3 270M, offline) | tiny | a HF id or folder")
+    backend: str = opt("auto", "auto (unsloth on a CUDA GPU, else trl) | trl | unsloth")
+    rank: int = opt(16, "LoRA rank")
+    alpha: int | None = opt(None, "LoRA alpha (None: 2 x rank)")
+    lr: float = opt(5e-4, "peak learning rate")
+    max_steps: int = opt(160, "optimizer steps")
+    batch_size: int = opt(2, "records per forward pass")
+    grad_accum: int = opt(2, "forward passes per step (batch_size x grad_accum records per step; 2 x 2 needs "
+                             "2 GB less memory than 4 x 1 at the same speed)")
+    gradient_checkpointing: bool = opt(False, "recompute activations in the backward pass (an 8B model on a 16 GB "
+                                              "GPU needs it: `fireflan train --plan`)")
+    save_steps: int = opt(10, "a checkpoint every N steps (a stopped run resumes from the last one)")
+    quant: str = opt("q8_0", "GGUF type of the fine-tuned model: q8_0 | f16 | q4_k_m")
+    threads: int = opt(0, "CPU threads for training (0: all cores); llama.cpp picks its own")
+
+
+@dataclass
+class EvaluationOptions:
+    """The options of every recipe that evaluates a prompted base beside its fine-tuned model (`fireflan
+    evaluate`'s defaults unless a recipe declares the field again)."""
+
+    prompted: str = opt("auto", "the prompted baseline: auto (the embedded Gemma when base=embedded, else none) | "
+                                "a GGUF file | none")
+    eval_questions: int | None = opt(60, "test questions, the same for both models (None: all)")
+    shots: int = opt(2, "few-shot examples in the prompted baseline's prompt")
+    agent_steps: int = opt(8, "model calls per question at evaluation")
+    agent_tokens: int = opt(128, "tokens per model call at evaluation")
+    probes: int = opt(0, "hallucination probes per model (questions with no tools offered; 0: none)")
+
+
+def prompted_model(r) -> str:
+    """The prompted baseline's model (`r`: TrainingOptions and EvaluationOptions): the embedded Gemma for
+    base=embedded under `auto`, else as given."""
+    return r.prompted if r.prompted != "auto" else ("embedded" if r.base == "embedded" else "none")
+
+
+def train_config(r: TrainingOptions, corpus: Path, model: Path, seed: int, init_adapter: str | None = None):
+    """`fireflan train`'s options for a recipe's training stage: LoRA on its base, into MODEL."""
+    return TrainConfig(corpus=str(corpus), base=r.base, out=str(model), backend=r.backend, rank=r.rank,
+                       alpha=r.alpha or 2 * r.rank, lr=r.lr, max_steps=r.max_steps, batch_size=r.batch_size,
+                       grad_accum=r.grad_accum, save_steps=r.save_steps,
+                       gradient_checkpointing=r.gradient_checkpointing, seed=seed, threads=r.threads,
+                       init_adapter=init_adapter)
+
+
+def evaluation_stage(r: EvaluationOptions, out: Path, name: str, model: str, data, split: str, task: str, seed: int,
+                     **changes) -> dict:
+    """Evaluate `model` on `task`'s questions into OUT/eval-NAME with the recipe's evaluation options (a resumable
+    stage); `changes`: any other of `fireflan evaluate`'s options."""
+    config = EvalConfig(model=model, out=str(out / f"eval-{name}"), task=task, data=data, split=split,
+                        limit=r.eval_questions, shots=r.shots, max_steps=r.agent_steps, max_tokens=r.agent_tokens,
+                        seed=seed, probes=r.probes)
+    return stage(out, f"eval-{name}", replace(config, **changes), evaluate)
 
 
 def load_config(path) -> dict:

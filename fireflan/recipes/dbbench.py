@@ -25,15 +25,25 @@ from pathlib import Path
 from fireflan.corpus.build import CorpusConfig, build_corpus
 from fireflan.export import ExportConfig, export
 from fireflan.options import opt
-from fireflan.recipes import hotpotqa
-from fireflan.recipes.common import comparison, launch, recipe_command, report_pages, stage
+from fireflan.recipes.common import (
+    EvaluationOptions,
+    TrainingOptions,
+    comparison,
+    evaluation_stage,
+    launch,
+    prompted_model,
+    recipe_command,
+    report_pages,
+    stage,
+    train_config,
+)
 from fireflan.teach import TeachConfig, teach
 from fireflan.train.trainer import train
 from fireflan.worlds.db import DBWorldConfig, write_dbtasks
 
 
 @dataclass
-class DBBenchRecipe:
+class DBBenchRecipe(TrainingOptions, EvaluationOptions):
     """Options of `python -m fireflan.recipes.dbbench`."""
 
     out: str = opt("runs/dbbench", "the run folder (one sub-folder per stage)")
@@ -43,26 +53,10 @@ class DBBenchRecipe:
     mistake_share: float = opt(0.5, "how often the teacher's first SQL has a mistake it then recovers from (a "
                                     "shortened table name, a header with underscores, a missing value; never "
                                     "trained on): 0 for none")
-    base: str = opt("embedded", "the model to fine-tune: embedded (Gemma 3 270M, offline) | tiny | a HF id or folder")
-    backend: str = opt("auto", "auto (unsloth on a CUDA GPU, else trl) | trl | unsloth")
-    rank: int = opt(16, "LoRA rank")
-    lr: float = opt(5e-4, "peak learning rate")
     max_steps: int = opt(120, "optimizer steps (2 x 2 records each)")
-    batch_size: int = opt(2, "records per forward pass")
-    grad_accum: int = opt(2, "forward passes per step")
-    gradient_checkpointing: bool = opt(False, "recompute activations in the backward pass (`fireflan train --plan`)")
-    quant: str = opt("q8_0", "GGUF type of the fine-tuned model: q8_0 | f16 | q4_k_m")
-    prompted: str = opt("auto", "the prompted baseline: auto (the embedded Gemma when base=embedded, else none) | "
-                                "a GGUF file | none")
     eval_questions: int | None = opt(60, "generated test tasks (and real records) to evaluate (None: all)")
     shots: int = opt(3, "few-shot examples in the prompted baseline's prompt")
-    agent_steps: int = opt(8, "model calls per task (evaluate's default)")
     agent_tokens: int = opt(192, "tokens per model call: an INSERT of every column of a wide table runs long")
-    probes: int = opt(0, "hallucination probes per model (0: none)")
-    threads: int = opt(0, "CPU threads for training (0: all cores); llama.cpp picks its own")
-
-    task = "dbbench"  # what `hotpotqa.evaluate_stage` evaluates on (not options)
-    context = "question"  # each question searches its own paragraphs, as HotpotQA's distractor setting
 
 
 def main(r: DBBenchRecipe) -> dict:
@@ -85,13 +79,13 @@ def main(r: DBBenchRecipe) -> dict:
     corpus = stage(out, "corpus", CorpusConfig(inputs=str(out / "teach" / "trajectories.jsonl"),
                                                out=str(out / "corpus"), negatives="", seed=r.seed), build_corpus)
     print(f"   {corpus['train']} training records, mean {corpus['tokens']['mean']:.0f} tokens (estimated)")
-    trained = stage(out, "train", hotpotqa.train_options(r, out / "corpus", out / "model"), train)
+    trained = stage(out, "train", train_config(r, out / "corpus", out / "model", seed=r.seed), train)
     print(f"   loss {trained['train_loss']} over {trained['steps']} steps ({trained['backend']})")
     stage(out, "export", ExportConfig(model=str(out / "model"), quant=r.quant), export)
     gguf = out / "model" / "gguf" / f"model-{r.quant}.gguf"
 
     # 5. evaluate: generated test tasks, then the real records
-    prompted = r.prompted if r.prompted != "auto" else ("embedded" if r.base == "embedded" else "none")
+    prompted = prompted_model(r)
     models = ({"prompted": prompted} if prompted != "none" else {}) | {"fine-tuned": str(gguf)}
     runs, folders = {}, []
     for where, data, split in [("generated", str(out / "tasks"), "test")] + \
@@ -99,7 +93,8 @@ def main(r: DBBenchRecipe) -> dict:
         suffix = "" if where == "generated" else "-real"
         for name, model in models.items():
             folder = f"{name.replace('-', '')}{suffix}"
-            runs[f"{name}, {where}"] = hotpotqa.evaluate_stage(r, out, folder, model, data, split)
+            runs[f"{name}, {where}"] = evaluation_stage(r, out, folder, model, data, split, task="dbbench",
+                                                        seed=r.seed)
             folders.append(out / f"eval-{folder}")
 
     # 6. report

@@ -32,14 +32,25 @@ from pathlib import Path
 from fireflan.corpus.build import CorpusConfig, build_corpus
 from fireflan.export import ExportConfig, export
 from fireflan.options import opt
-from fireflan.recipes import hotpotqa
-from fireflan.recipes.common import comparison, launch, outcome_table, recipe_command, report_pages, stage
+from fireflan.recipes.common import (
+    EvaluationOptions,
+    TrainingOptions,
+    comparison,
+    evaluation_stage,
+    launch,
+    outcome_table,
+    prompted_model,
+    recipe_command,
+    report_pages,
+    stage,
+    train_config,
+)
 from fireflan.tasks import OBSERVATIONS
 from fireflan.train.trainer import train
 
 
 @dataclass
-class FireActRecipe:
+class FireActRecipe(TrainingOptions, EvaluationOptions):
     """Options of `python -m fireflan.recipes.fireact`."""
 
     fireact: str | None = opt(None, "FireAct's published trajectories: gpt_format_hotpotqa.jsonl (or its "
@@ -49,28 +60,10 @@ class FireActRecipe:
                                       "validation split)")
     eval_questions: int | None = opt(None, "dev questions to evaluate, the same for both models (None: all)")
     seed: int = opt(0, "seed of training and evaluation")
-    base: str = opt("embedded", "the model to fine-tune: embedded (Gemma 3 270M, offline) | tiny | a HF id or folder")
-    backend: str = opt("auto", "auto (unsloth on a CUDA GPU, else trl) | trl | unsloth")
-    rank: int = opt(16, "LoRA rank")
-    lr: float = opt(5e-4, "peak learning rate")
     max_steps: int = opt(160, "optimizer steps (2 x 2 records each: about 1.3 epochs of the 500 trajectories)")
-    batch_size: int = opt(2, "records per forward pass")
-    grad_accum: int = opt(2, "forward passes per step")
-    gradient_checkpointing: bool = opt(False, "recompute activations in the backward pass (`fireflan train --plan`)")
-    quant: str = opt("q8_0", "GGUF type of the fine-tuned model: q8_0 | f16 | q4_k_m")
-    prompted: str = opt("auto", "the prompted baseline: auto (the embedded Gemma when base=embedded, else none) | "
-                                "a GGUF file | none")
-    shots: int = opt(2, "few-shot examples in the prompted baseline's prompt")
-    agent_steps: int = opt(8, "model calls per question (evaluate's default)")
-    agent_tokens: int = opt(128, "tokens per model call (evaluate's default)")
-    probes: int = opt(0, "hallucination probes per model (0: none)")
     observations: str = opt("pages", "what the wiki's search returns at evaluation: pages (the whole paragraph, "
                                      "HotpotQA's distractor setting) | snippets (a search engine's two sentences, "
                                      "as FireAct's trajectories saw)")
-    threads: int = opt(0, "CPU threads for training (0: all cores); llama.cpp picks its own")
-
-    task = "hotpotqa"  # what `hotpotqa.evaluate_stage` evaluates on (not options)
-    context = "question"  # each question searches its own paragraphs, as HotpotQA's distractor setting
 
 
 def main(r: FireActRecipe) -> dict:
@@ -90,19 +83,16 @@ def main(r: FireActRecipe) -> dict:
     print(f"   {corpus['train']} training records, mean {corpus['tokens']['mean']:.0f} tokens (estimated)")
 
     # 2. train, 3. export
-    trained = stage(out, "train", hotpotqa.train_options(r, out / "corpus", out / "model"), train)
+    trained = stage(out, "train", train_config(r, out / "corpus", out / "model", seed=r.seed), train)
     print(f"   loss {trained['train_loss']} over {trained['steps']} steps ({trained['backend']})")
     stage(out, "export", ExportConfig(model=str(out / "model"), quant=r.quant), export)
     gguf = out / "model" / "gguf" / f"model-{r.quant}.gguf"
 
     # 4. evaluate both on the same dev questions
-    prompted = r.prompted if r.prompted != "auto" else ("embedded" if r.base == "embedded" else "none")
-    runs = {}
-    if prompted != "none":
-        runs["prompted"] = hotpotqa.evaluate_stage(r, out, "prompted", prompted, r.eval_data, "validation",
-                                                   observations=r.observations)
-    runs["fine-tuned"] = hotpotqa.evaluate_stage(r, out, "finetuned", str(gguf), r.eval_data, "validation",
-                                                 observations=r.observations)
+    prompted = prompted_model(r)
+    models = ({"prompted": prompted} if prompted != "none" else {}) | {"fine-tuned": str(gguf)}
+    runs = {name: evaluation_stage(r, out, name.replace("-", ""), model, r.eval_data, "validation", task="hotpotqa",
+                                   seed=r.seed, observations=r.observations) for name, model in models.items()}
 
     # 5. report
     written = report_pages(out, "report", [out / f"eval-{n.replace('-', '')}" for n in runs])

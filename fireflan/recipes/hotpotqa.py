@@ -30,7 +30,18 @@ from fireflan.corpus.build import CorpusConfig, build_corpus
 from fireflan.evaluate import EvalConfig, evaluate
 from fireflan.export import ExportConfig, export
 from fireflan.options import opt
-from fireflan.recipes.common import comparison, launch, outcome_table, recipe_command, stage
+from fireflan.recipes.common import (
+    EvaluationOptions,
+    TrainingOptions,
+    comparison,
+    evaluation_stage,
+    launch,
+    outcome_table,
+    prompted_model,
+    recipe_command,
+    stage,
+    train_config,
+)
 from fireflan.report import ReportConfig, report
 from fireflan.teach import TeachConfig, teach
 from fireflan.train.trainer import TrainConfig, train
@@ -38,7 +49,7 @@ from fireflan.worlds.wiki import WorldConfig, write_world
 
 
 @dataclass
-class HotpotQARecipe:
+class HotpotQARecipe(TrainingOptions, EvaluationOptions):
     """Options of `python -m fireflan.recipes.hotpotqa`."""
 
     out: str = opt("runs/hotpotqa", "the run folder (one sub-folder per stage)")
@@ -76,30 +87,14 @@ class HotpotQARecipe:
                        "records as they come")
     roles: str = opt("", "role records for the inference methods, shares of the corpus, e.g. "
                          "planner=0.1,subquestion=0.2,judge=0.2,backtrack=0.1 (empty: none, as make all)")
-    base: str = opt("embedded", "the model to fine-tune: embedded (Gemma 3 270M, offline) | tiny | a HF id or folder")
-    backend: str = opt("auto", "auto (unsloth on a CUDA GPU, else trl) | trl | unsloth")
-    rank: int = opt(16, "LoRA rank")
-    lr: float = opt(5e-4, "peak learning rate")
-    max_steps: int = opt(160, "optimizer steps")
-    batch_size: int = opt(2, "records per forward pass")
-    grad_accum: int = opt(2, "forward passes per step (batch_size x grad_accum records per step; 2 x 2 needs "
-                             "2 GB less memory than 4 x 1 at the same speed)")
-    gradient_checkpointing: bool = opt(False, "recompute activations in the backward pass (an 8B model on a 16 GB "
-                                              "GPU needs it: `fireflan train --plan`)")
-    quant: str = opt("q8_0", "GGUF type of the fine-tuned model: q8_0 | f16 | q4_k_m")
-    prompted: str = opt("auto", "the prompted baseline: auto (the embedded Gemma when base=embedded, else none) | "
-                                "a GGUF file | none")
-    eval_questions: int = opt(60, "test questions, the same for both models")
     prompted_questions: int | None = opt(None, "the prompted baseline on the first N of them only (None: all; it reads "
                                                "a long few-shot prompt and loops to the step limit, so it is slow)")
     eval_batch: int = opt(1, "questions a GGUF decodes side by side at evaluation (evaluate --batch)")
-    shots: int = opt(2, "few-shot examples in the prompted baseline's prompt")
     agent_steps: int = opt(6, "model calls per question at evaluation")
     agent_tokens: int = opt(96, "tokens per model call at evaluation")
     probes: int = opt(20, "hallucination probes per model (questions with no tools offered; 0: none)")
     real_data: str | None = opt(None, "an official HotpotQA distractor JSON the fine-tuned model is also evaluated "
                                       "on (never trained on), e.g. ../shared/data/hotpotqa_dev_sample89.json")
-    threads: int = opt(0, "CPU threads for training (0: all cores); llama.cpp picks its own")
 
 
 def main(r: HotpotQARecipe) -> dict:
@@ -181,11 +176,6 @@ def export_step(r: HotpotQARecipe, out: Path) -> Path:
     return gguf
 
 
-def prompted_model(r: HotpotQARecipe) -> str:
-    """The prompted baseline's model: the embedded Gemma for base=embedded under `auto`, else as given."""
-    return r.prompted if r.prompted != "auto" else ("embedded" if r.base == "embedded" else "none")
-
-
 def evaluate_steps(r: HotpotQARecipe, out: Path, data: Data, gguf: Path) -> tuple[dict, dict | None]:
     """({"prompted": metrics, "fine-tuned": metrics}, metrics on real_data or None): the prompted base and the
     fine-tuned model on the same test questions (OUT/eval-prompted, OUT/eval-finetuned)."""
@@ -240,23 +230,15 @@ def report_step(r: HotpotQARecipe, out: Path, data: Data, runs: dict, real: dict
             "eval_split": data.eval_split}
 
 
-def train_options(r: HotpotQARecipe, corpus: Path, model: Path):
-    """The training stage's options: LoRA on the recipe's base, checkpoints every 10 steps."""
-    return TrainConfig(corpus=str(corpus), base=r.base, out=str(model), backend=r.backend, rank=r.rank,
-                       alpha=2 * r.rank, lr=r.lr, max_steps=r.max_steps, batch_size=r.batch_size,
-                       grad_accum=r.grad_accum, save_steps=10, gradient_checkpointing=r.gradient_checkpointing,
-                       seed=r.seed, threads=r.threads,
-                       init_adapter=getattr(r, "init_adapter", None))  # (the fireact and dbbench recipes have none)
+def train_options(r: HotpotQARecipe, corpus: Path, model: Path) -> TrainConfig:
+    """The training stage's options: LoRA on the recipe's base (from its adapter, where it names one)."""
+    return train_config(r, corpus, model, seed=r.seed, init_adapter=r.init_adapter)
 
 
 def evaluate_stage(r: HotpotQARecipe, out: Path, name: str, model: str, data, split: str, **changes) -> dict:
     """Evaluate `model` on the recipe's test questions into OUT/eval-NAME (a resumable stage)."""
-    from dataclasses import replace
-
-    config = EvalConfig(model=model, out=str(out / f"eval-{name}"), task=r.task, data=data, split=split,
-                        limit=r.eval_questions, shots=r.shots, max_steps=r.agent_steps, max_tokens=r.agent_tokens,
-                        seed=r.seed, probes=r.probes, context=r.context)
-    return stage(out, f"eval-{name}", replace(config, **changes), evaluate)
+    return evaluation_stage(r, out, name, model, data, split, task=r.task, seed=r.seed,
+                            **{"context": r.context, **changes})
 
 
 cli = recipe_command(HotpotQARecipe, main, "Teach, fine-tune, export and evaluate (FireAct): prompted vs fine-tuned.")

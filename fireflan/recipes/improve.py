@@ -97,7 +97,7 @@ def control_step(r: ImproveRecipe, run: Path, options: ImproveConfig) -> dict:
         folder = run / tag
         stage(run, f"{tag}-train", replace(
             base, corpus=str(run / "corpus"), out=str(folder), max_steps=r.round_steps, init_adapter=str(adapter),
-            lr=r.round_lr or base.lr, seed=r.seed + c, save_steps=10, threads=r.threads), train)
+            lr=r.round_lr or base.lr, seed=r.seed + c, save_steps=r.save_steps, threads=r.threads), train)
         stage(run, f"{tag}-export", ExportConfig(model=str(folder), quant=r.quant), export)
         metrics = stage(run, f"eval-{tag}", EvalConfig(
             model=str(folder / "gguf" / f"model-{r.quant}.gguf"), out=str(run / f"eval-{tag}"), task=options.task,
