@@ -118,8 +118,8 @@ def test_with_answer_lookup_the_expert_finds_a_later_answer_sentence_by_a_word_o
 
 def test_with_back_detours_the_expert_shows_the_page_it_read_coming_back_and_the_way_on():
     """A student picks another name of the page it read, gets that page back as the best match and answers from
-    it (42 of 120 real dev episodes went so, 41 wrong); with --back-detours an expert's detour shows that state and what to
-    do in it: say the page came back, quote where the right name is, search it."""
+    it (42 of 120 real dev episodes went so, 41 wrong); with --back-detours an expert's detour shows that state
+    and what to do in it: say the page came back, quote where the right name is, search it."""
     pages = {"Jaclyn Stapp": ["Jaclyn Stapp (born 1980) is a beauty queen.",
                               "She is married to Scott Stapp, former frontman of the band Creed."],
              "Creed (band)": ["Creed is an American rock band formed in Tallahassee in 1994.",
