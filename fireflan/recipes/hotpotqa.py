@@ -237,8 +237,8 @@ def train_options(r: HotpotQARecipe, corpus: Path, model: Path) -> TrainConfig:
 
 def evaluate_stage(r: HotpotQARecipe, out: Path, name: str, model: str, data, split: str, **changes) -> dict:
     """Evaluate `model` on the recipe's test questions into OUT/eval-NAME (a resumable stage)."""
-    return evaluation_stage(r, out, name, model, data, split, task=r.task, seed=r.seed,
-                            **{"context": r.context, **changes})
+    return evaluation_stage(r, out, name, model, data, split, **{"task": r.task, "seed": r.seed, "context": r.context,
+                                                                 **changes})
 
 
 cli = recipe_command(HotpotQARecipe, main, "Teach, fine-tune, export and evaluate (FireAct): prompted vs fine-tuned.")
