@@ -305,11 +305,13 @@ def one_line_errors(name: str):
     a server that refused or did not answer (ServiceError, worth retrying later) exits 1."""
     try:
         yield
-    except ModuleNotFoundError as e:  # an extra not installed: say which
+    except ModuleNotFoundError as e:  # an extra not installed: say which (any other missing module is a bug)
         top = (e.name or "").split(".")[0]
         extra = next((x for x, modules in EXTRAS.items() if top in modules), None)
-        fix = f"pip install -e '.[{extra}]'" if extra else "install it"
-        print(f"{name}: error: this needs {top}, which is not installed: {fix}", file=sys.stderr)
+        if extra is None:
+            raise
+        print(f"{name}: error: this needs {top}, which is not installed: pip install -e '.[{extra}]'",
+              file=sys.stderr)
         sys.exit(2)
     except (ValueError, OSError, ServiceError) as e:
         status = 1 if isinstance(e, ServiceError) else 2
