@@ -68,7 +68,7 @@ def main():
         model, prefix = LlamaModel(embedded_gguf(), raw=True, threads=a.threads), few_shot_prefix("react", 2)
     examples = [e for e in get_task("world").load(split="test") if e.type == "bridge"][: a.questions]
     wiki = make_tool("world", examples)
-    config = AgentConfig(max_steps=4, max_tokens=64)
+    config = AgentConfig(max_calls=4, max_tokens=64)
 
     def episodes(m, **kw):
         started = time.perf_counter()
@@ -99,7 +99,7 @@ def main():
     # 3. multi-branch k vs one trajectory (sampled, like the branches)
     started = time.perf_counter()
     for ex in examples:
-        run_episode(model, wiki, ex, prefix=prefix, config=AgentConfig(max_steps=4, max_tokens=64, temperature=0.7))
+        run_episode(model, wiki, ex, prefix=prefix, config=AgentConfig(max_calls=4, max_tokens=64, temperature=0.7))
     one_s = time.perf_counter() - started
     decoder = model._decoder(a.k)
     calibrated = decoder.decodes_together_faster()

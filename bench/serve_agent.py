@@ -38,7 +38,7 @@ from fireflan.tasks import open_task  # noqa: E402
 RUN = ROOT / "runs" / "hotpotqa"
 
 
-def framework_answers(url, examples, tool, max_steps):
+def framework_answers(url, examples, tool, max_calls):
     """The Agents SDK's final answer to each question (empty when it ran out of turns), and seconds each."""
     import agents
 
@@ -48,7 +48,7 @@ def framework_answers(url, examples, tool, max_steps):
         agent, _ = sdk_agent(url, tool)
         started = time.perf_counter()
         try:
-            answer = str(agents.Runner.run_sync(agent, ex.question, max_turns=max_steps).final_output)
+            answer = str(agents.Runner.run_sync(agent, ex.question, max_turns=max_calls).final_output)
         except agents.MaxTurnsExceeded:
             answer = ""
         seconds.append(time.perf_counter() - started)
@@ -98,7 +98,7 @@ def main():
     parser.add_argument("--model", default=str(RUN / "model" / "gguf" / "model-q8_0.gguf"))
     parser.add_argument("--data", default=str(RUN / "world"))
     parser.add_argument("--n", type=int, default=60)
-    parser.add_argument("--max-steps", type=int, default=6)  # the recipe's agent_steps and agent_tokens
+    parser.add_argument("--max-calls", type=int, default=6)  # the recipe's agent_calls and agent_tokens
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
@@ -109,12 +109,12 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         metrics = evaluate(EvalConfig(model=args.model, out=tmp, task="world", data=args.data, split="test",
-                                      limit=args.n, max_steps=args.max_steps, max_tokens=args.max_tokens,
+                                      limit=args.n, max_calls=args.max_calls, max_tokens=args.max_tokens,
                                       threads=args.threads))
         evaluate_s = time.perf_counter() - started
         ours = {r["id"]: r.get("answer") or "" for _, r in iter_jsonl(Path(tmp) / "trajectories.jsonl")}
     with served(args.model, threads=args.threads, max_tokens=args.max_tokens) as url:
-        answers, seconds = framework_answers(url, examples, tool, args.max_steps)
+        answers, seconds = framework_answers(url, examples, tool, args.max_calls)
         alone = load(url, [ex.question for ex in examples], clients=1, each=8)
         eight = load(url, [ex.question for ex in examples], clients=8, each=4)
     em_sdk = [task.score(a, ex)["em"] for a, ex in zip(answers, examples, strict=True)]

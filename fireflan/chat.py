@@ -30,7 +30,7 @@ class ChatConfig:
     data: str | None = opt(None, "a world folder whose articles the agent searches (None: the default world)")
     corpus: str | None = opt(None, "a corpus JSONL or HotpotQA JSON file to search instead")
     method: str = opt("react", "react | backtrack | branches | decompose")
-    max_steps: int = opt(8, "model calls per question")
+    max_calls: int = opt(8, "model calls per question")
     threads: int | None = opt(None, "llama.cpp threads")
 
 
@@ -47,15 +47,15 @@ def show(step) -> None:
 
 def chat(config: ChatConfig, model=None, lines=None) -> int:
     """The read-answer loop; returns how many questions were answered. `lines` replaces stdin (tests)."""
-    if config.max_steps < 1:
-        raise ValueError(f"--max-steps must be 1 or more (model calls per question), got {config.max_steps}")
+    if config.max_calls < 1:
+        raise ValueError(f"--max-calls must be 1 or more (model calls per question), got {config.max_calls}")
     if model is None:
         model, needs_shots = load_model(config.model, threads=config.threads)
     else:
         needs_shots = False
     tool = Wiki(load_corpus(config.corpus)) if config.corpus else make_tool("world", [], config.data)
     prefix = few_shot_prefix("react") if needs_shots else []
-    agent = AgentConfig(max_steps=config.max_steps, max_tokens=160)
+    agent = AgentConfig(max_calls=config.max_calls, max_tokens=160)
     print(f"fireflan chat: {getattr(model, 'name', config.model)} over {len(tool.pages)} pages. "
           "Ask a question; 'quit' ends.")
     answered = 0

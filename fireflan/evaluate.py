@@ -69,7 +69,7 @@ class EvalConfig:
                               "system turn, as in Agent-FLAN-style training")
     shots: int = opt(3, "few-shot examples when prompted")
     noise: float = opt(0.0, "probability that a tool observation is replaced by noise (FireAct: 0.5)")
-    max_steps: int = opt(8, "model calls per question")
+    max_calls: int = opt(8, "model calls per question")
     max_tokens: int = opt(128, "tokens per model call")
     temperature: float = opt(0.0, "sampling temperature (0: greedy)")
     seed: int = opt(0, "seed of sampling and noise")
@@ -214,8 +214,8 @@ def evaluate(config: EvalConfig, model=None) -> dict:
         raise ValueError(f"--prompt must be auto, none, fewshot or system, got {config.prompt!r}")
     if config.batch < 1:
         raise ValueError(f"--batch must be 1 or more, got {config.batch}")
-    if config.max_steps < 1 or config.max_tokens < 1:
-        raise ValueError(f"--max-steps and --max-tokens must be 1 or more, got {config.max_steps} and "
+    if config.max_calls < 1 or config.max_tokens < 1:
+        raise ValueError(f"--max-calls and --max-tokens must be 1 or more, got {config.max_calls} and "
                          f"{config.max_tokens}")
     if config.task == "dbbench" and (config.noise or config.constrain):
         raise ValueError("--noise and --constrain know the wiki's actions only; the DB tasks run execute[...] "
@@ -245,7 +245,7 @@ def evaluate(config: EvalConfig, model=None) -> dict:
     earlier = [rec for rec in resumable_records(path) if rec["id"] in wanted]  # a torn last line is cut off
     done = {rec["id"] for rec in earlier}
     todo = [ex for ex in examples if ex.id not in done]
-    agent = AgentConfig(max_steps=config.max_steps, max_tokens=config.max_tokens, temperature=config.temperature)
+    agent = AgentConfig(max_calls=config.max_calls, max_tokens=config.max_tokens, temperature=config.temperature)
     started = time.time()
     # a resumed run's bar counts the questions done before, and its EM is over all of them
     bar = tqdm(desc=f"evaluate {config.method}", unit="q", initial=len(done), total=len(examples))

@@ -39,7 +39,7 @@ from fireflan.evaluate import EvalConfig, evaluate
 from fireflan.export import ExportConfig, export
 from fireflan.io import DataError, append_jsonl, iter_jsonl, read_json, resumable_records, write_json, write_jsonl
 from fireflan.models import load_model
-from fireflan.options import guard_run, one_run_per_folder, opt
+from fireflan.options import guard_run, one_run_per_folder, opt, saved_setting
 from fireflan.report.plots import rounds_plot
 from fireflan.tasks import bind, open_task
 from fireflan.train.grpo import GRPOConfig, grpo
@@ -79,10 +79,10 @@ class ImproveConfig:
                                        "eval-finetuned): round 0, not evaluated again")
     eval_split: str = opt("test", "the split of them each round is evaluated on")
     eval_questions: int = opt(60, "test questions, the same every round (make all: 60)")
-    agent_steps: int = opt(6, "model calls per question, rollouts and evaluation (make all: 6)")
+    agent_calls: int = opt(6, "model calls per question, rollouts and evaluation (make all: 6)")
     agent_tokens: int = opt(96, "tokens per model call (make all: 96)")
     seed: int = opt(0, "seed of the question order, sampling and training")
-    threads: int = opt(0, "CPU threads for training (0: all cores); llama.cpp picks its own")
+    threads: int | None = opt(None, "CPU threads for training (None: all cores); llama.cpp picks its own")
 
     def check(self) -> None:
         if self.method not in IMPROVE_METHODS:
@@ -233,7 +233,7 @@ def improve(config: ImproveConfig) -> dict:
     teacher_kept, teacher_solved = teacher_records([p for p in config.teacher.split(",") if p.strip()],
                                                    config.teacher_share, config.seed)
     setting = Setting(task, examples, tool, teacher_kept, teacher_solved,
-                      AgentConfig(max_steps=config.agent_steps, max_tokens=config.agent_tokens), base_train)
+                      AgentConfig(max_calls=config.agent_calls, max_tokens=config.agent_tokens), base_train)
 
     start_eval = reusable_eval(config, gguf)
     first = read_json(start_eval / "metrics.json") if start_eval else evaluate_round(config, out / "round-0", gguf)
@@ -270,7 +270,7 @@ def run_round(config: ImproveConfig, s: Setting, r: int, pool: list[dict], gguf:
     trained, t_train = _part(folder, "train", lambda: train(replace(
         s.train, corpus=str(folder / "corpus"), out=str(folder / "model"), max_steps=config.steps,
         init_adapter=str(adapter), lr=config.lr or s.train.lr, seed=config.seed + r, save_steps=10,
-        threads=config.threads, limit=0, plan=False)))
+        threads=config.threads, limit=None, plan=False)))
     _, t_export = _part(folder, "export", lambda: export(ExportConfig(model=str(folder / "model"),
                                                                       quant=config.quant)))
     gguf = folder / "model" / "gguf" / f"model-{config.quant}.gguf"
@@ -289,7 +289,7 @@ def grpo_round(config: ImproveConfig, s: Setting, r: int, known: set[str], adapt
     folder = Path(config.out) / f"round-{r}"
     trained, t_train = _part(folder, "train", lambda: grpo(GRPOConfig(
         base=s.train.base, init_adapter=str(adapter), out=str(folder / "model"), trajectories=config.teacher,
-        task=config.task, data=config.data, split=config.split, limit=0, backend=s.train.backend, rank=s.train.rank,
+        task=config.task, data=config.data, split=config.split, limit=None, backend=s.train.backend, rank=s.train.rank,
         alpha=s.train.alpha, target_modules=s.train.target_modules, lr=config.lr or GRPOConfig.lr,
         max_steps=config.steps, num_generations=config.k, temperature=config.temperature, seed=config.seed + r,
         save_steps=10, threads=config.threads)))
@@ -332,7 +332,7 @@ def evaluate_round(config: ImproveConfig, folder: Path, gguf: Path) -> dict:
     return evaluate(eval_config(config, folder, gguf))
 
 
-SAME_EVALUATION = ("model", "task", "data", "split", "limit", "method", "max_steps", "max_tokens", "temperature",
+SAME_EVALUATION = ("model", "task", "data", "split", "limit", "method", "max_calls", "max_tokens", "temperature",
                    "seed", "noise", "prompt", "observations", "constrain", "corpus")
 
 
@@ -345,7 +345,7 @@ def reusable_eval(config: ImproveConfig, gguf: Path) -> Path | None:
         print(f"fireflan improve: {folder} holds no finished evaluation; round 0 is evaluated")
         return None
     saved, wanted = read_json(folder / "config.json"), asdict(eval_config(config, Path("round-0"), gguf))
-    differ = [k for k in SAME_EVALUATION if saved.get(k) != wanted[k]]
+    differ = [k for k in SAME_EVALUATION if saved_setting(saved, k) != wanted[k]]
     if differ:
         print(f"fireflan improve: {folder} was evaluated with other {', '.join(differ)}; round 0 is evaluated")
         return None
@@ -357,4 +357,4 @@ def eval_config(config: ImproveConfig, folder: Path, gguf: Path) -> EvalConfig:
     round_ = int(folder.name.rsplit("-", 1)[1])
     return EvalConfig(model=str(gguf), out=str(eval_folder(folder, round_)), task=config.task,
                       data=config.eval_data or config.data, split=config.eval_split, limit=config.eval_questions,
-                      max_steps=config.agent_steps, max_tokens=config.agent_tokens, seed=config.seed)
+                      max_calls=config.agent_calls, max_tokens=config.agent_tokens, seed=config.seed)

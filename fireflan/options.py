@@ -113,8 +113,11 @@ def check_flags(fn, argv: list[str], name: str) -> None:
             starting = sorted(n for n in known if n.startswith(key))
             raise ValueError(f"option -{key}: options are written in full (" + (
                 f"{', '.join('--' + n for n in starting)}" if starting else f"`{name} --help` lists them") + ")")
-        close = difflib.get_close_matches(key, sorted(known), n=1)
+        renamed = next((new for new, was in RENAMED.items() if was == key and new in known), None)
+        close = [renamed] if renamed else difflib.get_close_matches(key, sorted(known), n=1)
         hint = f" (did you mean --{close[0]}?)" if close else ""
+        if renamed:
+            hint = f" (it is --{renamed} now: {key} were optimizer steps in one place, model calls in another)"
         raise ValueError(f"unknown option {arg.split('=', 1)[0]}{hint}; `{name} --help` lists the options")
     if len(positional) > len(places) and not any_number:
         extra = positional[len(places):]
@@ -156,14 +159,19 @@ _BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0"
 
 
 def _typed(name: str, kind: str, value, where: str):
-    """`value` as a field of type `kind` ('int', 'float | None', ...) wants it, or a ValueError naming the option."""
+    """`value` as a field of type `kind` ('int', 'float | None', ...) wants it, or a ValueError naming the option.
+    A number that may be None (a limit, a thread count, a spend cap) is more than 0: None is its "no limit" or
+    "the default", the one way to say so (0 and -1 are refused, not read as a second way)."""
     parts = [p.strip() for p in kind.split("|")]
     if value is None and "None" in parts:
         return None
     base = next((p for p in parts if p != "None"), "")
+    number = base in ("int", "float") and isinstance(value, int | float) and not isinstance(value, bool)
+    if number and "None" in parts and value <= 0:  # one way to say "no limit" / "the default": None
+        raise ValueError(f"{where}option --{name} must be more than 0, got {value!r} (leave it out for its default)")
     if base == "int" and isinstance(value, int) and not isinstance(value, bool):
         return value
-    if base == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+    if number and base == "float":
         return float(value)
     if base == "bool":
         if isinstance(value, bool):
@@ -199,12 +207,29 @@ def guard_run(folder, config, may_change: tuple[str, ...] = (), name: str = "con
     now = asdict(config)
     if path.exists() and not only_settings(path.parent):  # settings alone: a run refused before any work
         before = json.loads(path.read_text())
-        changed = sorted(k for k in now if k not in may_change and k in before and before[k] != now[k])
+        saved = {k: saved_setting(before, k) for k in now}
+        changed = sorted(k for k in now if k not in may_change and saved[k] is not MISSING
+                         and not _same_setting(saved[k], now[k]))
         if changed:
-            detail = ", ".join(f"{k}: {before[k]!r} -> {now[k]!r}" for k in changed)
+            detail = ", ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in changed)
             raise ValueError(f"{folder} holds a run with other settings ({detail}); use another --out folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, now)
+
+
+RENAMED = {"max_calls": "max_steps", "agent_calls": "agent_steps"}  # model calls: "steps" before 2026-12-08
+
+
+def saved_setting(saved: dict, key: str):
+    """KEY of a run's saved settings, under the name a run written before a rename gave it (MISSING: not there)."""
+    if key in saved:
+        return saved[key]
+    return saved.get(RENAMED.get(key, key), MISSING)
+
+
+def _same_setting(before, now) -> bool:
+    """Runs written before None was the one "no limit" saved 0 (a limit, threads) or -1 (train's steps)."""
+    return before == now or (now is None and before in (0, -1) and not isinstance(before, bool))
 
 
 class FolderInUse(ValueError):

@@ -68,7 +68,7 @@ class TeachConfig:
     walks: int = opt(1, "scripted teacher: walks per question, each with its own seed (seed, seed+1, ...): its own "
                         "wording, and where the pages allow another way (the other comparison page first, a wrong "
                         "page and back)")
-    max_steps: int = opt(8, "model calls per episode")
+    max_calls: int = opt(8, "model calls per episode")
     shots: int = opt(3, "few-shot examples in an LLM teacher's prompt")
     lookup_share: float = opt(0.3, "scripted teacher, DB tasks: how often it looks at the first rows before its SQL "
                                    "(on the wiki it looks a word up only where a search did not show the sentence "
@@ -185,8 +185,8 @@ def teach(config: TeachConfig) -> dict:
 
     if config.failures not in ("hardest", "random"):
         raise ValueError(f"--failures must be hardest or random, got {config.failures!r}")
-    if config.max_steps < 1:
-        raise ValueError(f"--max-steps must be 1 or more (model calls per episode), got {config.max_steps}")
+    if config.max_calls < 1:
+        raise ValueError(f"--max-calls must be 1 or more (model calls per episode), got {config.max_calls}")
     if config.walks < 1 or config.walks > 1 and config.teacher != "scripted":
         raise ValueError(f"--walks must be 1 or more (more than 1: the scripted teacher only), got {config.walks}")
     out = Path(config.out)
@@ -216,7 +216,7 @@ def teach(config: TeachConfig) -> dict:
                 for m in methods for w in range(config.walks)}
     prefixes = {m: ([] if config.teacher == "scripted" else
                     few_shot_prefix("react" if m == "decompose" else m, config.shots, config.task)) for m in methods}
-    agent = AgentConfig(max_steps=config.max_steps)
+    agent = AgentConfig(max_calls=config.max_calls)
     spent, kept, ok, stopped = Usage(), 0, 0, None
     bar = tqdm(remaining, desc=f"teach {config.task}", unit="q", initial=0)
     for ex, method, w in bar:

@@ -61,9 +61,9 @@ def test_invented_observations_are_cut_and_counted():
     assert "Mars" in traj.steps[0].raw  # kept in the record, cut from the conversation
 
 
-def test_max_steps_ends_an_episode_without_an_answer():
+def test_max_calls_ends_an_episode_without_an_answer():
     model = ReplayModel(["Thought: again\nAction: search[Velmora]"] * 3)
-    traj = run_episode(model, Wiki(PAGES), EX, config=AgentConfig(max_steps=3), score=score)
+    traj = run_episode(model, Wiki(PAGES), EX, config=AgentConfig(max_calls=3), score=score)
     assert len(traj.steps) == 3 and traj.answer is None and not traj.success and traj.score["em"] == 0.0
 
 
@@ -161,7 +161,7 @@ def test_scripted_expert_recovers_from_noise_and_gives_up_honestly(small_world):
     wiki = make_tool("world", examples, small_world)
     expert = ScriptedExpert(examples)
     noisy = NoisyTool(wiki, p=0.4, seed=0, kinds=("none",))
-    trajs = [run_episode(expert, noisy, e, config=AgentConfig(max_steps=12), score=lambda a, e=e: task.score(a, e))
+    trajs = [run_episode(expert, noisy, e, config=AgentConfig(max_calls=12), score=lambda a, e=e: task.score(a, e))
              for e in examples]
     assert noisy.replaced > 10
     assert sum(t.success for t in trajs) >= 0.7 * len(trajs)

@@ -198,7 +198,7 @@ def test_short_flags_are_refused_naming_the_long_ones_and_h_is_help_everywhere(t
     """fire reads `-x` as the one option starting with x: `report -h` was `--html`, and a short flag that works
     today breaks when an option with its letter is added. Options are written in full; `-h` is help."""
     proc = run_cli("evaluate", "-m", "x.gguf", "--out", tmp_path / "e", check=False)
-    assert proc.returncode == 2 and "option -m: options are written in full (--max_steps, --max_tokens, --method, " \
+    assert proc.returncode == 2 and "option -m: options are written in full (--max_calls, --max_tokens, --method, " \
                                     "--model)" in proc.stderr
     proc = run_cli("score", "Paris", "paris", "-t", "world", check=False)
     assert proc.returncode == 2 and "(--task)" in proc.stderr
@@ -234,9 +234,12 @@ def test_settings_that_cannot_give_a_result_are_errors(small_world, tmp_path):
     cases = [(["corpus", trajectories, "--val-share", "1.5"], "--val-share must be at least 0 and below 1"),
              (["corpus", trajectories, "--max-tokens", "0"], "--max-tokens must be 1 or more"),
              (["corpus", trajectories, "--max-tokens", "5"], "no training records would be written"),
-             (["teach", "--data", small_world, "--max-steps", "0"], "--max-steps must be 1 or more"),
-             (["evaluate", "--data", small_world, "--max-steps", "0"], "--max-steps and --max-tokens must be 1"),
-             (["chat", "--max-steps", "0"], "--max-steps must be 1 or more")]
+             (["teach", "--data", small_world, "--max-calls", "0"], "--max-calls must be 1 or more"),
+             (["evaluate", "--data", small_world, "--max-calls", "0"], "--max-calls and --max-tokens must be 1"),
+             (["chat", "--max-calls", "0"], "--max-calls must be 1 or more"),
+             (["evaluate", "--data", small_world, "--max-steps", "3"], "unknown option --max-steps (it is --max_calls"),
+             (["evaluate", "--data", small_world, "--limit", "0"], "option --limit must be more than 0, got 0 (leave it"),
+             (["train", "--corpus", trajectories, "--max-steps", "-1"], "option --max_steps must be more than 0")]
     for args, said in cases:
         out = tmp_path / "out"
         proc = run_cli(*args, *(["--out", out] if args[0] != "chat" else []), check=False)

@@ -61,7 +61,7 @@ def test_the_gguf_answers_in_the_trained_react_format(run):
     wiki = make_tool("world", examples, root / "world")
     results = []
     for ex in examples:
-        traj = run_episode(model, wiki, ex, config=AgentConfig(max_steps=6, max_tokens=96),
+        traj = run_episode(model, wiki, ex, config=AgentConfig(max_calls=6, max_tokens=96),
                            score=lambda a, ex=ex: task.score(a, ex))
         results.append(traj)
         print(json.dumps({"question": ex.question, "gold": ex.answer, "answer": traj.answer,
@@ -76,7 +76,7 @@ def test_evaluate_the_fine_tuned_gguf_and_resume(run):
 
     root, _, _ = run
     gguf = root / "model" / "gguf" / "model-q8_0.gguf"
-    config = dict(model=str(gguf), data=str(root / "world"), split="test", out=str(root / "eval"), max_steps=6,
+    config = dict(model=str(gguf), data=str(root / "world"), split="test", out=str(root / "eval"), max_calls=6,
                   max_tokens=96, probes=3)
     first = evaluate(EvalConfig(**config, limit=4))
     again = evaluate(EvalConfig(**config, limit=6))
@@ -102,7 +102,7 @@ def test_served_to_an_agent_framework_it_answers_as_fireflans_own_loop_does(run)
     gguf = root / "model" / "gguf" / "model-q8_0.gguf"
     task, examples, wiki = open_task("world", str(root / "world"), split="test", limit=10)
     model = LlamaModel(gguf)
-    ours = [run_episode(model, wiki, ex, config=AgentConfig(max_steps=6, max_tokens=96)).answer or ""
+    ours = [run_episode(model, wiki, ex, config=AgentConfig(max_calls=6, max_tokens=96)).answer or ""
             for ex in examples]
     del model
     theirs = []

@@ -25,7 +25,7 @@ def test_metrics_of_a_scripted_expert_and_resume(small_world, tmp_path):
 
 def test_format_errors_and_invented_observations_are_measured(small_world, tmp_path):
     outputs = ["I do not know.", "Thought: x\nAction: finish[Velmora]\nResult: Velmora, as I imagine it."] * 3
-    metrics = evaluate(EvalConfig(out=str(tmp_path), data=str(small_world), limit=3, max_steps=2),
+    metrics = evaluate(EvalConfig(out=str(tmp_path), data=str(small_world), limit=3, max_calls=2),
                        model=ReplayModel(outputs))
     assert metrics["turns"] == 2.0
     assert metrics["format_error_rate"] == 0.5 and metrics["hallucinated_observation_rate"] == 0.5
@@ -37,7 +37,7 @@ def test_noise_and_few_shot_prompt(small_world, tmp_path):
     examples = get_task("world").load(small_world, split="test")
     expert = ScriptedExpert(examples)
     metrics = evaluate(EvalConfig(out=str(tmp_path / "n"), data=str(small_world), limit=20, noise=0.5,
-                                  max_steps=12), model=expert)
+                                  max_calls=12), model=expert)
     assert metrics["noise"] == 0.5 and metrics["turns"] > 2.5
     replay = ReplayModel(["Thought: x\nAction: finish[no]"])
     evaluate(EvalConfig(out=str(tmp_path / "f"), data=str(small_world), limit=1, prompt="fewshot"), model=replay)
@@ -112,7 +112,7 @@ def test_report_compares_runs_with_a_table_and_plots(small_world, tmp_path):
 
     examples = get_task("world").load(small_world, split="test")
     evaluate(EvalConfig(out=str(tmp_path / "clean"), data=str(small_world), limit=10), model=ScriptedExpert(examples))
-    evaluate(EvalConfig(out=str(tmp_path / "noisy"), data=str(small_world), limit=10, noise=0.5, max_steps=3),
+    evaluate(EvalConfig(out=str(tmp_path / "noisy"), data=str(small_world), limit=10, noise=0.5, max_calls=3),
              model=ScriptedExpert(examples))
     out = report(ReportConfig(runs=f"{tmp_path / 'clean'},{tmp_path / 'noisy'}", out=str(tmp_path / "r.md")))
     text = out.read_text()
@@ -190,7 +190,7 @@ def test_outcome_of_yes_no_questions_and_of_questions_without_pages():
 
 def test_evaluate_counts_outcomes_and_gives_an_interval(small_world, tmp_path):
     outputs = ["Thought: I know it.\nAction: finish[Nobody]"] * 10
-    metrics = evaluate(EvalConfig(out=str(tmp_path), data=str(small_world), limit=10, max_steps=2),
+    metrics = evaluate(EvalConfig(out=str(tmp_path), data=str(small_world), limit=10, max_calls=2),
                        model=ReplayModel(outputs))
     assert metrics["em"] == 0.0 and metrics["em_ci95"][0] == 0.0 and 0.2 < metrics["em_ci95"][1] < 0.35
     counts = metrics["outcomes"]

@@ -717,7 +717,7 @@ def test_the_judge_reads_yes_and_no_off_the_tiny_gguf_and_branches_by_step_run(e
     pages = [Page("The Glass Harbor", ("The Glass Harbor is a 1994 film.", "It was directed by Aldo Brenik."))]
     ex = Example(id="q", question=messages[0]["content"], answer="Velmora", task="world")
     traj = run_method("branches", model, Wiki(pages), ex, branch_by="step", candidates=2,
-                      config=AgentConfig(max_steps=2, max_tokens=16))
+                      config=AgentConfig(max_calls=2, max_tokens=16))
     assert 1 <= len(traj.steps) <= 2 and len(traj.extra["steps"]) == len(traj.steps)
     assert all(p is None or 0.0 <= p <= 1.0 for s in traj.extra["steps"] for p in s["p_yes"])
     assert traj.budget()["calls"] >= 2 * len(traj.steps) and traj.budget()["seconds"] > 0

@@ -121,7 +121,7 @@ def test_evaluate_killed_at_random_resumes_without_asking_the_model_twice(tmp_pa
     try:
         server.default = reply("Thought: I know it.\nAction: finish[yes]", delay=0.04)
         argv = lambda o: ["evaluate", "--model", "m", "--base-url", server.base_url, "--data", small_world,  # noqa: E731
-                          "--limit", 40, "--max_steps", 2, "--out", o]
+                          "--limit", 40, "--max_calls", 2, "--out", o]
         landed = _kill_at_random_then_finish(argv, tmp_path, env, "evaluate")
         asked = len(server.requests)
     finally:
@@ -232,7 +232,7 @@ def test_two_recipes_at_once_in_two_run_folders_both_finish_alike(tmp_path):
     cache), in two run folders. Both finish, and with the same seed they give the same episodes."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     argv = ["--base", "tiny", "--train_questions", 40, "--max_steps", 4, "--batch_size", 2, "--prompted", "none",
-            "--eval_questions", 3, "--agent_steps", 2, "--agent_tokens", 24, "--probes", 0, "--threads", 1]
+            "--eval_questions", 3, "--agent_calls", 2, "--agent_tokens", 24, "--probes", 0, "--threads", 1]
     procs = [subprocess.Popen([sys.executable, "-m", "fireflan.recipes.hotpotqa", "--out", tmp_path / name,
                                *map(str, argv)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True) for name in ("a", "b")]

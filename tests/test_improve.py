@@ -49,7 +49,7 @@ def test_rollouts_sample_k_per_question_and_resume_where_they_stopped(small_worl
     task, examples, tool = open_task("world", str(small_world), "train", 5)
     model = CoinModel(examples)
     path = tmp_path / "rollouts.jsonl"
-    recs = rollouts(model, task, tool, examples[:3], path, k=4, temperature=0.7, agent=AgentConfig(max_steps=2),
+    recs = rollouts(model, task, tool, examples[:3], path, k=4, temperature=0.7, agent=AgentConfig(max_calls=2),
                     seed=100, round_=1)
     assert len(recs) == 12 and len(model.calls) == 12
     assert {r["seed"] for r in recs} == {100, 101, 102, 103} and {t for _, _, t in model.calls} == {0.7}
@@ -57,7 +57,7 @@ def test_rollouts_sample_k_per_question_and_resume_where_they_stopped(small_worl
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:-2]) + "\n" + lines[-2][:40])  # killed: one whole record lost, one torn
     model.calls.clear()
-    again = rollouts(model, task, tool, examples[:4], path, k=4, temperature=0.7, agent=AgentConfig(max_steps=2),
+    again = rollouts(model, task, tool, examples[:4], path, k=4, temperature=0.7, agent=AgentConfig(max_calls=2),
                      seed=100, round_=1)
     assert len(model.calls) == 2 + 4  # the two lost ones, and the new question's four
     assert sorted((r["id"], r["seed"]) for r in again) == sorted((ex.id, 100 + i) for ex in examples[:4]

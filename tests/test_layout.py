@@ -164,3 +164,30 @@ def test_every_module_is_named_in_the_architecture_map():
         if path.name != "__init__.py" and within not in entries.get(package, set()):
             missing.append("/".join(parts))
     assert not missing, f"modules not named in docs/ARCHITECTURE.md: {missing}"
+
+
+def recipe_tomls():
+    """(path, recipe class, its settings) for each recipes/*.toml, the class named by its first line's command."""
+    import importlib
+    import tomllib
+    from dataclasses import is_dataclass
+
+    for path in sorted((ROOT / "recipes").glob("*.toml")):
+        module = importlib.import_module(re.match(r"# python -m (fireflan\.recipes\.\w+) ", path.read_text())[1])
+        cls = next(v for k, v in vars(module).items() if k.endswith("Recipe") and is_dataclass(v)
+                   and v.__module__ == module.__name__)
+        yield path, cls, tomllib.loads(path.read_text())
+
+
+def test_each_recipe_file_holds_only_what_differs_from_its_recipes_defaults():
+    """A TOML that repeats a default hides what it changes, and goes stale when the default moves: each file
+    sets only what it changes (its recipe's --help shows the rest)."""
+    from dataclasses import MISSING, fields
+
+    found = 0
+    for path, cls, settings in recipe_tomls():
+        defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+        repeated = sorted(k for k, v in settings.items() if k in defaults and defaults[k] == v)
+        assert not repeated, f"{path.name} repeats {cls.__name__}'s defaults: {repeated}"
+        found += 1
+    assert found >= 10

@@ -74,7 +74,7 @@ def test_backtracking_restores_the_tool_state():
 
 def test_budget_exhausted_keeps_the_step():
     model = ReplayModel(["Thought: x", "Thought: y", "Thought: z\nAction: finish[Velmora]"])
-    traj = run_method("backtrack", model, Wiki(PAGES), EX, backtracks=1, restarts=0, config=AgentConfig(max_steps=2),
+    traj = run_method("backtrack", model, Wiki(PAGES), EX, backtracks=1, restarts=0, config=AgentConfig(max_calls=2),
                       score=score)
     assert len(traj.discarded) == 1 and traj.steps[0].format_error and traj.success
 

@@ -41,7 +41,7 @@ def test_the_fireact_recipe_trains_on_fireacts_data_and_evaluates_on_hotpotqa(ne
     data = fireact_file(tmp_path / "gpt_format_hotpotqa.jsonl")
     dev = hotpot_file(small_world, tmp_path / "hotpot_dev.json")
     result = main(FireActRecipe(fireact=str(data), out=str(tmp_path / "run"), eval_data=str(dev), base="tiny",
-                                max_steps=2, prompted="none", agent_steps=2, agent_tokens=16, observations="snippets"))
+                                max_steps=2, prompted="none", agent_calls=2, agent_tokens=16, observations="snippets"))
     tuned = result["runs"]["fine-tuned"]
     assert json.loads((tmp_path / "run" / "eval-finetuned" / "config.json").read_text())["observations"] == "snippets"
     assert tuned["task"] == "hotpotqa" and tuned["questions"] == 3 and len(tuned["em_ci95"]) == 2
@@ -72,7 +72,7 @@ def test_the_main_recipe_mixes_fireacts_trajectories_in_and_measures_real_questi
     data = fireact_file(tmp_path / "gpt_format_hotpotqa.jsonl", n=20)
     real = hotpot_file(small_world, tmp_path / "hotpot_dev.json")
     result = main(HotpotQARecipe(out=str(tmp_path / "run"), base="tiny", train_questions=20, max_steps=2,
-                                 prompted="none", eval_questions=2, agent_steps=2, agent_tokens=16, probes=0,
+                                 prompted="none", eval_questions=2, agent_calls=2, agent_tokens=16, probes=0,
                                  fireact=str(data), mix="world=0.5,hotpotqa=0.5", real_data=str(real)))
     stats = json.loads((tmp_path / "run" / "corpus" / "stats.json").read_text())
     assert stats["task_mix"] == {"hotpotqa": 0.5, "world": 0.5}
@@ -100,7 +100,7 @@ def test_the_dbbench_recipe_trains_on_generated_tasks_and_measures_real_records(
     real.write_text("".join(json.dumps(r) + "\n" for r in generate_dbtasks(DBWorldConfig(seed=5, train=3, dev=0,
                                                                                          test=0))["train"]))
     result = main(DBBenchRecipe(out=str(tmp_path / "run"), real_data=str(real), train_questions=30, base="tiny",
-                                max_steps=2, prompted="none", eval_questions=3, agent_steps=2, agent_tokens=16))
+                                max_steps=2, prompted="none", eval_questions=3, agent_calls=2, agent_tokens=16))
     assert set(result["runs"]) == {"fine-tuned, generated", "fine-tuned, AgentBench"}
     assert result["runs"]["fine-tuned, AgentBench"]["questions"] == 3
     assert "INSERT" in capsys.readouterr().out and (tmp_path / "run" / "eval-finetuned-real" / "metrics.json").is_file()

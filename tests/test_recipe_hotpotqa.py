@@ -21,7 +21,7 @@ def recipe_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("recipe") / "run"
     options = HotpotQARecipe(out=str(out), base="tiny", train_questions=40, max_steps=4, batch_size=2,
-                             prompted="embedded", eval_questions=3, shots=1, agent_steps=2, agent_tokens=24, probes=2)
+                             prompted="embedded", eval_questions=3, shots=1, agent_calls=2, agent_tokens=24, probes=2)
     return out, options, main(options)
 
 
@@ -112,7 +112,7 @@ def test_the_other_recipes_reuse_the_main_run_and_add_their_comparisons(recipe_r
     del common["real_data"]
     assert json.loads((out / "eval-finetuned-branches-step2" / "config.json").read_text())["branch_by"] == "step"
     longer = json.loads((out / "eval-finetuned-react-2x" / "config.json").read_text())
-    assert longer["max_steps"] == 2 * options.agent_steps
+    assert longer["max_calls"] == 2 * options.agent_calls
     assert methods["runs"]["branches"]["questions"] == 2 and methods["runs"]["branches"]["branch_agreement"] is not None
     assert methods["judge"]["records"] == methods["judge"]["yes_records"] * 2 > 0  # the judge measured on its own
 
@@ -284,7 +284,7 @@ def test_the_real_recipe_teaches_on_official_files_and_measures_both_settings(tm
     second.write_text(json.dumps(rows["test"][3:6]))
     options = read_options(HotpotQARecipe, str(ROOT / "recipes" / "hotpotqa-real.toml"), out=str(tmp_path / "run"),
                            base="tiny", train_data=str(train), eval_data=f"{first},{second}", max_steps=3,
-                           prompted="embedded", prompted_questions=2, shots=1, agent_steps=2, agent_tokens=24,
+                           prompted="embedded", prompted_questions=2, shots=1, agent_calls=2, agent_tokens=24,
                            pool_eval=True, eval_batch=2, world_questions=8)
     assert (ROOT / "recipes" / "hotpotqa-real.toml").read_text().startswith(
         "# python -m fireflan.recipes.hotpotqa --config recipes/hotpotqa-real.toml")

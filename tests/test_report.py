@@ -72,7 +72,7 @@ def run(small_world, tmp_path_factory):
     small_world = hostile_pages(small_world, parent / "world")
     examples = get_task("world").load(small_world, split="test")[:24]
     for name, plan, prompt in (("prompted", prompted_plan, "fewshot"), ("finetuned", finetuned_plan, "none")):
-        evaluate(EvalConfig(out=str(parent / f"eval-{name}"), data=str(small_world), limit=24, max_steps=6,
+        evaluate(EvalConfig(out=str(parent / f"eval-{name}"), data=str(small_world), limit=24, max_calls=6,
                             prompt=prompt, shots=1), model=Mixed(examples, plan, name=f"fake-{name}"))
     teach(TeachConfig(out=str(parent / "teach"), data=str(small_world), split="train", limit=30))
     build_corpus(CorpusConfig(inputs=str(parent / "teach" / "trajectories.jsonl"), out=str(parent / "corpus")))

@@ -163,7 +163,7 @@ def test_a_corrupt_line_in_the_middle_is_an_error(tmp_path):
 def test_a_teach_folder_refuses_another_teacher(small_world, tmp_path):
     teach(TeachConfig(out=str(tmp_path), data=str(small_world), limit=3))
     with pytest.raises(ValueError, match="other settings"):
-        teach(TeachConfig(out=str(tmp_path), data=str(small_world), limit=3, max_steps=3))
+        teach(TeachConfig(out=str(tmp_path), data=str(small_world), limit=3, max_calls=3))
     teach(TeachConfig(out=str(tmp_path), data=str(small_world), limit=5, methods="react"))  # may change
 
 

@@ -11,7 +11,7 @@ wrong under Reflexion); nothing is invented on its behalf. Text the model writes
 (an "Observation:" it made up) is cut from the conversation and counted as a hallucination.
 
 Methods (FireAct's three):
-- react: the loop, up to `max_steps`;
+- react: the loop, up to `max_calls`;
 - cot: one step with no tool: a thought, then finish[answer];
 - reflexion: the loop; when `judge(answer, messages)` says a finished answer is wrong, the model is
   told so, asked to reflect, and goes on (at most `trials` attempts in all).
@@ -116,7 +116,7 @@ class Trajectory:
 class AgentConfig:
     """Options of one episode."""
 
-    max_steps: int = 8  # model calls per episode (all attempts together)
+    max_calls: int = 8  # model calls per episode (all attempts together)
     trials: int = 2  # Reflexion: attempts in all
     temperature: float = 0.0
     max_tokens: int = 256  # per model call
@@ -183,9 +183,9 @@ def episode(tool, example, *, method: str = "react", prefix: list[dict] | None =
         raise ValueError(f"unknown method {method!r}; the methods are {', '.join(LOOP_METHODS)}")
     config = config or AgentConfig()
     if method == "cot":
-        tool, max_steps = NoTool(), 1
+        tool, max_calls = NoTool(), 1
     else:
-        max_steps = config.max_steps
+        max_calls = config.max_calls
     trials_left = config.trials if method == "reflexion" else 1
     tool.reset()
     messages = [*(prefix or []), {"role": "user", "content": example.question}]
@@ -193,7 +193,7 @@ def episode(tool, example, *, method: str = "react", prefix: list[dict] | None =
                       seed=seed, question=example.question, gold=example.answer, prompt=prompt_name)
 
     backtracks_left, attempt = config.backtracks, 0
-    for _ in range(max_steps):
+    for _ in range(max_calls):
         started = time.perf_counter()
         while True:
             saved = tool_state(tool)

@@ -56,7 +56,7 @@ class BranchesRecipe(hotpotqa.HotpotQARecipe):
 def variant(name: str, r: BranchesRecipe) -> tuple[str, dict]:
     """(evaluate's method, its options) of a row. 'branches-step3' -> ('branches', {'branch_by': 'step', ...})"""
     if name == "react-2x":
-        return "react", {"max_steps": 2 * r.agent_steps}
+        return "react", {"max_calls": 2 * r.agent_calls}
     if m := re.fullmatch(r"branches-step(\d+)", name):
         return "branches", {"branch_by": "step", "candidates": int(m.group(1))}
     if name == "decompose-unjudged":

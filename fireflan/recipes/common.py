@@ -46,7 +46,7 @@ class TrainingOptions:
                                               "GPU needs it: `fireflan train --plan`)")
     save_steps: int = opt(10, "a checkpoint every N steps (a stopped run resumes from the last one)")
     quant: str = opt("q8_0", "GGUF type of the fine-tuned model: q8_0 | f16 | q4_k_m")
-    threads: int = opt(0, "CPU threads for training (0: all cores); llama.cpp picks its own")
+    threads: int | None = opt(None, "CPU threads for training (None: all cores); llama.cpp picks its own")
 
 
 @dataclass
@@ -58,7 +58,7 @@ class EvaluationOptions:
                                 "a GGUF file | none")
     eval_questions: int | None = opt(60, "test questions, the same for both models (None: all)")
     shots: int = opt(2, "few-shot examples in the prompted baseline's prompt")
-    agent_steps: int = opt(8, "model calls per question at evaluation")
+    agent_calls: int = opt(8, "model calls per question at evaluation")
     agent_tokens: int = opt(128, "tokens per model call at evaluation")
     probes: int = opt(0, "hallucination probes per model (questions with no tools offered; 0: none)")
 
@@ -83,7 +83,7 @@ def evaluation_stage(r: EvaluationOptions, out: Path, name: str, model: str, dat
     """Evaluate `model` on `task`'s questions into OUT/eval-NAME with the recipe's evaluation options (a resumable
     stage); `changes`: any other of `fireflan evaluate`'s options."""
     config = EvalConfig(model=model, out=str(out / f"eval-{name}"), task=task, data=data, split=split,
-                        limit=r.eval_questions, shots=r.shots, max_steps=r.agent_steps, max_tokens=r.agent_tokens,
+                        limit=r.eval_questions, shots=r.shots, max_calls=r.agent_calls, max_tokens=r.agent_tokens,
                         seed=seed, probes=r.probes)
     return stage(out, f"eval-{name}", replace(config, **changes), evaluate)
 

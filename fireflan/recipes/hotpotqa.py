@@ -90,7 +90,7 @@ class HotpotQARecipe(TrainingOptions, EvaluationOptions):
     prompted_questions: int | None = opt(None, "the prompted baseline on the first N of them only (None: all; it reads "
                                                "a long few-shot prompt and loops to the step limit, so it is slow)")
     eval_batch: int = opt(1, "questions a GGUF decodes side by side at evaluation (evaluate --batch)")
-    agent_steps: int = opt(6, "model calls per question at evaluation")
+    agent_calls: int = opt(6, "model calls per question at evaluation")
     agent_tokens: int = opt(96, "tokens per model call at evaluation")
     probes: int = opt(20, "hallucination probes per model (questions with no tools offered; 0: none)")
     real_data: str | None = opt(None, "an official HotpotQA distractor JSON the fine-tuned model is also evaluated "

@@ -83,7 +83,7 @@ def improve_options(r: ImproveRecipe, run: Path) -> ImproveConfig:
         eval_split="test" if world else "validation", limit=r.train_questions, method=r.method, rounds=r.rounds,
         questions=r.round_questions, k=r.k, temperature=r.temperature, keep=r.keep, teacher_share=r.teacher_share,
         steps=r.round_steps, lr=r.round_lr, quant=r.quant, eval_questions=r.eval_questions,
-        agent_steps=r.agent_steps, agent_tokens=r.agent_tokens, seed=r.seed, threads=r.threads)
+        agent_calls=r.agent_calls, agent_tokens=r.agent_tokens, seed=r.seed, threads=r.threads)
 
 
 def control_step(r: ImproveRecipe, run: Path, options: ImproveConfig) -> dict:
@@ -102,7 +102,7 @@ def control_step(r: ImproveRecipe, run: Path, options: ImproveConfig) -> dict:
         metrics = stage(run, f"eval-{tag}", EvalConfig(
             model=str(folder / "gguf" / f"model-{r.quant}.gguf"), out=str(run / f"eval-{tag}"), task=options.task,
             data=options.eval_data or options.data, split=options.eval_split, limit=r.eval_questions,
-            max_steps=r.agent_steps, max_tokens=r.agent_tokens, seed=r.seed), evaluate)
+            max_calls=r.agent_calls, max_tokens=r.agent_tokens, seed=r.seed), evaluate)
         adapter = folder / "adapter"
     return {**metrics, "train_steps": r.round_steps * r.rounds, "eval_folder": str(run / f"eval-{tag}")}
 

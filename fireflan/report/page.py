@@ -32,25 +32,33 @@ import os
 import platform
 import shutil
 import time
+from dataclasses import MISSING
 from importlib.resources import files
 from pathlib import Path
 
 from fireflan.evaluate import OUTCOMES
 from fireflan.evaluate import outcome as episode_outcome
 from fireflan.io import DataError
+from fireflan.options import saved_setting
 from fireflan.report.plots import loss_plot, run_plots
 from fireflan.report.runs import metrics_with_turns, question_info, read_runs
 from fireflan.report.table import COLUMNS, TOOL_MISUSE, by_run
 
 SCHEMA_HTML = "fireflan.report-html/1"
 CHUNK = 200  # questions per steps/NNNN.js file
-SETTINGS = ("model", "method", "task", "data", "split", "limit", "seed", "noise", "prompt", "shots", "max_steps",
+SETTINGS = ("model", "method", "task", "data", "split", "limit", "seed", "noise", "prompt", "shots", "max_calls",
             "max_tokens", "temperature")
 FORMAT_ERROR, HALLUCINATED, FEEDBACK = 1, 2, 4  # bits of a step's flags
 STATIC = files("fireflan.report") / "static"  # index.html, page.css, page.js: the page's own files
 
 
 # --------------------------------------------------------------------------- the page's data (pure)
+
+def _setting(run: dict, key: str):
+    """A run's setting, from its config (under an older name too) or its metrics; None where neither has it."""
+    value = saved_setting(run["config"], key)
+    return run["metrics"].get(key) if value is MISSING else value
+
 
 def outcome(names: list[str], right: list[bool | None]) -> tuple[str, str]:
     """(id, label) of a question's outcome; None: the question is missing from that run.
@@ -164,7 +172,7 @@ def comparison_table(runs: list[dict]) -> dict:
 
 def settings(runs: list[dict]) -> dict:
     """Each run's settings (from config.json and metrics.json), one row per setting."""
-    rows = [[key] + [_text(r["config"].get(key, r["metrics"].get(key))) for r in runs] for key in SETTINGS]
+    rows = [[key] + [_text(_setting(r, key)) for r in runs] for key in SETTINGS]
     rows.append(["model (as named)"] + [_text(r["metrics"].get("model")) for r in runs])
     rows.append(["few-shot prompt"] + [_text(r["metrics"].get("few_shot")) for r in runs])
     rows.append(["questions"] + [_text(r["metrics"].get("questions")) for r in runs])

@@ -110,7 +110,7 @@ class GRPOConfig:
     split: str = opt("train", "the split of --data")
     corpus: str | None = opt(None, "the wiki's corpus, when the questions carry no paragraphs")
     observations: str = opt("pages", "what search returns: pages | snippets")
-    limit: int = opt(0, "use the first N prompts only (0: all)")
+    limit: int | None = opt(None, "use the first N prompts only (None: all)")
     backend: str = opt("auto", "auto (unsloth on a CUDA GPU, else trl) | trl | unsloth")
     rank: int = opt(16, "LoRA rank")
     alpha: int = opt(32, "LoRA alpha")
@@ -129,7 +129,7 @@ class GRPOConfig:
     max_tool_calls: int = opt(4, "multi-turn: tool calls per episode")
     save_steps: int = opt(25, "checkpoint every N steps")
     seed: int = opt(0, "seed of initialisation, data order and sampling")
-    threads: int = opt(0, "CPU threads (0: all cores)")
+    threads: int | None = opt(None, "CPU threads (None: all cores)")
 
 
 # --------------------------------------------------------------------------- prompts (pure)

@@ -49,8 +49,8 @@ class TrainConfig:
     target_modules: str = opt("q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "LoRA target modules")
     lr: float = opt(2e-4, "peak learning rate (cosine schedule after warm-up)")
     warmup_ratio: float = opt(0.03, "share of steps spent warming up")
-    epochs: float = opt(1.0, "passes over the corpus (ignored when max_steps > 0)")
-    max_steps: int = opt(-1, "optimizer steps; -1 to go by epochs")
+    epochs: float = opt(1.0, "passes over the corpus (ignored when --max-steps is given)")
+    max_steps: int | None = opt(None, "optimizer steps (None: --epochs' worth)")
     batch_size: int = opt(4, "records per step (per device)")
     grad_accum: int = opt(1, "gradient accumulation steps")
     max_length: int = opt(1024, "records longer than this many tokens are left out and reported")
@@ -58,13 +58,14 @@ class TrainConfig:
     seed: int = opt(0, "seed of initialisation and data order")
     init_adapter: str | None = opt(None, "a LoRA adapter folder (an earlier run's OUT/adapter) whose weights training "
                                          "starts from, instead of fresh ones (LoRA only; the same rank and modules)")
-    threads: int = opt(0, "CPU threads (0: all cores)")
+    threads: int | None = opt(None, "CPU threads (None: all cores)")
     fast: bool = opt(True, "output layer only where the loss is, length-grouped batches (False: plain SFTTrainer)")
     gradient_checkpointing: bool = opt(False, "trade compute for memory")
-    limit: int = opt(0, "train on the first N records only (0: all)")
+    limit: int | None = opt(None, "train on the first N records only (None: all)")
     plan: bool = opt(False, "print what the run will take (parameters, trainable ones, the peak memory of a step and "
                             "whether it fits) and stop, loading nothing")
-    memory_gb: float = opt(0.0, "with --plan: the device memory to plan for, in GiB (0: this machine's GPU or RAM)")
+    memory_gb: float | None = opt(None, "with --plan: the device memory to plan for, in GiB (None: this machine's GPU "
+                                             "or RAM)")
     action_format: str = opt("react", "how the model writes its actions: react (Action: search[X]) | hermes "
                                       "(OpenAI tool calls, <tool_call>{...}</tool_call>, which llama.cpp's server "
                                       "and Ollama parse)")
@@ -275,7 +276,7 @@ def sft_args(config: TrainConfig, out: Path, backend: str, **overrides):
         output_dir=str(out / "checkpoints"), per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.lr, lr_scheduler_type="cosine", warmup_steps=config.warmup_ratio,
-        num_train_epochs=config.epochs, max_steps=config.max_steps, logging_steps=1,
+        num_train_epochs=config.epochs, max_steps=config.max_steps or -1, logging_steps=1,
         save_steps=config.save_steps, save_total_limit=2, seed=config.seed, data_seed=config.seed,
         bf16=gpu and torch.cuda.is_bf16_supported(), fp16=gpu and not torch.cuda.is_bf16_supported(),
         report_to="none", max_length=None,
