@@ -360,3 +360,25 @@ def test_a_verb_whose_extra_is_not_installed_names_the_pip_command(small_world, 
     said = capsys.readouterr().err
     assert stop.value.code == 2 and said.startswith("fireflan: error: this needs ") and said.count("\n") == 1, said
     assert said.rstrip().endswith("which is not installed: pip install -e '.[train]'") and not (tmp_path / "m").exists()
+
+
+def test_a_run_folder_written_before_a_rename_or_the_none_convention_still_resumes(tmp_path):
+    """Model calls were `max_steps` and "no limit" 0 before 2026-12-08: a folder of then resumes under today's
+    names (its settings read under the old name, its 0 as today's None), and a real change is still refused."""
+    import json
+    from dataclasses import dataclass
+
+    from fireflan.options import guard_run, opt
+
+    @dataclass
+    class Then:
+        max_calls: int = opt(8, "model calls")
+        limit: int | None = opt(None, "the first N")
+
+    (tmp_path / "config.json").write_text(json.dumps({"max_steps": 8, "limit": 0}))
+    (tmp_path / "trajectories.jsonl").write_text("{}\n")  # paid work: the folder is a run, not settings alone
+    guard_run(tmp_path, Then())
+    assert json.loads((tmp_path / "config.json").read_text()) == {"max_calls": 8, "limit": None}
+    (tmp_path / "config.json").write_text(json.dumps({"max_steps": 6, "limit": 0}))
+    with pytest.raises(ValueError, match=r"other settings \(max_calls: 6 -> 8\)"):
+        guard_run(tmp_path, Then())
