@@ -272,8 +272,8 @@ def claimed(folder):
 
 
 def only_settings(folder: Path) -> bool:
-    """Whether FOLDER holds no more than a run's settings (config*.json files) and its lock: no work."""
-    return all(p.is_file() and (p.name == LOCK or p.name.startswith("config") and p.suffix == ".json")
+    """Whether FOLDER holds no more than a run's settings (config*.json, train-config.json, ...) and its lock."""
+    return all(p.is_file() and (p.name == LOCK or p.suffix == ".json" and "config" in p.stem.split("-"))
                for p in folder.iterdir())
 
 

@@ -328,24 +328,23 @@ def train(config: TrainConfig) -> dict:
     backend = choose_backend(config.backend, cuda_available(), unsloth_installed)
     if backend == "unsloth":  # before transformers and TRL, which Unsloth patches when it is imported
         import unsloth  # noqa: F401
+    import trl  # noqa: F401  (here, not after minutes of loading: a missing extra is named at once)
+
+    train_file, val_file = corpus_files(config.corpus)  # the corpus read before the model: bad input first
+    records = read_corpus(train_file)[: config.limit]
+    val_records = read_corpus(val_file) if val_file else []
     base = resolve_base(config.base)
     from transformers import set_seed
 
     set_seed(config.seed)  # before the adapter is made: its initial weights are drawn from this seed
     model, tokenizer = load_model(config, base, backend)
-
-    train_file, val_file = corpus_files(config.corpus)
-    records = read_corpus(train_file)
-    if config.limit:
-        records = records[: config.limit]
     examples, too_long = tokenize_corpus(records, tokenizer, config.max_length, config.action_format)
     if too_long:
         print(f"fireflan train: {len(too_long)} record(s) longer than {config.max_length} tokens left out "
               f"(not truncated), e.g. {too_long[:3]}")
     if not examples:
         raise ValueError(f"no record of {train_file} fits in {config.max_length} tokens")
-    val_examples = tokenize_corpus(read_corpus(val_file), tokenizer, config.max_length,
-                                   config.action_format)[0] if val_file else []
+    val_examples = tokenize_corpus(val_records, tokenizer, config.max_length, config.action_format)[0]
 
     args = sft_args(config, out, backend)
     trainer_ref = {}
