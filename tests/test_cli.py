@@ -237,8 +237,9 @@ def test_settings_that_cannot_give_a_result_are_errors(small_world, tmp_path):
              (["teach", "--data", small_world, "--max-calls", "0"], "--max-calls must be 1 or more"),
              (["evaluate", "--data", small_world, "--max-calls", "0"], "--max-calls and --max-tokens must be 1"),
              (["chat", "--max-calls", "0"], "--max-calls must be 1 or more"),
-             (["evaluate", "--data", small_world, "--max-steps", "3"], "unknown option --max-steps (it is --max_calls"),
-             (["evaluate", "--data", small_world, "--limit", "0"], "option --limit must be more than 0, got 0 (leave it"),
+             (["evaluate", "--data", small_world, "--max-steps", "3"],
+              "unknown option --max-steps (it is --max_calls"),
+             (["evaluate", "--data", small_world, "--limit", "0"], "option --limit must be more than 0, got 0"),
              (["train", "--corpus", trajectories, "--max-steps", "-1"], "option --max_steps must be more than 0"),
              (["train", "--corpus", tmp_path / "missing.jsonl"], "missing.jsonl: no such file")]  # before the model
     for args, said in cases:

@@ -12,6 +12,7 @@ import shutil
 import sys
 
 import pytest
+from helpers import ROOT
 from helpers.gotemplate import go_render
 
 from fireflan.export.convert import llama_swa_layers, metadata_fixes
@@ -358,17 +359,57 @@ def test_metadata_problems():
     good = {"chat_template": plain_template(), "end_of_turn_id": 106, "eot_token_id": 106, "eos_token_id": 1,
             "architecture": "gemma3", "block_count": 2, "sliding_window": 512, "swa_pattern": [True, False]}
     config = {"layer_types": ["sliding_attention", "full_attention"]}
-    assert metadata_problems(good, plain_template(), config) == []
-    assert metadata_problems({**good, "eot_token_id": None, "eos_token_id": 106}, plain_template()) == []
+    assert metadata_problems(good, plain_template(), "<end_of_turn>", config) == []
+    assert metadata_problems({**good, "eot_token_id": None, "eos_token_id": 106}, plain_template(), "<|eot_id|>") == []
     cases = [({"chat_template": None}, "no tokenizer.chat_template"),
              ({"chat_template": CHAT_TEMPLATE}, "generation"),
              ({"chat_template": "{{ x }}"}, "differs"),
-             ({"end_of_turn_id": None}, "is not a token"),
+             ({"end_of_turn_id": None}, "<end_of_turn> is not a token"),
              ({"eot_token_id": None}, "neither the eot nor the eos"),
              ({"swa_pattern": None}, "sliding-window attention on layers [True, True]")]
     for change, why in cases:
-        (problem,) = metadata_problems({**good, **change}, plain_template(), config)
+        (problem,) = metadata_problems({**good, **change}, plain_template(), "<end_of_turn>", config)
         assert why in problem, (change, problem)
+
+
+def family_tokenizer(template: str, specials: list[str], eos: str, bos: str | None):
+    """A tokenizer with a family's special tokens and a template of its turn format (tests/helpers/templates)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = Tokenizer(models.WordLevel({"[UNK]": 0, "Q": 1}, unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="[UNK]", eos_token=eos, bos_token=bos,
+                                        extra_special_tokens=specials)
+    tokenizer.chat_template = (ROOT / "tests" / "helpers" / "templates" / f"{template}.jinja").read_text()
+    return tokenizer
+
+
+def test_the_end_of_a_turn_is_read_from_each_familys_template_not_from_gemmas_names(tmp_path):
+    """Verification, the GGUF's eot id and the Modelfile's stop take the token a base's template closes an
+    assistant turn with: Gemma's <end_of_turn>, Llama 3's <|eot_id|>, ChatML's <|im_end|> (Qwen, no BOS),
+    Mistral's EOS; a template that ends turns in plain text is refused, naming what it writes."""
+    from transformers import AutoTokenizer
+
+    from fireflan.train.bases import build_tiny
+    from fireflan.train.chat_template import Turns, turn_tokens
+
+    tiny = AutoTokenizer.from_pretrained(build_tiny(tmp_path / "tiny"))
+    assert turn_tokens(tiny) == Turns("<end_of_turn>", "<eos>", "<bos>")
+    families = {
+        "llama3": (["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"], "<|end_of_text|>", "<|begin_of_text|>",
+                   Turns("<|eot_id|>", "<|end_of_text|>", "<|begin_of_text|>")),
+        "chatml": (["<|im_start|>", "<|im_end|>"], "<|im_end|>", None, Turns("<|im_end|>", "<|im_end|>", None)),
+        "mistral": ([], "</s>", "<s>", Turns("</s>", "</s>", "<s>")),
+    }
+    for template, (specials, eos, bos, want) in families.items():
+        assert turn_tokens(family_tokenizer(template, specials, eos, bos)) == want, template
+    with pytest.raises(ValueError, match=r"closes an assistant turn with '\\n', which holds no special token"):
+        turn_tokens(family_tokenizer("unmarked", [], "</s>", "<s>"))
+    text = modelfile("model-q8_0.gguf", end="<|eot_id|>", fireflans_template=False)
+    commands = parse_modelfile(text)
+    assert not any(c == "TEMPLATE" for c, _ in commands)
+    assert ("PARAMETER", "stop <|eot_id|>") in commands and ("PARAMETER", "stop <end_of_turn>") not in commands
 
 
 def test_agreement():

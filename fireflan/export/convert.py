@@ -30,14 +30,13 @@ from pathlib import Path
 
 from fireflan.agent.toolcalls import ACTION_FORMAT_KEY
 from fireflan.cache import build_once, cache_dir, seal, whole_folder
-from fireflan.train.chat_template import END
+from fireflan.train.chat_template import Turns
 
 PACKAGE = "llama-cpp-python"
 VENDOR = "vendor/llama.cpp/"
 # What the converters need from the sdist: the two scripts, the model classes, the matching gguf-py.
 WANTED = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion/", "gguf-py/gguf/", "gguf-py/LICENSE")
 MARKER = "fireflan-llama-cpp.json"  # written last: a folder without it is not complete
-EOS = "<eos>"
 EDIT_METADATA = files("fireflan.export") / "scripts" / "edit_metadata.py"  # run with the bundled gguf-py
 
 
@@ -158,7 +157,8 @@ def convert_hf(tools: Path, src: Path, out: Path, outtype: str, action_format: s
     try:
         run_script(tools, "convert_hf_to_gguf.py", [src, "--outfile", partial, "--outtype", outtype],
                    label=f"llama.cpp's convert_hf_to_gguf.py ({src} -> {out.name})")
-        changes = metadata_fixes(read_gguf(partial), json.loads((src / "config.json").read_text()), action_format)
+        changes = metadata_fixes(read_gguf(partial, folder_turns(src)), json.loads((src / "config.json").read_text()),
+                                 action_format)
         if changes:
             run_script(tools, str(EDIT_METADATA), [partial, edited, json.dumps(changes)],
                        label=f"editing {out.name}'s metadata")
@@ -203,8 +203,9 @@ def llama_swa_layers(meta: dict) -> list[bool] | None:
 def metadata_fixes(meta: dict, config: dict, action_format: str = "react") -> dict:
     """The keys a converted GGUF lacks (key -> value), from what llama.cpp's converter leaves out:
 
-    - tokenizer.ggml.eot_token_id = <end_of_turn>: the converter sets only bos/eos/unk/pad from the tokenizer
-      files; llama.cpp would still guess <end_of_turn> from its text, other runtimes need it said.
+    - tokenizer.ggml.eot_token_id = the token that closes an assistant turn (Gemma's <end_of_turn>; read from
+      the chat template, `turn_tokens`): the converter sets only bos/eos/unk/pad from the tokenizer files; llama.cpp
+      would guess some from their text, other runtimes need it said.
     - gemma3.attention.sliding_window_pattern (a bool per layer), when the HF config's layer_types differ from
       llama.cpp's gemma3 default (each 6th layer global): the converter does not write it, and a model with
       another layout (such as fireflan's 2-layer tiny model) would run its global layers as sliding ones.
@@ -253,8 +254,18 @@ def quantize(src: Path, out: Path, quant: str, threads: int | None = None) -> li
     return [line.strip() for line in log.getvalue().splitlines() if "fallback" in line]
 
 
-def read_gguf(path: Path) -> dict:
-    """The metadata export checks, read with gguf's reader."""
+def folder_turns(folder: Path) -> Turns:
+    """The special tokens of a model folder's chat template (`turn_tokens` of its tokenizer)."""
+    from transformers import AutoTokenizer
+
+    from fireflan.train.chat_template import turn_tokens
+
+    return turn_tokens(AutoTokenizer.from_pretrained(folder))
+
+
+def read_gguf(path: Path, turns: Turns | None = None) -> dict:
+    """The metadata export checks, read with gguf's reader; with `turns`, the ids of its end-of-turn and EOS
+    tokens by their text (end_of_turn_id, eos_id: None where the file has no such token)."""
     from gguf import GGUFReader
 
     reader = GGUFReader(path)
@@ -264,13 +275,15 @@ def read_gguf(path: Path) -> dict:
         return field.contents() if field is not None else None
 
     tokens = get("tokenizer.ggml.tokens") or []
-    index = {t: i for i, t in enumerate(tokens) if t in (END, EOS)}
+    names = (turns.end, turns.eos) if turns else ()
+    index = {t: i for i, t in enumerate(tokens) if t in names}
     arch = get("general.architecture")
     return {"architecture": arch, "type": get("general.type"), "block_count": get(f"{arch}.block_count"),
             "sliding_window": get(f"{arch}.attention.sliding_window"),
             "swa_pattern": get(f"{arch}.attention.sliding_window_pattern"),
             "file_type": get("general.file_type"), "chat_template": get("tokenizer.chat_template"),
             "eos_token_id": get("tokenizer.ggml.eos_token_id"), "eot_token_id": get("tokenizer.ggml.eot_token_id"),
-            "end_of_turn_id": index.get(END), "eos_id": index.get(EOS), "n_tokens": len(tokens),
+            "end_of_turn_id": index.get(turns.end) if turns else None,
+            "eos_id": index.get(turns.eos) if turns else None, "n_tokens": len(tokens),
             "tensors": len(reader.tensors),
             "tensor_types": dict(Counter(t.tensor_type.name for t in reader.tensors).most_common())}

@@ -1,6 +1,7 @@
 """The Modelfile step of export: an Ollama Modelfile beside the GGUF, with fireflan's chat template in Ollama's
 Go-template syntax (ollama.tmpl) and the agent's stop strings; and a reader of Modelfiles that rejects what
-Ollama would.
+Ollama would. A base that kept its own chat template gets no TEMPLATE (Ollama takes the one the GGUF carries)
+and stops on the token its template closes a turn with.
 
     cd runs/model/gguf && ollama create fireflan -f Modelfile
 """
@@ -27,14 +28,18 @@ OLLAMA_TOOLS_TEMPLATE = files("fireflan.export").joinpath("ollama_tools.tmpl").r
 TOOLS_STOPS = (END, "<tool_response>")
 
 
-def modelfile(gguf_name: str, temperature: float = 0.0, action_format: str = "react") -> str:
-    """An Ollama Modelfile for a GGUF beside it, with fireflan's chat template in Go-template syntax
-    (a hermes-format model's with tools)."""
+def modelfile(gguf_name: str, temperature: float = 0.0, action_format: str = "react", end: str = END,
+              fireflans_template: bool = True) -> str:
+    """An Ollama Modelfile for a GGUF beside it, with fireflan's chat template in Go-template syntax (a
+    hermes-format model's with tools), or, for a base's own template (`fireflans_template` False), none: Ollama
+    reads the GGUF's. Generation stops at END, the token that closes an assistant turn."""
     template, stops = (OLLAMA_TOOLS_TEMPLATE, TOOLS_STOPS) if action_format == "hermes" else (OLLAMA_TEMPLATE, STOPS)
+    stops = tuple(end if s == END else s for s in stops)
     if '"""' in template:
         raise ValueError('the template may not contain """')
-    lines = ["# fireflan export: in this folder, `ollama create NAME -f Modelfile`",
-             f"FROM ./{gguf_name}", f'TEMPLATE """{template}"""']
+    lines = ["# fireflan export: in this folder, `ollama create NAME -f Modelfile`", f"FROM ./{gguf_name}"]
+    lines += [f'TEMPLATE """{template}"""'] if fireflans_template else \
+        ["# the base's own chat template: Ollama takes the one in the GGUF (tokenizer.chat_template)"]
     lines += [f'PARAMETER stop "{s}"' for s in stops]
     lines.append(f"PARAMETER temperature {temperature:g}")
     return "\n".join(lines) + "\n"

@@ -33,12 +33,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fireflan.export.convert import ExportError, convert_hf, convert_lora, converter_dir, installed_version, quantize
+from fireflan.export.convert import (
+    ExportError,
+    convert_hf,
+    convert_lora,
+    converter_dir,
+    folder_turns,
+    installed_version,
+    quantize,
+)
 from fireflan.export.merge import merge, merge_base, read_train, source_stamp, stage_base, write_plain_template
 from fireflan.export.ollama import modelfile
 from fireflan.export.verify import VERIFY_TOKENS, reference, verify_gguf, verify_lora
 from fireflan.io import file_set, write_json
 from fireflan.options import one_run_per_folder, opt
+from fireflan.train.chat_template import CHAT_TEMPLATE, plain_template
 
 SCHEMA = "fireflan.export/1"
 QUANTS = ("f16", "q8_0", "q4_k_m")
@@ -93,7 +102,7 @@ def export(config: ExportConfig) -> dict:
             steps.update(_convert(quants, lora, merged, model, train, out))
             steps.update(_quantize(quants, out, config.threads))
             verify, steps["verify"] = _verify(config, quants, lora, train, merged, out, previous)
-            steps["modelfile"] = _modelfile(quants, out, train.get("action_format", "react"))
+            steps["modelfile"] = _modelfile(quants, out, train.get("action_format", "react"), merged)
     finally:
         _set_torch_threads(threads_before)
 
@@ -143,7 +152,7 @@ def _verify(config: ExportConfig, quants: list[str], lora: bool, train: dict, me
     (the verification by file, the step's record)."""
     files = {f.name: _file_record(f) for f in sorted(out.glob("*.gguf"))}
     verify, verify_ran, t0 = {}, False, time.time()
-    template = write_plain_template(merged)
+    template, turns = write_plain_template(merged), folder_turns(merged)
     hf_config = json.loads((merged / "config.json").read_text()) if (merged / "config.json").is_file() else {}
     model_files = [f"model-{q}.gguf" for q in quants]
     stale = [f for f in model_files if not _reusable(previous, f, files[f], config.verify_prompts)]
@@ -152,12 +161,12 @@ def _verify(config: ExportConfig, quants: list[str], lora: bool, train: dict, me
     prompts, changed = [], {}
     if stale:
         verify_ran = True
-        prompts, changed = reference(merged, config.verify_prompts, VERIFY_TOKENS, train.get("base"))
+        prompts, changed = reference(merged, turns, config.verify_prompts, VERIFY_TOKENS, train.get("base"))
     else:
         changed = previous["verify"].get("fine_tune", {})
     for name in model_files:
         if name in stale:
-            verify[name] = verify_gguf(out / name, template, hf_config, prompts, VERIFY_TOKENS, config.threads)
+            verify[name] = verify_gguf(out / name, template, turns, hf_config, prompts, VERIFY_TOKENS, config.threads)
         else:
             verify[name] = previous["verify"][name]
     if lora:
@@ -174,8 +183,10 @@ def _verify(config: ExportConfig, quants: list[str], lora: bool, train: dict, me
     return verify, {"seconds": round(time.time() - t0, 2), "ran": verify_ran}
 
 
-def _modelfile(quants: list[str], out: Path, action_format: str) -> dict:
-    text = modelfile(f"model-{quants[0]}.gguf", action_format=action_format)
+def _modelfile(quants: list[str], out: Path, action_format: str, merged: Path) -> dict:
+    ours = write_plain_template(merged) == plain_template(CHAT_TEMPLATE)
+    text = modelfile(f"model-{quants[0]}.gguf", action_format=action_format, end=folder_turns(merged).end,
+                     fireflans_template=ours)
     mf = out / "Modelfile"
     ran = not mf.is_file() or mf.read_text() != text
     if ran:

@@ -1,10 +1,12 @@
 """The verification step of export: every GGUF read back and run under llama.cpp against the merged model in
-transformers. It must carry the plain chat template (no {% generation %} marks) and mark <end_of_turn> as an
-end-of-generation token; llama.cpp must load it, render and tokenize the chat prompts exactly as transformers
-does, and its greedy tokens are compared with transformers' on `verify_prompts` prompts (agreement per quant).
+transformers. It must carry the plain chat template (no {% generation %} marks) and mark the token that
+closes an assistant turn (read from the template: `turn_tokens`) as an end-of-generation token; llama.cpp
+must load it, render and tokenize the chat prompts exactly as transformers does, and its greedy tokens
+are compared with transformers' on `verify_prompts` prompts (agreement per quant).
 
-    prompts, changed = reference(merged, 4, VERIFY_TOKENS, base)
-    result = verify_gguf(gguf, template, hf_config, prompts, VERIFY_TOKENS)   # {"problems": [...], ...}
+    turns = folder_turns(merged)
+    prompts, changed = reference(merged, turns, 4, VERIFY_TOKENS, base)
+    result = verify_gguf(gguf, template, turns, hf_config, prompts, VERIFY_TOKENS)   # {"problems": [...], ...}
 """
 
 from __future__ import annotations
@@ -13,17 +15,18 @@ import time
 from pathlib import Path
 
 from fireflan.corpus.format import SYSTEM_TOOLS
-from fireflan.export.convert import EOS, llama_swa_layers, read_gguf, swa_layers
+from fireflan.export.convert import llama_swa_layers, read_gguf, swa_layers
 from fireflan.models.llama import open_llama
-from fireflan.train.chat_template import END
+from fireflan.train.chat_template import Turns
 from fireflan.worlds.wiki import WorldConfig, generate_world
 
 VERIFY_TOKENS = 16  # new tokens compared per prompt
 
 
-def metadata_problems(meta: dict, template: str, config: dict | None = None) -> list[str]:
-    """What makes a model GGUF unfit for the agent: no usable template, no stop at <end_of_turn>, or (given
-    the HF config) layers that llama.cpp would run with another attention than transformers."""
+def metadata_problems(meta: dict, template: str, end: str, config: dict | None = None) -> list[str]:
+    """What makes a model GGUF unfit for the agent: no usable template, no stop at END (the token that closes an
+    assistant turn), or (given the HF config) layers that llama.cpp would run with another attention than
+    transformers."""
     problems = []
     if meta["chat_template"] is None:
         problems.append("no tokenizer.chat_template (llama-cpp-python would fall back to llama-2's format)")
@@ -32,9 +35,9 @@ def metadata_problems(meta: dict, template: str, config: dict | None = None) -> 
     elif meta["chat_template"] != template:
         problems.append("tokenizer.chat_template differs from the merged folder's plain template")
     if meta["end_of_turn_id"] is None:
-        problems.append(f"{END} is not a token")
+        problems.append(f"{end} is not a token")
     elif meta["end_of_turn_id"] not in (meta["eot_token_id"], meta["eos_token_id"]):
-        problems.append(f"{END} (id {meta['end_of_turn_id']}) is neither the eot nor the eos token")
+        problems.append(f"{end} (id {meta['end_of_turn_id']}) is neither the eot nor the eos token")
     if meta["eos_token_id"] is None:
         problems.append("no tokenizer.ggml.eos_token_id")
     want, have = swa_layers(config or {}), llama_swa_layers(meta)
@@ -128,7 +131,7 @@ def _prefix(a: list, b: list) -> int:
     return n
 
 
-def verify_gguf(path: Path, template: str, config: dict, prompts: list[dict], n_new: int,
+def verify_gguf(path: Path, template: str, turns: Turns, config: dict, prompts: list[dict], n_new: int,
                 threads: int | None = None) -> dict:
     """Metadata, llama.cpp load, end-of-generation ids, template rendering, tokenization and greedy agreement
     of one model GGUF against the reference prompts ({"messages", "text", "ids", "hf"})."""
@@ -136,18 +139,18 @@ def verify_gguf(path: Path, template: str, config: dict, prompts: list[dict], n_
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     t0 = time.time()
-    meta = read_gguf(path)
-    problems = metadata_problems(meta, template, config)
+    meta = read_gguf(path, turns)
+    problems = metadata_problems(meta, template, turns.end, config)
     n_ctx = max([len(p["ids"]) for p in prompts] + [0]) + n_new + 16
     llm = load_llama(path, max(n_ctx, 256), threads)
     try:
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         eog = {tok: bool(llama_cpp.llama_vocab_is_eog(vocab, meta[key]))
-               for tok, key in ((END, "end_of_turn_id"), (EOS, "eos_id")) if meta[key] is not None}
+               for tok, key in ((turns.end, "end_of_turn_id"), (turns.eos, "eos_id")) if meta[key] is not None}
         problems += [f"llama.cpp does not stop on {tok}" for tok, ok in eog.items() if not ok]
         rendered = tokenized = 0
         runs, forced = [], []
-        fmt = Jinja2ChatFormatter(meta["chat_template"], eos_token=EOS, bos_token="<bos>") \
+        fmt = Jinja2ChatFormatter(meta["chat_template"], eos_token=turns.eos or "", bos_token=turns.bos or "") \
             if meta["chat_template"] else None
         for p in prompts:
             if fmt:  # the template as llama-cpp-python's chat completion renders it
@@ -171,13 +174,13 @@ def verify_gguf(path: Path, template: str, config: dict, prompts: list[dict], n_
     return result
 
 
-def reference(merged: Path, n: int, n_new: int, base: str | None) -> tuple[list[dict], dict]:
+def reference(merged: Path, turns: Turns, n: int, n_new: int, base: str | None) -> tuple[list[dict], dict]:
     """The verification prompts rendered and tokenized by transformers, with the merged model's greedy tokens;
     and how many of them the base model continues differently (did the fine-tune change anything?)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(merged)
-    stop_ids = [tokenizer.convert_tokens_to_ids(t) for t in (EOS, END)]
+    stop_ids = [tokenizer.convert_tokens_to_ids(t) for t in dict.fromkeys((turns.eos, turns.end)) if t]
     prompts = []
     for messages in verify_messages(n):
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
