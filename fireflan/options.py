@@ -217,7 +217,7 @@ def guard_run(folder, config, may_change: tuple[str, ...] = (), name: str = "con
     write_json(path, now)
 
 
-RENAMED = {"max_calls": "max_steps", "agent_calls": "agent_steps"}  # model calls: "steps" before 2026-12-08
+RENAMED = {"max_calls": "max_steps", "agent_calls": "agent_steps"}  # model calls were "steps" until 2026-12-07
 
 
 def saved_setting(saved: dict, key: str):

@@ -365,7 +365,7 @@ def test_a_verb_whose_extra_is_not_installed_names_the_pip_command(small_world, 
 
 
 def test_a_run_folder_written_before_a_rename_or_the_none_convention_still_resumes(tmp_path):
-    """Model calls were `max_steps` and "no limit" 0 before 2026-12-08: a folder of then resumes under today's
+    """Model calls were `max_steps` and "no limit" 0 until 2026-12-07: a folder of then resumes under today's
     names (its settings read under the old name, its 0 as today's None), and a real change is still refused."""
     import json
     from dataclasses import dataclass
