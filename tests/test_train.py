@@ -186,6 +186,41 @@ def test_the_options_reaching_unsloth(tiny, corpus, tmp_path, monkeypatch):
 
 
 @UNSLOTH_LOSS
+def test_an_adapters_rank_and_modules_are_read_from_its_weights():
+    from fireflan.train.trainer import adapter_layout
+
+    layer = "base_model.model.model.layers.{}.self_attn.{}.lora_{}.weight"
+    shapes = {layer.format(i, m, ab): ([16, 64] if ab == "A" else [64, 16])
+              for i in (0, 1) for m in ("q_proj", "o_proj") for ab in "AB"}
+    assert adapter_layout(shapes) == {"r": 16, "target_modules": ["o_proj", "q_proj"]}
+    assert adapter_layout({**shapes, layer.format(2, "v_proj", "A"): [8, 64]})["r"] is None  # two ranks: no one r
+    assert adapter_layout({}) == {"r": None, "target_modules": []}
+
+
+def test_a_run_starts_from_an_unsloth_adapter_whose_modules_are_a_regular_expression(tiny, corpus, tmp_path,
+                                                                                      monkeypatch):
+    """Unsloth's FastModel (Gemma 3) saves target_modules as one regular expression: a later run (an improve
+    round, GRPO) that starts from that adapter reads its rank and modules from its weights, not the string."""
+    import json
+
+    from helpers.fake_unsloth import install
+
+    from fireflan.io import DataError
+
+    install(monkeypatch)
+    _, path = _one_record_corpus(corpus, tmp_path, lambda r: r["meta"]["method"] == "react")
+    first = dict(corpus=str(path), base=str(tiny), rank=4, alpha=8, target_modules="q_proj,v_proj", max_steps=1,
+                 batch_size=1, save_steps=100)
+    train(TrainConfig(**first, out=str(tmp_path / "a"), backend="unsloth"))
+    saved = json.loads((tmp_path / "a" / "adapter" / "adapter_config.json").read_text())
+    assert isinstance(saved["target_modules"], str)  # as the real FastModel writes it
+    adapter = str(tmp_path / "a" / "adapter")
+    summary = train(TrainConfig(**first, out=str(tmp_path / "b"), backend="trl", init_adapter=adapter))
+    assert summary["steps"] == 1
+    with pytest.raises(DataError, match=r"an adapter of rank 4 on \['q_proj', 'v_proj'\]; this run trains rank 8"):
+        train(TrainConfig(**{**first, "rank": 8}, out=str(tmp_path / "c"), backend="trl", init_adapter=adapter))
+
+
 def test_full_fine_tuning_through_unsloth_loads_16_bit_weights(tiny, corpus, tmp_path, monkeypatch):
     from helpers.fake_unsloth import install
 

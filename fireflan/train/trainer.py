@@ -458,6 +458,17 @@ def load_weights(model, checkpoint: Path, lora: bool) -> None:
         model.load_state_dict(load_file(checkpoint / "model.safetensors"), strict=False)
 
 
+def adapter_layout(shapes: dict[str, list[int]]) -> dict:
+    """{"r", "target_modules"} of a LoRA adapter from its weights' names and shapes (A is rank x input):
+
+    {'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight': [16, 640], ...}
+    -> {'r': 16, 'target_modules': ['q_proj', ...]}  (r None when the ranks differ or there is no A)
+    """
+    a = {name.split(".lora_A.")[0].rsplit(".", 1)[-1]: shape[0] for name, shape in shapes.items() if ".lora_A." in name}
+    ranks = set(a.values())
+    return {"r": ranks.pop() if len(ranks) == 1 else None, "target_modules": sorted(a)}
+
+
 def start_from_adapter(model, config: TrainConfig) -> None:
     """Put an earlier run's adapter weights into the fresh LoRA model (a later round continues from the
     last); the folder must hold an adapter of the same rank on the same modules."""
@@ -467,15 +478,18 @@ def start_from_adapter(model, config: TrainConfig) -> None:
         raise ValueError("--init-adapter starts LoRA training from an adapter; it does not apply to --lora false")
     if not weights.is_file() or not settings.is_file():
         raise DataError(folder, "not a LoRA adapter folder (adapter_model.safetensors and adapter_config.json)")
-    saved = json.loads(settings.read_text())
+    from peft import set_peft_model_state_dict
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(weights, "pt") as f:  # the weights say what the adapter is; adapter_config.json's target_modules
+        shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}  # may be Unsloth's regular expression
+    found = adapter_layout(shapes)
     wanted = {"r": config.rank, "target_modules": sorted(config.target_modules.split(","))}
-    found = {"r": saved.get("r"), "target_modules": sorted(saved.get("target_modules") or [])}
     if found != wanted:
         raise DataError(settings, f"an adapter of rank {found['r']} on {found['target_modules']}; this run trains "
                                   f"rank {wanted['r']} on {wanted['target_modules']} (give the same --rank and "
                                   f"--target-modules)")
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
 
     loaded = set_peft_model_state_dict(model, load_file(weights))
     if loaded.unexpected_keys:

@@ -2,7 +2,9 @@
 fireflan makes (from_pretrained, get_peft_model, for_training), each recorded with its arguments.
 
 It loads the model with transformers and adds the adapter with PEFT, in fp32 on the CPU (no 4-bit:
-bitsandbytes needs a GPU), so that a run through fireflan's Unsloth code path really trains. What the
+bitsandbytes needs a GPU), so that a run through fireflan's Unsloth code path really trains. As the real
+Unsloth (2026.10) does, a Gemma 3 goes through its FastModel path, whose get_peft_model turns the list of
+target modules into one regular expression (the adapter_config.json it saves holds that string). What the
 tests check is what reaches Unsloth, and what the trainer then does with the model and tokenizer it
 returns.
 
@@ -39,6 +41,8 @@ class FastLanguageModel:
                                              "target_modules": target_modules, "bias": bias,
                                              "use_gradient_checkpointing": use_gradient_checkpointing,
                                              "random_state": random_state, **kwargs}))
+        if model.config.model_type.startswith("gemma3") and isinstance(target_modules, list):  # FastModel's way
+            target_modules = r".*(?:language_model|model).*\.(?:" + "|".join(target_modules) + ")"
         return get_peft_model(model, LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, bias=bias,
                                                 target_modules=target_modules, task_type="CAUSAL_LM"))
 
