@@ -173,7 +173,8 @@ def test_the_options_reaching_unsloth(tiny, corpus, tmp_path, monkeypatch):
     assert [name for name, _ in unsloth.calls] == ["from_pretrained", "get_peft_model", "for_training"]
     load, lora = unsloth.calls[0][1], unsloth.calls[1][1]
     assert load == {"model_name": str(tiny), "max_seq_length": 768, "dtype": None, "load_in_4bit": True,
-                    "full_finetuning": False}
+                    "full_finetuning": False, "use_gradient_checkpointing": "unsloth", "fix_tokenizer": False}
+    assert unsloth.env == [{"HF_HUB_OFFLINE": "1", "UNSLOTH_DISABLE_STATISTICS": "1"}]  # a folder: no network
     assert lora == {"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"],
                     "bias": "none", "use_gradient_checkpointing": "unsloth", "random_state": 7}
     assert seen["template"] == CHAT_TEMPLATE and seen["fast_loss"] is False and not seen["checkpointing"]
@@ -230,6 +231,7 @@ def test_full_fine_tuning_through_unsloth_loads_16_bit_weights(tiny, corpus, tmp
                       max_steps=1, batch_size=1, save_steps=100))
     assert [name for name, _ in unsloth.calls] == ["from_pretrained", "for_training"]
     assert unsloth.calls[0][1]["load_in_4bit"] is False and unsloth.calls[0][1]["full_finetuning"] is True
+    assert unsloth.calls[0][1]["use_gradient_checkpointing"] is False  # not asked for: not Unsloth's default
     assert (tmp_path / "m" / "full" / "config.json").is_file()
 
 

@@ -27,7 +27,7 @@ from fireflan.io import DataError, whole, write_json
 from fireflan.options import guard_run, one_run_per_folder, opt
 from fireflan.report.plots import loss_plot
 from fireflan.train import plan
-from fireflan.train.bases import CHAT_TEMPLATE, END, resolve_base
+from fireflan.train.bases import CHAT_TEMPLATE, END, MARKER, resolve_base
 from fireflan.train.data import length_batches, read_corpus, tokenize_corpus
 
 SCHEMA_TRAIN = "fireflan.train/1"
@@ -104,13 +104,27 @@ def corpus_files(corpus) -> tuple[Path, Path | None]:
 
 def unsloth_options(config: TrainConfig, base: str) -> tuple[dict, dict]:
     """(FastLanguageModel.from_pretrained's arguments, get_peft_model's) for a run: 4-bit weights under
-    LoRA (QLoRA), 16-bit ones for full fine-tuning; Unsloth's own activation checkpointing when asked."""
+    LoRA (QLoRA), 16-bit ones for full fine-tuning; Unsloth's own activation checkpointing only when asked
+    (from_pretrained turns it on by default, which is all a full fine-tune gets); a folder fireflan built keeps
+    its tokenizer (Unsloth's fix_tokenizer may load another, without fireflan's whitespace handling)."""
+    checkpointing = "unsloth" if config.gradient_checkpointing else False
     load = dict(model_name=base, max_seq_length=config.max_length, dtype=None, load_in_4bit=config.lora,
-                full_finetuning=not config.lora)
+                full_finetuning=not config.lora, use_gradient_checkpointing=checkpointing,
+                fix_tokenizer=not (Path(base) / MARKER).is_file())
     lora = dict(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout, bias="none",
                 target_modules=config.target_modules.split(","), random_state=config.seed,
-                use_gradient_checkpointing="unsloth" if config.gradient_checkpointing else False)
+                use_gradient_checkpointing=checkpointing)
     return load, lora
+
+
+def offline_env(base: str) -> dict[str, str]:
+    """The environment Unsloth should load BASE in: a folder on this machine needs no network, and Unsloth's
+    from_pretrained otherwise asks the hub (for statistics, and whether the name is a repository; up to 120 s
+    where there is none). Set only where not set already; a hub id gets nothing ('embedded' and 'tiny' are
+    folders this machine builds)."""
+    if base not in ("embedded", "tiny") and not Path(base).is_dir():
+        return {}
+    return {k: v for k, v in (("HF_HUB_OFFLINE", "1"), ("UNSLOTH_DISABLE_STATISTICS", "1")) if k not in os.environ}
 
 
 def load_model(config: TrainConfig, base: str, backend: str):
@@ -327,6 +341,7 @@ def train(config: TrainConfig) -> dict:
     unsloth_installed = installed("unsloth")
     backend = choose_backend(config.backend, cuda_available(), unsloth_installed)
     if backend == "unsloth":  # before transformers and TRL, which Unsloth patches when it is imported
+        os.environ.update(offline_env(config.base))
         import unsloth  # noqa: F401
     import trl  # noqa: F401  (here, not after minutes of loading: a missing extra is named at once)
 

@@ -11,6 +11,11 @@ returns.
     module = fake_unsloth.install(monkeypatch)      # sys.modules["unsloth"] for the test's duration
     ... train(TrainConfig(backend="unsloth", ...)) ...
     module.calls   # [("from_pretrained", {...}), ("get_peft_model", {...}), ("for_training", {})]
+    module.env     # the network settings Unsloth saw when from_pretrained ran
+
+from_pretrained names the parameters of Unsloth's own (unsloth/models/loader.py, 2026.10) that fireflan may
+pass, with their defaults there (fix_tokenizer=True, use_gradient_checkpointing="unsloth"); Unsloth passes
+any other keyword on to transformers, and so does this fake.
 """
 
 from __future__ import annotations
@@ -18,18 +23,30 @@ from __future__ import annotations
 import sys
 import types
 
+NETWORK = ("HF_HUB_OFFLINE", "UNSLOTH_DISABLE_STATISTICS")
+
 
 class FastLanguageModel:
     calls: list = []
+    env: list = []
 
     @classmethod
-    def from_pretrained(cls, model_name, max_seq_length=2048, dtype=None, load_in_4bit=True, **kwargs):
+    def from_pretrained(cls, model_name="unsloth/Llama-3.2-1B-Instruct", max_seq_length=2048, dtype=None,
+                        load_in_4bit=True, load_in_8bit=False, load_in_16bit=False, full_finetuning=False, token=None,
+                        device_map="sequential", fix_tokenizer=True, use_gradient_checkpointing="unsloth",
+                        random_state=3407, **kwargs):
+        import os
+
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         cls.calls.append(("from_pretrained", {"model_name": model_name, "max_seq_length": max_seq_length,
-                                              "dtype": dtype, "load_in_4bit": load_in_4bit, **kwargs}))
-        model = AutoModelForCausalLM.from_pretrained(model_name, dtype=torch.float32)
+                                              "dtype": dtype, "load_in_4bit": load_in_4bit,
+                                              "full_finetuning": full_finetuning, "fix_tokenizer": fix_tokenizer,
+                                              "use_gradient_checkpointing": use_gradient_checkpointing,
+                                              **kwargs}))
+        cls.env.append({k: os.environ.get(k) for k in NETWORK})
+        model = AutoModelForCausalLM.from_pretrained(model_name, dtype=torch.float32, **kwargs)
         return model, AutoTokenizer.from_pretrained(model_name)
 
     @classmethod
@@ -57,9 +74,13 @@ def install(monkeypatch) -> types.ModuleType:
     """A fake `unsloth` module in sys.modules, and fireflan's trainer told that a CUDA device is there."""
     import fireflan.train.trainer as trainer
 
+    for name in NETWORK:  # what the code under test sets in os.environ is taken back after the test
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     module = types.ModuleType("unsloth")
     module.FastLanguageModel = type("FastLanguageModel", (FastLanguageModel,), {"calls": []})
-    module.calls = module.FastLanguageModel.calls
+    module.FastLanguageModel.env = []
+    module.calls, module.env = module.FastLanguageModel.calls, module.FastLanguageModel.env
     monkeypatch.setitem(sys.modules, "unsloth", module)
     was_installed = trainer.installed
     monkeypatch.setattr(trainer, "installed", lambda name: name == "unsloth" or was_installed(name))
