@@ -293,6 +293,24 @@ def test_source_stamp_changes_with_the_weights(tmp_path):
     assert source_stamp(tmp_path, train) != first
 
 
+def test_a_4_bit_upload_merges_into_the_original_unsloths_own_table_names(tmp_path, monkeypatch):
+    """Some of Unsloth's 4-bit uploads are not their original's name plus a suffix: where Unsloth is installed,
+    its table (unsloth/models/mapper.py) names the original, read without importing Unsloth (whose import
+    needs a GPU: here it raises, as on a CPU)."""
+    from fireflan.train.bases import sixteen_bit_base
+
+    package = tmp_path / "site" / "unsloth"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text('raise NotImplementedError("Unsloth cannot find any torch accelerator")\n')
+    (package / "models" / "mapper.py").write_text(
+        'INT_TO_FLOAT_MAPPER = {"unsloth/codellama-34b-bnb-4bit": "codellama/CodeLlama-34b-hf"}\n')
+    assert sixteen_bit_base("unsloth/codellama-34b-bnb-4bit") == "unsloth/codellama-34b"  # the naming rule: wrong
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert sixteen_bit_base("unsloth/codellama-34b-bnb-4bit") == "codellama/CodeLlama-34b-hf"
+    assert sixteen_bit_base("unsloth/Qwen3-4B-unsloth-bnb-4bit") == "unsloth/Qwen3-4B"  # not in the table: the rule
+    assert "unsloth" not in sys.modules
+
+
 def test_a_4_bit_base_is_merged_as_its_16_bit_original(trained, tmp_path):
     """QLoRA (Unsloth) trains on 4-bit weights; the merge, the GGUF and its check need the 16-bit ones: Unsloth's
     `-bnb-4bit` names map to their originals, and a folder saved in 4-bit asks for --merge-base."""

@@ -50,11 +50,34 @@ def resolve_base(name: str) -> str:
     return name
 
 
+def unsloth_originals() -> dict[str, str]:
+    """Unsloth's own table of its 4-bit uploads' 16-bit originals (INT_TO_FLOAT_MAPPER of the installed
+    unsloth/models/mapper.py, a file of plain tables), read without importing Unsloth: its import needs a GPU
+    and patches transformers for the rest of the process. {} where Unsloth is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("unsloth")  # finds the package without running its __init__
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(folders[0]) / "models" / "mapper.py" if folders else None
+    if path is None or not path.is_file():
+        return {}
+    mapper_spec = importlib.util.spec_from_file_location("fireflan_unsloth_mapper", path)
+    module = importlib.util.module_from_spec(mapper_spec)
+    mapper_spec.loader.exec_module(module)
+    return dict(getattr(module, "INT_TO_FLOAT_MAPPER", {}))
+
+
 def sixteen_bit_base(base: str) -> str:
     """The model a LoRA adapter is merged into: the base itself, or the 16-bit original of a 4-bit checkpoint
-    (QLoRA trains on 4-bit weights; the merge, the GGUF and its verification need 16-bit ones).
-    'unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit' -> 'unsloth/Meta-Llama-3.1-8B-Instruct' (Unsloth's names);
-    a local folder saved in 4-bit has no such name: a ValueError says to pass --merge-base."""
+    (QLoRA trains on 4-bit weights; the merge, the GGUF and its verification need 16-bit ones): Unsloth's own
+    table where Unsloth is installed (`unsloth_originals`), else its naming rule
+    ('unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit' -> 'unsloth/Meta-Llama-3.1-8B-Instruct'), which some of its
+    uploads do not follow (pass --merge-base for those); a local folder saved in 4-bit has no such name: a
+    ValueError says to pass --merge-base."""
+    if not Path(base).exists():
+        originals = unsloth_originals()
+        if base in originals or base.lower() in originals:
+            return originals.get(base) or originals[base.lower()]
     for suffix in ("-unsloth-bnb-4bit", "-bnb-4bit"):
         if not Path(base).exists() and base.endswith(suffix):
             return base[: -len(suffix)]
