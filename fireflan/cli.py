@@ -18,6 +18,7 @@ from fireflan.audit import audit
 from fireflan.chat import ChatConfig, chat
 from fireflan.corpus.build import CorpusConfig, build_corpus
 from fireflan.corpus.show import ShowConfig, show
+from fireflan.doctor import DoctorConfig, doctor
 from fireflan.evaluate import EvalConfig, evaluate
 from fireflan.export import ExportConfig, describe, export
 from fireflan.improve import ImproveConfig, improve
@@ -85,6 +86,10 @@ class CLI:
                                     f"file suffix)")
         result = score_files(pred, gold, task) if named else score_one(str(pred), str(gold), task)
         print(json.dumps(result))
+
+
+def _run_doctor(config):
+    doctor(config)
 
 
 def _run_world(config, out):
@@ -218,6 +223,8 @@ VERBS = {
     "chat": command(ChatConfig, _run_chat, "An offline agent chat in the terminal."),
     "serve": command(ServeConfig, _run_serve, "Serve a GGUF behind an OpenAI-compatible endpoint with tool calling "
                      "(http://127.0.0.1:8000/v1).", positional=("model",)),
+    "doctor": command(DoctorConfig, _run_doctor, "What this machine has (torch and its CUDA build, the driver, the "
+                      "GPU and bf16, Unsloth, llama.cpp's backend) and what train and evaluate will use on it."),
     "report": _runs_as_arguments(command(ReportConfig, _run_report, "Compare evaluation runs: a Markdown table and "
                                          "plots, or (--html) a page to browse: trajectories side by side, metrics, "
                                          "plots, training curve, corpus statistics.")),

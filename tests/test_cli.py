@@ -137,7 +137,8 @@ def test_an_unknown_flag_is_refused_before_anything_runs(tmp_path):
 
 
 VERBS = {"world": 0, "dbworld": 0, "teach": 0, "corpus": 1, "corpus show": 1, "train": 0, "grpo": 0, "export": 1,
-         "evaluate": 0, "improve": 0, "judge": 0, "chat": 0, "serve": 1, "search": 3, "audit": 4, "score": 3}
+         "evaluate": 0, "improve": 0, "judge": 0, "chat": 0, "serve": 1, "search": 3, "audit": 4, "score": 3,
+         "doctor": 0}
 
 
 RECIPES = sorted(p.stem for p in (ROOT / "fireflan" / "recipes").glob("*.py") if p.stem not in ("__init__", "common"))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from fireflan.agent.toolcalls import ACTION_FORMAT_KEY
 from fireflan.cache import build_once, cache_dir, seal, whole_folder
-from fireflan.train.chat_template import Turns
+from fireflan.train.chat_template import Turns, turn_tokens
 
 PACKAGE = "llama-cpp-python"
 VENDOR = "vendor/llama.cpp/"
@@ -257,8 +257,6 @@ def quantize(src: Path, out: Path, quant: str, threads: int | None = None) -> li
 def folder_turns(folder: Path) -> Turns:
     """The special tokens of a model folder's chat template (`turn_tokens` of its tokenizer)."""
     from transformers import AutoTokenizer
-
-    from fireflan.train.chat_template import turn_tokens
 
     return turn_tokens(AutoTokenizer.from_pretrained(folder))
 

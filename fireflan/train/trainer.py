@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -340,6 +341,9 @@ def train(config: TrainConfig) -> dict:
     torch.set_num_threads(config.threads or os.cpu_count() or 1)
     unsloth_installed = installed("unsloth")
     backend = choose_backend(config.backend, cuda_available(), unsloth_installed)
+    if config.backend == "auto" and backend == "trl" and not cuda_available() and shutil.which("nvidia-smi"):
+        print("fireflan train: this machine has an NVIDIA GPU that torch does not see; training on the CPU "
+              "(`fireflan doctor` says why)")
     if backend == "unsloth":  # before transformers and TRL, which Unsloth patches when it is imported
         os.environ.update(offline_env(config.base))
         import unsloth  # noqa: F401
