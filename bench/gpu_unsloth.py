@@ -12,7 +12,10 @@ without unsloth it says so and measures nothing. On one with both:
 3. the Unsloth-trained adapter exported exactly as on the CPU (merged into the 16-bit base, GGUF q8_0,
    read back by llama.cpp and checked against transformers' greedy tokens).
 
-Each step's figures go to OUT/gpu.json as they come; the last line printed is that JSON object.
+Each step's figures go to OUT/gpu.json as they come (a step that fails is recorded with its error, and the
+rest go on); the last line printed is that JSON object. This process never imports Unsloth (whose import
+patches transformers for the rest of a process): each training runs in a child, Unsloth's import is tried in
+one, and the base is built here, before any child, so the first Unsloth run does not build it.
 """
 
 import argparse
@@ -49,22 +52,29 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--out", default="runs/gpu")
+    parser.add_argument("--base", default="embedded", help="embedded | tiny (seconds) | a folder or hub id")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # one training run, in a child process
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(json.loads(args.measure))))
         return
+    from fireflan.doctor import unsloth_import
+    from fireflan.train.bases import resolve_base
+    from fireflan.train.trainer import installed
+
     why = None if torch.cuda.is_available() else "no CUDA device: this benchmark is for a GPU machine (docs/GPU.md)"
-    try:
-        import unsloth  # noqa: F401  (Unsloth patches transformers when imported: first, as it asks)
-    except ImportError:
-        why = why or "unsloth is not installed: pip install -e '.[gpu,infer]'"
+    if not why and not installed("unsloth"):
+        why = "unsloth is not installed: pip install -e '.[gpu,infer]'"
+    if not why and (failed := unsloth_import()) != "ok":
+        why = f"unsloth cannot be imported here ({failed}); `python -m fireflan doctor` says why"
     if why:  # said, and nothing measured (make bench runs every script)
         print(why)
         print(json.dumps({"skipped": why}))
         return
     out = Path(args.out)
-    result = {"device": torch.cuda.get_device_name(), "steps": args.steps, "batch_size": args.batch_size}
+    base = resolve_base(args.base)  # built here, once, before the children
+    result = {"device": torch.cuda.get_device_name(), "base": args.base, "steps": args.steps,
+              "batch_size": args.batch_size}
 
     def save():
         out.mkdir(parents=True, exist_ok=True)
@@ -75,7 +85,7 @@ def main() -> None:
     build_corpus(CorpusConfig(inputs=str(out / "teach" / "trajectories.jsonl"), out=str(out / "corpus"),
                               negatives=""))
     for backend in ("unsloth", "trl"):
-        config = {"corpus": str(out / "corpus"), "base": "embedded", "out": str(out / f"model-{backend}"),
+        config = {"corpus": str(out / "corpus"), "base": base, "out": str(out / f"model-{backend}"),
                   "backend": backend, "max_steps": args.steps, "batch_size": args.batch_size, "save_steps": 1000}
         run = subprocess.run([sys.executable, __file__, "--measure", json.dumps(config)], cwd=ROOT,
                              capture_output=True, text=True)
@@ -83,9 +93,12 @@ def main() -> None:
             {"failed": run.stderr[-3000:]}
         save()
     if "failed" not in result["unsloth"]:
-        summary = export(ExportConfig(model=str(out / "model-unsloth"), quant="q8_0"))
-        result["export"] = {"merged_into": summary.get("merged_into"), "files": list(summary["files"]),
-                            "verify": summary.get("verify"), "warnings": summary.get("warnings")}
+        try:
+            summary = export(ExportConfig(model=str(out / "model-unsloth"), quant="q8_0"))
+            result["export"] = {"merged_into": summary.get("merged_into"), "files": list(summary["files"]),
+                                "verify": summary.get("verify"), "warnings": summary.get("warnings")}
+        except Exception as e:  # recorded beside the training figures, which are not lost
+            result["export"] = {"failed": f"{type(e).__name__}: {str(e)[-3000:]}"}
     if "failed" not in result["unsloth"] and "failed" not in result["trl"]:
         result["unsloth_over_trl_tokens_per_second"] = round(
             result["unsloth"]["tokens_per_second"] / result["trl"]["tokens_per_second"], 2)

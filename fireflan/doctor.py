@@ -139,7 +139,7 @@ def _cpu_bf16() -> list[str]:
     return [x for x in ("avx512_bf16", "amx_bf16") if x in flags]
 
 
-def _unsloth_import() -> str:
+def unsloth_import() -> str:
     """'ok', or the last line of what importing unsloth raises, tried in a child process (its patches stay there)."""
     try:
         proc = subprocess.run([sys.executable, "-c", "import unsloth"], capture_output=True, text=True, timeout=300)
@@ -169,7 +169,7 @@ def facts() -> dict:
                 f["devices"].append({"name": p.name, "memory_gib": round(p.total_memory / 2**30, 1),
                                      "capability": f"{p.major}.{p.minor}"})
     if versions["unsloth"]:
-        f["unsloth_import"] = _unsloth_import()
+        f["unsloth_import"] = unsloth_import()
     if versions["llama_cpp_python"]:
         import llama_cpp
 
