@@ -117,7 +117,7 @@ def check_flags(fn, argv: list[str], name: str) -> None:
         close = [renamed] if renamed else difflib.get_close_matches(key, sorted(known), n=1)
         hint = f" (did you mean --{close[0]}?)" if close else ""
         if renamed:
-            hint = f" (it is --{renamed} now: {key} were optimizer steps in one place, model calls in another)"
+            hint = f" (it is --{renamed} now: {key} meant optimizer steps in one verb and model calls in another)"
         raise ValueError(f"unknown option {arg.split('=', 1)[0]}{hint}; `{name} --help` lists the options")
     if len(positional) > len(places) and not any_number:
         extra = positional[len(places):]
