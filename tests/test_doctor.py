@@ -4,7 +4,7 @@ import json
 
 from helpers import run_cli
 
-from fireflan.doctor import advice, cuda_tuple
+from fireflan.doctor import advice, cuda_tuple, describe
 
 VERSIONS = {"torch": "2.14.1", "transformers": "5.25.0", "trl": "1.15.0", "unsloth": "2026.10.9",
             "llama_cpp_python": "0.3.36"}
@@ -50,5 +50,5 @@ def test_doctor_on_this_machine_names_what_it_has_and_what_train_will_use():
     assert facts["versions"]["torch"] == torch.__version__ and facts["torch_cuda"] == torch.version.cuda
     backend = "unsloth" if facts["cuda_available"] and facts.get("unsloth_import") == "ok" else "trl"
     assert any(line.startswith(f"train --backend auto: {backend}") for line in result["advice"])
-    shown = run_cli("doctor").stdout
-    assert "packages: torch " in shown and "train --backend auto:" in shown
+    shown = describe(facts)
+    assert shown[1].startswith("packages: torch ") and shown[3].startswith("torch: ")
