@@ -410,7 +410,8 @@ def test_the_end_of_a_turn_is_read_from_each_familys_template_not_from_gemmas_na
     from transformers import AutoTokenizer
 
     from fireflan.train.bases import build_tiny
-    from fireflan.train.chat_template import Turns, turn_tokens
+    from fireflan.train.chat_template import Turns, generation_prompt, turn_tokens
+    from fireflan.train.grpo import response_template
 
     tiny = AutoTokenizer.from_pretrained(build_tiny(tmp_path / "tiny"))
     assert turn_tokens(tiny) == Turns("<end_of_turn>", "<eos>", "<bos>")
@@ -422,6 +423,13 @@ def test_the_end_of_a_turn_is_read_from_each_familys_template_not_from_gemmas_na
     }
     for template, (specials, eos, bos, want) in families.items():
         assert turn_tokens(family_tokenizer(template, specials, eos, bos)) == want, template
+    opens = {"llama3": "<|start_header_id|>assistant<|end_header_id|>\n\n", "chatml": "<|im_start|>assistant\n",
+             "mistral": ""}
+    for template, (specials, eos, bos, _) in families.items():  # GRPO reads a model turn by these
+        assert generation_prompt(family_tokenizer(template, specials, eos, bos)) == opens[template], template
+    gemma = response_template(generation_prompt(tiny), turn_tokens(tiny).end)
+    assert gemma["start_anchor"] == "<start_of_turn>model\n"
+    assert gemma["fields"]["content"]["close_pattern"] == r"<end_of_turn>\s*"
     with pytest.raises(ValueError, match=r"closes an assistant turn with '\\n', which holds no special token"):
         turn_tokens(family_tokenizer("unmarked", [], "</s>", "<s>"))
     text = modelfile("model-q8_0.gguf", end="<|eot_id|>", fireflans_template=False)

@@ -57,3 +57,12 @@ def turn_tokens(tokenizer) -> Turns:
                          "token: generation could not stop at the end of a turn (give the base a template that "
                          "ends its turns with one)")
     return Turns(end=found[0][2], eos=tokenizer.eos_token, bos=tokenizer.bos_token)
+
+
+def generation_prompt(tokenizer) -> str:
+    """What a base's chat template writes to open an assistant turn ('<start_of_turn>model\\n' for Gemma's;
+    '' for a template that writes none, as Mistral's)."""
+    question = [{"role": "user", "content": "Q"}]
+    opened = tokenizer.apply_chat_template(question, add_generation_prompt=True, tokenize=False)
+    closed = tokenizer.apply_chat_template(question, tokenize=False)
+    return opened[len(closed):] if opened.startswith(closed) else ""

@@ -41,11 +41,12 @@ answer, each gold page its observations reached first). The tools' replies are p
 but carry no loss, and count against `max_completion_length`: give it room for pages (256 and more;
 a reply that does not fit ends the episode unanswered). TRL reads tool calls only as OpenAI-style
 JSON, so this is for models trained with `--action-format hermes` (fireflan.agent.toolcalls).
-fireflan's chat template is not one TRL knows, so two things it needs are set here: the tokenizer's
-`response_template` (how to read `<tool_call>{...}</tool_call>` and the `<end_of_turn>` that closes a
-model turn), and `<end_of_turn>` as the tokenizer's EOS during the run (TRL cuts the rendered turn after the last
-EOS to splice the tool's reply on; with `<eos>` there it would drop the newline after
-`<end_of_turn>`, and the model would see a turn boundary it never saw in SFT).
+fireflan's chat template is not one TRL knows, so two things it needs are set here, read from the model's own
+template (`turn_tokens`, `generation_prompt`): the tokenizer's `response_template` (how to read
+`<tool_call>{...}</tool_call>` and the token that closes a model turn, Gemma's `<end_of_turn>`), and that token
+as the tokenizer's EOS during the run (TRL cuts the rendered turn after the last EOS to splice the tool's reply
+on; with Gemma's `<eos>` there it would drop the newline after `<end_of_turn>`, and the model would see a turn
+boundary it never saw in SFT).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -66,7 +68,7 @@ from fireflan.options import one_run_per_folder, opt
 from fireflan.tasks import Example, get_task, open_task
 from fireflan.tools.actions import Parsed, parse_action
 from fireflan.train.bases import resolve_base
-from fireflan.train.chat_template import END
+from fireflan.train.chat_template import END, generation_prompt, turn_tokens
 from fireflan.train.data import render_chat, token_ids
 from fireflan.train.trainer import (
     SCHEMA_TRAIN,
@@ -82,15 +84,16 @@ from fireflan.train.trainer import (
 )
 
 PROGRESS = 0.2  # the reward of a search/lookup that reaches a new gold page
-RESPONSE_TEMPLATE = {  # how TRL (transformers' parse_response) reads a model turn of fireflan's chat template
-    "defaults": {"role": "assistant"},
-    "start_anchor": "<start_of_turn>model\n",
-    "fields": {
-        "tool_calls": {"open": "<tool_call>", "close_pattern": r"</tool_call>\s*", "repeats": True,
-                       "content": "json", "transform": {"type": "function", "function": "{content}"}},
-        "content": {"close_pattern": r"<end_of_turn>\s*", "content": "text"},
-    },
-}
+
+
+def response_template(start: str, end: str) -> dict:
+    """How TRL (transformers' parse_response) reads a model turn that opens with START and closes with END.
+
+    response_template('<start_of_turn>model\\n', '<end_of_turn>') reads a turn of fireflan's (Gemma's) template."""
+    return {"defaults": {"role": "assistant"}, "start_anchor": start,
+            "fields": {"tool_calls": {"open": "<tool_call>", "close_pattern": r"</tool_call>\s*", "repeats": True,
+                                      "content": "json", "transform": {"type": "function", "function": "{content}"}},
+                       "content": {"close_pattern": re.escape(end) + r"\s*", "content": "text"}}}
 
 
 @dataclass
@@ -186,8 +189,8 @@ def read_trajectories(paths: str) -> list[Trajectory]:
 
 # --------------------------------------------------------------------------- rewards (pure, given a tool)
 
-def completion_text(completion) -> str:
-    """A completion as text, without the end-of-turn mark that ended it (TRL's decoding keeps it where the
+def completion_text(completion, end: str = END) -> str:
+    """A completion as text, without the END that closed the turn (TRL's decoding keeps it where the
     tokenizer does not count it special). TRL gives a conversational prompt's completion as
     [{"role": "assistant", "content": ...}].
 
@@ -195,20 +198,20 @@ def completion_text(completion) -> str:
     """
     if not isinstance(completion, str):
         completion = "".join(m.get("content") or "" for m in completion if m.get("role") == "assistant")
-    return completion.split(END)[0]
+    return completion.split(end)[0]
 
 
-def format_reward(completions, hermes: bool = False, **_) -> list[float]:
+def format_reward(completions, hermes: bool = False, end: str = END, **_) -> list[float]:
     """1.0 for each completion that reads as one step of the action format (ReAct text; `hermes`: tool calls
     and a final answer) with nothing written after it, else 0.0; a multi-turn completion needs every turn so.
 
     ['Thought: t\\nAction: finish[x]', 'Action: finish[x]\\nObservation: made up', 'hello'] -> [1.0, 0.0, 0.0]
     """
     return [float(all(p.ok and not p.trailing for p, _ in steps)) for steps in
-            (steps_of(c, hermes) for c in completions)]
+            (steps_of(c, hermes, end) for c in completions)]
 
 
-def steps_of(completion, hermes: bool = False) -> list:
+def steps_of(completion, hermes: bool = False, end: str = END) -> list:
     """[(Parsed, the tool's reply or None)] of a completion. ReAct text is one step whose reply is not yet
     known; a hermes completion (TRL's parsed messages, multi-turn: assistant turns with `tool_calls`, each
     call followed by its `tool` reply) is a step per call and one for a final answer.
@@ -218,14 +221,14 @@ def steps_of(completion, hermes: bool = False) -> list:
     -> [(Parsed('search', 'X'), 'X is ...'), (Parsed('finish', 'Y'), None)]
     """
     if not hermes:
-        return [(parse_action(completion_text(completion)), None)]
+        return [(parse_action(completion_text(completion, end)), None)]
     messages = [{"role": "assistant", "content": completion}] if isinstance(completion, str) else completion
     steps = []
     for i, m in enumerate(messages):
         if m.get("role") != "assistant":
             continue
         if not m.get("tool_calls"):
-            steps.append((parse_tool_call(completion_text([m])), None))
+            steps.append((parse_tool_call(completion_text([m], end)), None))
             continue
         replies = [r.get("content") for r in messages[i + 1:i + 1 + len(m["tool_calls"])] if r.get("role") == "tool"]
         for k, call in enumerate(m["tool_calls"]):
@@ -286,7 +289,8 @@ class WikiReplay:
 
 
 def environment_reward(completions, prompts, answer, task, gold_pages, tool: WikiReplay | None = None,
-                       question_id=None, progress: float = PROGRESS, hermes: bool = False, **_) -> list[float]:
+                       question_id=None, progress: float = PROGRESS, hermes: bool = False, end: str = END,
+                       **_) -> list[float]:
     """The environment reward of each completion (see the module's docstring): its steps run in the tool
     (`tool` replays the prompt first; a multi-turn completion carries its tool replies already: a call
     left without one, cut by the length limit, earns nothing)."""
@@ -297,7 +301,7 @@ def environment_reward(completions, prompts, answer, task, gold_pages, tool: Wik
         seen = set().union(*[reached(m["content"], pages) for m in prompt if m["role"] in ("user", "tool")])
         score = scorer(task[k], answer[k], question_id[k] if question_id else "")
         total = 0.0
-        for parsed, observation in steps_of(completion, hermes):
+        for parsed, observation in steps_of(completion, hermes, end):
             if observation is None and not hermes and parsed.ok and parsed.action != "finish" and tool:
                 observation = tool.run(prompt, parsed.action, parsed.argument)
             total += step_reward(parsed, observation, seen, pages, score, progress)
@@ -443,16 +447,17 @@ def fitting(rows: list[dict], tokenizer, max_length: int, tools=None) -> list[di
     return kept
 
 
-def reward_funcs(options: GRPOConfig, wiki) -> list:
-    """[format, environment]: the reward functions as TRL calls them (it logs each under its `__name__`)."""
+def reward_funcs(options: GRPOConfig, wiki, end: str = END) -> list:
+    """[format, environment]: the reward functions as TRL calls them (it logs each under its `__name__`); END closes
+    the model's turns."""
     replay = WikiReplay(wiki)
 
     def environment(completions, prompts, **kwargs):
         return environment_reward(completions, prompts, tool=None if options.multi_turn else replay,
-                                  progress=options.progress, hermes=options.multi_turn, **kwargs)
+                                  progress=options.progress, hermes=options.multi_turn, end=end, **kwargs)
 
     def form(completions, **kwargs):
-        return format_reward(completions, options.multi_turn)
+        return format_reward(completions, options.multi_turn, end)
 
     form.__name__ = "format"
     return [form, environment]
@@ -487,17 +492,17 @@ def grpo(options: GRPOConfig) -> dict:
         start_from_adapter(model, config)
     rows = fitting(rows, tokenizer, options.max_prompt_length, task_tools(options.task) if options.multi_turn else None)
 
-    extra, eos = {}, tokenizer.eos_token
+    extra, eos, end = {}, tokenizer.eos_token, turn_tokens(tokenizer).end
     if options.multi_turn:
         wiki.rank("warm up", 1)  # build the BM25 index once; each environment shares it
-        tokenizer.response_template = RESPONSE_TEMPLATE
-        tokenizer.eos_token = END  # see the module's docstring
+        tokenizer.response_template = response_template(generation_prompt(tokenizer), end)
+        tokenizer.eos_token = end  # see the module's docstring
         extra["environment_factory"] = lambda: WikiEnvironment(wiki)
     from trl import GRPOTrainer
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="You are using 'environment_factory'")
-        trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs(options, wiki), processing_class=tokenizer,
+        trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs(options, wiki, end), processing_class=tokenizer,
                               args=grpo_args(options, out, backend), train_dataset=datasets.Dataset.from_list(rows),
                               callbacks=[_rewards_log(out, started, options.max_steps)], **extra)
     resume = last_checkpoint(out / "checkpoints")
