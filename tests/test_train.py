@@ -175,6 +175,7 @@ def test_the_options_reaching_unsloth(tiny, corpus, tmp_path, monkeypatch):
     assert load == {"model_name": str(tiny), "max_seq_length": 768, "dtype": None, "load_in_4bit": True,
                     "full_finetuning": False, "use_gradient_checkpointing": "unsloth", "fix_tokenizer": False}
     assert unsloth.env == [{"HF_HUB_OFFLINE": "1", "UNSLOTH_DISABLE_STATISTICS": "1"}]  # a folder: no network
+    assert "HF_HUB_OFFLINE" not in os.environ  # only while Unsloth loaded: a recipe's later stages may read the hub
     assert lora == {"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"],
                     "bias": "none", "use_gradient_checkpointing": "unsloth", "random_state": 7}
     assert seen["template"] == CHAT_TEMPLATE and seen["fast_loss"] is False and not seen["checkpointing"]

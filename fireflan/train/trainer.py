@@ -13,6 +13,7 @@ OUT/loss.png; the adapter OUT/adapter (or the weights OUT/full); OUT/train.json 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -118,11 +119,27 @@ def unsloth_options(config: TrainConfig, base: str) -> tuple[dict, dict]:
     return load, lora
 
 
+@contextlib.contextmanager
+def environment(values: dict[str, str]):
+    """os.environ with VALUES for the length of the block, as it was after it."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def offline_env(base: str) -> dict[str, str]:
     """The environment Unsloth should load BASE in: a folder on this machine needs no network, and Unsloth's
     from_pretrained otherwise asks the hub (for statistics, and whether the name is a repository; up to 120 s
-    where there is none). Set only where not set already; a hub id gets nothing ('embedded' and 'tiny' are
-    folders this machine builds)."""
+    where there is none). Set only where not set already, and only while Unsloth imports and loads (the rest of a
+    recipe's process may read the hub); a hub id gets nothing ('embedded' and 'tiny' are folders this machine
+    builds)."""
     if base not in ("embedded", "tiny") and not Path(base).is_dir():
         return {}
     return {k: v for k, v in (("HF_HUB_OFFLINE", "1"), ("UNSLOTH_DISABLE_STATISTICS", "1")) if k not in os.environ}
@@ -344,19 +361,19 @@ def train(config: TrainConfig) -> dict:
     if config.backend == "auto" and backend == "trl" and not cuda_available() and shutil.which("nvidia-smi"):
         print("fireflan train: this machine has an NVIDIA GPU that torch does not see; training on the CPU "
               "(`fireflan doctor` says why)")
-    if backend == "unsloth":  # before transformers and TRL, which Unsloth patches when it is imported
-        os.environ.update(offline_env(config.base))
-        import unsloth  # noqa: F401
-    import trl  # noqa: F401  (here, not after minutes of loading: a missing extra is named at once)
+    with environment(offline_env(config.base) if backend == "unsloth" else {}):  # while Unsloth imports and loads
+        if backend == "unsloth":  # before transformers and TRL, which Unsloth patches when it is imported
+            import unsloth  # noqa: F401
+        import trl  # noqa: F401  (here, not after minutes of loading: a missing extra is named at once)
 
-    train_file, val_file = corpus_files(config.corpus)  # the corpus read before the model: bad input first
-    records = read_corpus(train_file)[: config.limit]
-    val_records = read_corpus(val_file) if val_file else []
-    base = resolve_base(config.base)
-    from transformers import set_seed
+        train_file, val_file = corpus_files(config.corpus)  # the corpus read before the model: bad input first
+        records = read_corpus(train_file)[: config.limit]
+        val_records = read_corpus(val_file) if val_file else []
+        base = resolve_base(config.base)
+        from transformers import set_seed
 
-    set_seed(config.seed)  # before the adapter is made: its initial weights are drawn from this seed
-    model, tokenizer = load_model(config, base, backend)
+        set_seed(config.seed)  # before the adapter is made: its initial weights are drawn from this seed
+        model, tokenizer = load_model(config, base, backend)
     examples, too_long = tokenize_corpus(records, tokenizer, config.max_length, config.action_format)
     if too_long:
         print(f"fireflan train: {len(too_long)} record(s) longer than {config.max_length} tokens left out "
