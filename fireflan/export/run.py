@@ -47,7 +47,7 @@ from fireflan.export.ollama import modelfile
 from fireflan.export.verify import VERIFY_TOKENS, reference, verify_gguf, verify_lora
 from fireflan.io import file_set, write_json
 from fireflan.options import one_run_per_folder, opt
-from fireflan.train.chat_template import CHAT_TEMPLATE, plain_template
+from fireflan.train.chat_template import CHAT_TEMPLATE, Turns, plain_template
 
 SCHEMA = "fireflan.export/1"
 QUANTS = ("f16", "q8_0", "q4_k_m")
@@ -101,8 +101,9 @@ def export(config: ExportConfig) -> dict:
                 previous = None
             steps.update(_convert(quants, lora, merged, model, train, out))
             steps.update(_quantize(quants, out, config.threads))
-            verify, steps["verify"] = _verify(config, quants, lora, train, merged, out, previous)
-            steps["modelfile"] = _modelfile(quants, out, train.get("action_format", "react"), merged)
+            template, turns = write_plain_template(merged), folder_turns(merged)  # read once, for both steps
+            verify, steps["verify"] = _verify(config, quants, lora, train, merged, out, previous, template, turns)
+            steps["modelfile"] = _modelfile(quants, out, train.get("action_format", "react"), template, turns)
     finally:
         _set_torch_threads(threads_before)
 
@@ -147,12 +148,11 @@ def _quantize(quants: list[str], out: Path, threads: int | None) -> dict:
 
 
 def _verify(config: ExportConfig, quants: list[str], lora: bool, train: dict, merged: Path, out: Path,
-            previous: dict | None) -> tuple[dict, dict]:
+            previous: dict | None, template: str, turns: Turns) -> tuple[dict, dict]:
     """Every model GGUF (and the LoRA pair) checked, reusing a previous verification of unchanged files:
     (the verification by file, the step's record)."""
     files = {f.name: _file_record(f) for f in sorted(out.glob("*.gguf"))}
     verify, verify_ran, t0 = {}, False, time.time()
-    template, turns = write_plain_template(merged), folder_turns(merged)
     hf_config = json.loads((merged / "config.json").read_text()) if (merged / "config.json").is_file() else {}
     model_files = [f"model-{q}.gguf" for q in quants]
     stale = [f for f in model_files if not _reusable(previous, f, files[f], config.verify_prompts)]
@@ -183,10 +183,9 @@ def _verify(config: ExportConfig, quants: list[str], lora: bool, train: dict, me
     return verify, {"seconds": round(time.time() - t0, 2), "ran": verify_ran}
 
 
-def _modelfile(quants: list[str], out: Path, action_format: str, merged: Path) -> dict:
-    ours = write_plain_template(merged) == plain_template(CHAT_TEMPLATE)
-    text = modelfile(f"model-{quants[0]}.gguf", action_format=action_format, end=folder_turns(merged).end,
-                     fireflans_template=ours)
+def _modelfile(quants: list[str], out: Path, action_format: str, template: str, turns: Turns) -> dict:
+    text = modelfile(f"model-{quants[0]}.gguf", action_format=action_format, end=turns.end,
+                     fireflans_template=template == plain_template(CHAT_TEMPLATE))
     mf = out / "Modelfile"
     ran = not mf.is_file() or mf.read_text() != text
     if ran:
